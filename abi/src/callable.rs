@@ -1,0 +1,77 @@
+//! Headers of the `ChipCallable` blob (one task graph: orchestration + child kernels) and of each
+//! child `CoreCallable`.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::addr::DevAddr;
+
+/// Most arguments of a chip callable's signature.
+pub const MAX_CHIP_ARGS: usize = 256;
+/// Most children of one chip callable.
+pub const MAX_CHILDREN: usize = 1024;
+/// Most arguments of one kernel.
+pub const MAX_CORE_ARGS: usize = 32;
+/// Bytes of each name field.
+pub const NAME_BYTES: usize = 64;
+/// Offset of a child's kernel code from the start of its [`CoreCallableHeader`].
+pub const CORE_CODE_OFFSET: u64 = 192;
+/// Alignment of each child inside the blob.
+pub const CHILD_ALIGN: u64 = 64;
+/// `ChipCallableHeader::magic`: "PTOC".
+pub const CHIP_CALLABLE_MAGIC: u32 = u32::from_le_bytes(*b"PTOC");
+/// `CoreCallableHeader::magic`: "PTOK".
+pub const CORE_CALLABLE_MAGIC: u32 = u32::from_le_bytes(*b"PTOK");
+/// Version of the callable blob format.
+pub const CALLABLE_FORMAT_VERSION: u32 = 1;
+
+/// Header of a chip callable blob; storage (orchestration bytes, then children) follows it.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ChipCallableHeader {
+    /// [`CHIP_CALLABLE_MAGIC`].
+    pub magic: u32,
+    /// [`CALLABLE_FORMAT_VERSION`].
+    pub version: u32,
+    /// Used entries of `signature`.
+    pub arg_count: u32,
+    /// Used entries of `child_func_ids` / `child_offsets`.
+    pub child_count: u32,
+    /// Bytes of the whole blob.
+    pub total_size: u64,
+    /// Offset of the orchestration bytes from the blob start.
+    pub orchestration_offset: u64,
+    /// Bytes of the orchestration.
+    pub orchestration_size: u64,
+    /// Explicit padding to one cache line.
+    pub _pad0: [u8; 24],
+    /// `TensorDirection` value of each argument.
+    pub signature: [u8; MAX_CHIP_ARGS],
+    /// Orchestration name, NUL-padded UTF-8.
+    pub orchestration_name: [u8; NAME_BYTES],
+    /// Config name, NUL-padded UTF-8.
+    pub config_name: [u8; NAME_BYTES],
+    /// Func id of each child.
+    pub child_func_ids: [u32; MAX_CHILDREN],
+    /// Offset of each child's header from the blob start (64-aligned).
+    pub child_offsets: [u64; MAX_CHILDREN],
+}
+
+/// Header of one child kernel; its code starts [`CORE_CODE_OFFSET`] bytes after the header start.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct CoreCallableHeader {
+    /// [`CORE_CALLABLE_MAGIC`].
+    pub magic: u32,
+    /// Used entries of `signature`.
+    pub arg_count: u32,
+    /// Bytes of kernel code.
+    pub binary_size: u64,
+    /// Device address of the code once uploaded (null in the caller's blob).
+    pub resolved_addr: DevAddr,
+    /// `TensorDirection` value of each argument.
+    pub signature: [u8; MAX_CORE_ARGS],
+    /// Kernel name, NUL-padded UTF-8.
+    pub name: [u8; NAME_BYTES],
+    /// Reserved; zero.
+    pub reserved: [u64; 3],
+}

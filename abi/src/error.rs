@@ -1,0 +1,309 @@
+//! Error codes the device reports: runtime codes of DESIGN §5 and boot/image codes of our own.
+//!
+//! Runtime codes are below 1000; boot codes start at [`BOOT_ERROR_BASE`], so they never collide.
+//! A run's status is `-(code)`.
+
+/// First code of the boot/image range.
+pub const BOOT_ERROR_BASE: u32 = 1000;
+
+/// Errors latched by the orchestrator or a scheduler while running.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuntimeErrorCode {
+    /// A scope holds window-1 tasks and can never release them.
+    ScopeDeadlock = 1,
+    /// The ring heap cannot satisfy an allocation and never will.
+    HeapRingDeadlock = 2,
+    /// The task window is full and never drains.
+    FlowControlDeadlock = 3,
+    /// The dep-list pool is exhausted.
+    DepPoolOverflow = 4,
+    /// A submit had invalid arguments.
+    InvalidArgs = 5,
+    /// A require-sync-start request was invalid.
+    RequireSyncStartInvalid = 7,
+    /// Waiting for a tensor timed out.
+    TensorWaitTimeout = 8,
+    /// The orchestration reported a fatal error.
+    ExplicitOrchFatal = 9,
+    /// A scope holds more tasks than the scope task list can track.
+    ScopeTasksOverflow = 10,
+    /// The tensor-map entry pool is exhausted.
+    TensormapOverflow = 11,
+    /// A scheduler made no progress within its budget.
+    SchedulerTimeout = 100,
+}
+
+impl RuntimeErrorCode {
+    /// Every runtime code, in numeric order.
+    pub const ALL: [RuntimeErrorCode; 11] = [
+        RuntimeErrorCode::ScopeDeadlock,
+        RuntimeErrorCode::HeapRingDeadlock,
+        RuntimeErrorCode::FlowControlDeadlock,
+        RuntimeErrorCode::DepPoolOverflow,
+        RuntimeErrorCode::InvalidArgs,
+        RuntimeErrorCode::RequireSyncStartInvalid,
+        RuntimeErrorCode::TensorWaitTimeout,
+        RuntimeErrorCode::ExplicitOrchFatal,
+        RuntimeErrorCode::ScopeTasksOverflow,
+        RuntimeErrorCode::TensormapOverflow,
+        RuntimeErrorCode::SchedulerTimeout,
+    ];
+
+    /// The code's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RuntimeErrorCode::ScopeDeadlock => "SCOPE_DEADLOCK",
+            RuntimeErrorCode::HeapRingDeadlock => "HEAP_RING_DEADLOCK",
+            RuntimeErrorCode::FlowControlDeadlock => "FLOW_CONTROL_DEADLOCK",
+            RuntimeErrorCode::DepPoolOverflow => "DEP_POOL_OVERFLOW",
+            RuntimeErrorCode::InvalidArgs => "INVALID_ARGS",
+            RuntimeErrorCode::RequireSyncStartInvalid => "REQUIRE_SYNC_START_INVALID",
+            RuntimeErrorCode::TensorWaitTimeout => "TENSOR_WAIT_TIMEOUT",
+            RuntimeErrorCode::ExplicitOrchFatal => "EXPLICIT_ORCH_FATAL",
+            RuntimeErrorCode::ScopeTasksOverflow => "SCOPE_TASKS_OVERFLOW",
+            RuntimeErrorCode::TensormapOverflow => "TENSORMAP_OVERFLOW",
+            RuntimeErrorCode::SchedulerTimeout => "SCHEDULER_TIMEOUT",
+        }
+    }
+
+    /// One line saying what went wrong.
+    pub const fn description(self) -> &'static str {
+        match self {
+            RuntimeErrorCode::ScopeDeadlock => "a scope holds window-1 tasks and can never release them",
+            RuntimeErrorCode::HeapRingDeadlock => "a ring heap is full and the tasks pinning it can never be consumed",
+            RuntimeErrorCode::FlowControlDeadlock => "a ring's task window is full and never drains",
+            RuntimeErrorCode::DepPoolOverflow => "a ring's dep-list pool is exhausted",
+            RuntimeErrorCode::InvalidArgs => "a submit had invalid arguments",
+            RuntimeErrorCode::RequireSyncStartInvalid => "a require-sync-start request was invalid",
+            RuntimeErrorCode::TensorWaitTimeout => "waiting for a tensor's producer timed out",
+            RuntimeErrorCode::ExplicitOrchFatal => "the orchestration reported a fatal error",
+            RuntimeErrorCode::ScopeTasksOverflow => "open scopes hold more tasks than the scope task list tracks",
+            RuntimeErrorCode::TensormapOverflow => "the tensor-map entry pool is exhausted",
+            RuntimeErrorCode::SchedulerTimeout => "a scheduler made no progress within its budget",
+        }
+    }
+}
+
+impl TryFrom<u32> for RuntimeErrorCode {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        for c in RuntimeErrorCode::ALL {
+            if c as u32 == v {
+                return Ok(c);
+            }
+        }
+        Err(v)
+    }
+}
+
+/// Sub-class of [`RuntimeErrorCode::SchedulerTimeout`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StallClass {
+    /// No stall recorded.
+    None = 0,
+    /// Tasks are running on cores but none finishes.
+    RunningStalled = 1,
+    /// Tasks are ready but no core takes them.
+    ReadyButIdle = 2,
+    /// Pending tasks wait on producers that can never complete.
+    DependencyDeadlock = 3,
+    /// Schedulers wait for an orchestrator that submits nothing.
+    OrchestratorStarvation = 4,
+}
+
+impl TryFrom<u32> for StallClass {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        Ok(match v {
+            0 => StallClass::None,
+            1 => StallClass::RunningStalled,
+            2 => StallClass::ReadyButIdle,
+            3 => StallClass::DependencyDeadlock,
+            4 => StallClass::OrchestratorStarvation,
+            other => return Err(other),
+        })
+    }
+}
+
+/// Errors found while booting from an image, before anything in it is trusted.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BootErrorCode {
+    /// The launch descriptor's magic is wrong.
+    BadLaunchDescriptor = 1000,
+    /// The image header's magic is wrong.
+    BadMagic = 1001,
+    /// The image was built for another ABI version.
+    UnsupportedVersion = 1002,
+    /// The image's ABI fingerprint differs from the firmware's.
+    FingerprintMismatch = 1003,
+    /// The image is shorter than its header or than the layout needs.
+    ImageTruncated = 1004,
+    /// The image is larger than the arena region it lives in.
+    ImageLargerThanRegion = 1005,
+    /// A region base is not 1024-aligned.
+    MisalignedBase = 1006,
+    /// A region base is null.
+    NullBase = 1007,
+    /// The header size differs from the firmware's.
+    HeaderSizeMismatch = 1008,
+    /// The stored layout differs from the one the firmware computes from the stored sizing.
+    LayoutMismatch = 1009,
+    /// The stored sizing key is invalid.
+    InvalidSizing = 1010,
+    /// The SM region is smaller than the layout needs.
+    SmRegionTooSmall = 1011,
+    /// The GM heap region is smaller than the layout needs.
+    HeapRegionTooSmall = 1012,
+    /// The runtime header's magic is wrong.
+    BadRuntimeHeader = 1013,
+    /// A pointer audit found a field outside its region.
+    PointerAuditFailed = 1014,
+    /// The launch asks for more threads or clusters than the ABI supports.
+    BadLaunchParameters = 1015,
+}
+
+impl BootErrorCode {
+    /// Every boot code, in numeric order.
+    pub const ALL: [BootErrorCode; 16] = [
+        BootErrorCode::BadLaunchDescriptor,
+        BootErrorCode::BadMagic,
+        BootErrorCode::UnsupportedVersion,
+        BootErrorCode::FingerprintMismatch,
+        BootErrorCode::ImageTruncated,
+        BootErrorCode::ImageLargerThanRegion,
+        BootErrorCode::MisalignedBase,
+        BootErrorCode::NullBase,
+        BootErrorCode::HeaderSizeMismatch,
+        BootErrorCode::LayoutMismatch,
+        BootErrorCode::InvalidSizing,
+        BootErrorCode::SmRegionTooSmall,
+        BootErrorCode::HeapRegionTooSmall,
+        BootErrorCode::BadRuntimeHeader,
+        BootErrorCode::PointerAuditFailed,
+        BootErrorCode::BadLaunchParameters,
+    ];
+
+    /// The code's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BootErrorCode::BadLaunchDescriptor => "BOOT_BAD_LAUNCH_DESCRIPTOR",
+            BootErrorCode::BadMagic => "BOOT_BAD_MAGIC",
+            BootErrorCode::UnsupportedVersion => "BOOT_UNSUPPORTED_VERSION",
+            BootErrorCode::FingerprintMismatch => "BOOT_FINGERPRINT_MISMATCH",
+            BootErrorCode::ImageTruncated => "BOOT_IMAGE_TRUNCATED",
+            BootErrorCode::ImageLargerThanRegion => "BOOT_IMAGE_LARGER_THAN_REGION",
+            BootErrorCode::MisalignedBase => "BOOT_MISALIGNED_BASE",
+            BootErrorCode::NullBase => "BOOT_NULL_BASE",
+            BootErrorCode::HeaderSizeMismatch => "BOOT_HEADER_SIZE_MISMATCH",
+            BootErrorCode::LayoutMismatch => "BOOT_LAYOUT_MISMATCH",
+            BootErrorCode::InvalidSizing => "BOOT_INVALID_SIZING",
+            BootErrorCode::SmRegionTooSmall => "BOOT_SM_REGION_TOO_SMALL",
+            BootErrorCode::HeapRegionTooSmall => "BOOT_HEAP_REGION_TOO_SMALL",
+            BootErrorCode::BadRuntimeHeader => "BOOT_BAD_RUNTIME_HEADER",
+            BootErrorCode::PointerAuditFailed => "BOOT_POINTER_AUDIT_FAILED",
+            BootErrorCode::BadLaunchParameters => "BOOT_BAD_LAUNCH_PARAMETERS",
+        }
+    }
+
+    /// One line saying what went wrong.
+    pub const fn description(self) -> &'static str {
+        match self {
+            BootErrorCode::BadLaunchDescriptor => "the launch descriptor's magic or fingerprint is wrong",
+            BootErrorCode::BadMagic => "the image does not start with the image magic",
+            BootErrorCode::UnsupportedVersion => "the image was built for another ABI version",
+            BootErrorCode::FingerprintMismatch => "the image's ABI fingerprint differs from the firmware's",
+            BootErrorCode::ImageTruncated => "the image is shorter than its header or layout needs",
+            BootErrorCode::ImageLargerThanRegion => "the image is larger than the arena region holding it",
+            BootErrorCode::MisalignedBase => "a region base is not 1024-byte aligned",
+            BootErrorCode::NullBase => "a region base is null",
+            BootErrorCode::HeaderSizeMismatch => "the image header size differs from the firmware's",
+            BootErrorCode::LayoutMismatch => "the stored layout differs from the one computed from its sizing",
+            BootErrorCode::InvalidSizing => "the stored sizing key breaks a sizing rule",
+            BootErrorCode::SmRegionTooSmall => "the SM region is smaller than the layout needs",
+            BootErrorCode::HeapRegionTooSmall => "the GM heap region is smaller than the layout needs",
+            BootErrorCode::BadRuntimeHeader => "the runtime header's magic is wrong",
+            BootErrorCode::PointerAuditFailed => "a runtime pointer lands outside the region it must point into",
+            BootErrorCode::BadLaunchParameters => "the launch asks for more threads or clusters than supported",
+        }
+    }
+}
+
+impl TryFrom<u32> for BootErrorCode {
+    type Error = u32;
+    fn try_from(v: u32) -> Result<Self, u32> {
+        for c in BootErrorCode::ALL {
+            if c as u32 == v {
+                return Ok(c);
+            }
+        }
+        Err(v)
+    }
+}
+
+/// Any code the device reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceErrorCode {
+    /// A runtime code (< 1000).
+    Runtime(RuntimeErrorCode),
+    /// A boot/image code (>= 1000).
+    Boot(BootErrorCode),
+}
+
+impl DeviceErrorCode {
+    /// Decodes a raw code; `Err` carries an unknown value.
+    pub fn from_raw(v: u32) -> Result<Self, u32> {
+        if v >= BOOT_ERROR_BASE {
+            BootErrorCode::try_from(v).map(DeviceErrorCode::Boot)
+        } else {
+            RuntimeErrorCode::try_from(v).map(DeviceErrorCode::Runtime)
+        }
+    }
+
+    /// The raw code.
+    pub fn raw(self) -> u32 {
+        match self {
+            DeviceErrorCode::Runtime(c) => c as u32,
+            DeviceErrorCode::Boot(c) => c as u32,
+        }
+    }
+
+    /// The code's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceErrorCode::Runtime(c) => c.name(),
+            DeviceErrorCode::Boot(c) => c.name(),
+        }
+    }
+
+    /// One line saying what went wrong.
+    pub fn description(self) -> &'static str {
+        match self {
+            DeviceErrorCode::Runtime(c) => c.description(),
+            DeviceErrorCode::Boot(c) => c.description(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_do_not_collide() {
+        for c in RuntimeErrorCode::ALL {
+            assert!((c as u32) < BOOT_ERROR_BASE);
+            assert_eq!(RuntimeErrorCode::try_from(c as u32), Ok(c));
+            assert_eq!(DeviceErrorCode::from_raw(c as u32), Ok(DeviceErrorCode::Runtime(c)));
+        }
+        for c in BootErrorCode::ALL {
+            assert!((c as u32) >= BOOT_ERROR_BASE);
+            assert_eq!(DeviceErrorCode::from_raw(c as u32), Ok(DeviceErrorCode::Boot(c)));
+        }
+        assert_eq!(RuntimeErrorCode::try_from(6), Err(6));
+        assert_eq!(DeviceErrorCode::from_raw(1999), Err(1999));
+        assert_eq!(RuntimeErrorCode::SchedulerTimeout.name(), "SCHEDULER_TIMEOUT");
+    }
+}

@@ -1,0 +1,148 @@
+//! What a launch hands the device: the launch descriptor, `KernelArgs`, and the AICore protocol
+//! records (registers, handshake, payload).
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::addr::DevAddr;
+use crate::consts::{MAX_FUNC_IDS, MAX_KERNEL_ARGS};
+
+/// `LaunchDescriptor::magic`: "PTOLAUNC" little-endian.
+pub const LAUNCH_MAGIC: u64 = u64::from_le_bytes(*b"PTOLAUNC");
+
+/// Per-launch description of the device regions and run parameters.
+///
+/// It carries each region's real size so the device can bound-check the image against the memory
+/// it really has.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct LaunchDescriptor {
+    /// [`LAUNCH_MAGIC`].
+    pub magic: u64,
+    /// ABI fingerprint of the host that wrote this descriptor.
+    pub abi_fingerprint: u64,
+    /// Runtime arena base (the resident image).
+    pub arena_base: DevAddr,
+    /// Bytes of the arena region.
+    pub arena_region_size: u64,
+    /// SM base.
+    pub sm_base: DevAddr,
+    /// Bytes of the SM region.
+    pub sm_region_size: u64,
+    /// GM heap base.
+    pub heap_base: DevAddr,
+    /// Bytes of the GM heap region.
+    pub heap_region_size: u64,
+    /// Orchestration entry (a device address of its bytes or a registered function).
+    pub orchestration: DevAddr,
+    /// Device address of the orchestration's argument words.
+    pub orch_args: DevAddr,
+    /// Number of argument words at `orch_args`.
+    pub orch_arg_count: u32,
+    /// AICPU threads of this run (the last is the orchestrator).
+    pub aicpu_thread_count: u32,
+    /// AICore clusters to drive.
+    pub cluster_count: u32,
+    /// Used entries of `func_table`.
+    pub func_count: u32,
+    /// Orchestrator no-progress budget, nanoseconds.
+    pub orch_timeout_ns: u64,
+    /// Scheduler no-progress budget, nanoseconds.
+    pub sched_timeout_ns: u64,
+    /// Run flags.
+    pub flags: u64,
+    /// Explicit padding to a whole number of lines.
+    pub _pad: [u8; 8],
+    /// Kernel code address by func id (null = unused).
+    pub func_table: [DevAddr; MAX_FUNC_IDS],
+}
+
+/// The one struct every AICPU and AICore program receives (96 bytes; offsets 0 and 8 are frozen).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct KernelArgs {
+    /// Device address of the [`LaunchDescriptor`].
+    pub runtime_desc: DevAddr,
+    /// Device address of the AICore register table.
+    pub register_table: DevAddr,
+    /// Device address of the handshake records.
+    pub handshake_table: DevAddr,
+    /// Device address of the AICore payloads.
+    pub core_payloads: DevAddr,
+    /// AICore cores launched.
+    pub core_count: u32,
+    /// AICore block dimension of the launch.
+    pub block_dim: u32,
+    /// Launch flags.
+    pub flags: u64,
+    /// Reserved; zero.
+    pub reserved: [u64; 6],
+}
+
+/// Dispatch register value: the core is idle (no task).
+pub const DISPATCH_IDLE: u64 = 0;
+/// Dispatch register value: the core must exit.
+pub const DISPATCH_EXIT: u64 = u64::MAX;
+/// Condition register: kind bits for an acknowledgement (token in the low 56 bits).
+pub const COND_ACK: u64 = 1 << 56;
+/// Condition register: kind bits for a finished task (token in the low 56 bits).
+pub const COND_FIN: u64 = 2 << 56;
+/// Condition register: kind bits for an exit acknowledgement.
+pub const COND_EXITED: u64 = 3 << 56;
+/// Mask of the token bits of a condition register value.
+pub const COND_TOKEN_MASK: u64 = (1 << 56) - 1;
+
+/// One core's registers; dispatch (AICPU writes) and condition (core writes) on separate lines.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct CoreRegisters {
+    /// Monotonic dispatch token, or [`DISPATCH_IDLE`] / [`DISPATCH_EXIT`].
+    pub dispatch: u64,
+    /// Explicit padding: the AICPU's line.
+    pub _pad0: [u8; 56],
+    /// `COND_*` kind | token.
+    pub condition: u64,
+    /// Explicit padding: the core's line.
+    pub _pad1: [u8; 56],
+}
+
+/// A core announces itself through this record before polling its dispatch register.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct HandshakeRecord {
+    /// Core index.
+    pub core_id: u32,
+    /// A `Lane` value.
+    pub lane: u32,
+    /// Cluster index.
+    pub cluster: u32,
+    /// Nonzero once the core is polling.
+    pub online: u32,
+    /// This core's [`CoreRegisters`].
+    pub registers: DevAddr,
+    /// This core's two [`AicorePayload`]s.
+    pub payloads: DevAddr,
+    /// Explicit padding to one cache line.
+    pub _pad: [u8; 32],
+}
+
+/// What a core runs for one dispatch token; two per core, chosen by token parity.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct AicorePayload {
+    /// Kernel code address.
+    pub kernel: DevAddr,
+    /// Task being run.
+    pub task_id: u64,
+    /// Block index of this dispatch.
+    pub block_idx: u32,
+    /// Block count of the task.
+    pub block_num: u32,
+    /// Used entries of `args`.
+    pub arg_count: u32,
+    /// Explicit padding.
+    pub _pad0: [u8; 4],
+    /// Argument words: tensor addresses then scalars.
+    pub args: [u64; MAX_KERNEL_ARGS],
+    /// Explicit padding to a whole number of lines.
+    pub _pad1: [u8; 32],
+}

@@ -1,0 +1,378 @@
+//! The layout engine: a pure, deterministic function from an [`ArenaSizingKey`] to the offset of
+//! every arena sub-region, plus the SM and GM-heap layouts. Host and device call the same code.
+
+use core::fmt;
+use core::mem::size_of;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::addr::align_up;
+use crate::consts::{
+    CACHE_LINE, MAX_AICPU_THREADS, MAX_CORES, MAX_SCOPE_DEPTH, READY_QUEUE_COUNT, RING_COUNT,
+    TENSORMAP_ENTRIES_PER_TASK, TENSORMAP_MIN_ENTRIES,
+};
+use crate::image::ImageHeader;
+use crate::launch::{AicorePayload, CoreRegisters, HandshakeRecord};
+use crate::runtime::{
+    MailboxHeader, MailboxMessage, OrchState, ReadyQueueCell, ReadyQueueHeader, RingSchedState, RuntimeHeader,
+    SchedThreadState, ScopeFrame, SmHandle, TensorMapEntry,
+};
+use crate::sizing::{ArenaSizingKey, SizingError};
+use crate::sm::SmHeader;
+use crate::task::{DepListEntry, SlotState, TaskDescriptor, TaskPayload};
+
+/// A byte range `[offset, offset + size)` inside a region.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct Region {
+    /// Start, in bytes from the region base.
+    pub offset: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Region {
+    /// End (exclusive) of the range; never overflows for ranges built by the layout engine.
+    pub const fn end(&self) -> u64 {
+        self.offset.saturating_add(self.size)
+    }
+
+    /// True when the two ranges share at least one byte.
+    pub const fn overlaps(&self, other: &Region) -> bool {
+        self.size != 0 && other.size != 0 && self.offset < other.end() && other.offset < self.end()
+    }
+}
+
+/// Offsets of every arena sub-region, the capacities derived from the sizing, and the arena size.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct ArenaOffsets {
+    /// [`ImageHeader`] (always at offset 0).
+    pub image_header: Region,
+    /// [`RuntimeHeader`].
+    pub runtime_header: Region,
+    /// [`SmHandle`].
+    pub sm_handle: Region,
+    /// [`OrchState`].
+    pub orch_state: Region,
+    /// `MAX_SCOPE_DEPTH` × [`ScopeFrame`].
+    pub scope_stack: Region,
+    /// `scope_task_capacity` task ids (u64).
+    pub scope_tasks: Region,
+    /// `RING_COUNT` × [`RingSchedState`].
+    pub ring_sched: Region,
+    /// `MAX_AICPU_THREADS` × [`SchedThreadState`].
+    pub sched_threads: Region,
+    /// Per queue: [`ReadyQueueHeader`] + `ready_queue_capacity` × [`ReadyQueueCell`].
+    pub ready_queues: [Region; READY_QUEUE_COUNT],
+    /// `tensor_map_bucket_count` × u32 bucket heads.
+    pub tensor_map_buckets: Region,
+    /// (`tensor_map_entry_count` + 1) × [`TensorMapEntry`]; entry 0 is the null sentinel.
+    pub tensor_map_entries: Region,
+    /// Per ring: (capacity + 1) × [`DepListEntry`]; entry 0 is the null sentinel.
+    pub dep_pools: [Region; RING_COUNT],
+    /// [`MailboxHeader`] + `mailbox_capacity` × [`MailboxMessage`].
+    pub mailbox: Region,
+    /// `MAX_CORES` × [`CoreRegisters`].
+    pub core_registers: Region,
+    /// `MAX_CORES` × [`HandshakeRecord`].
+    pub handshakes: Region,
+    /// `MAX_CORES` × 2 × [`AicorePayload`].
+    pub core_payloads: Region,
+    /// Cells per ready queue (power of two).
+    pub ready_queue_capacity: u64,
+    /// Usable tensor-map entries (excluding the sentinel).
+    pub tensor_map_entry_count: u64,
+    /// Tensor-map buckets (power of two).
+    pub tensor_map_bucket_count: u64,
+    /// Task ids the open scopes can hold.
+    pub scope_task_capacity: u64,
+    /// Messages in the completion mailbox (power of two).
+    pub mailbox_capacity: u64,
+    /// Bytes of the whole arena (and of its image).
+    pub arena_size: u64,
+}
+
+/// Number of regions listed by [`ArenaOffsets::regions`].
+pub const ARENA_REGION_COUNT: usize = 8 + READY_QUEUE_COUNT + 2 + RING_COUNT + 4;
+
+/// A region with its name, for listings and checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NamedRegion {
+    /// Region name, e.g. `ready_queue[2]`.
+    pub name: &'static str,
+    /// Where it lies.
+    pub region: Region,
+    /// Alignment the layout guarantees for its offset.
+    pub align: u64,
+}
+
+const READY_QUEUE_NAMES: [&str; READY_QUEUE_COUNT] =
+    ["ready_queue[aic]", "ready_queue[aiv]", "ready_queue[mix]", "ready_queue[dep_only]"];
+const DEP_POOL_NAMES: [&str; RING_COUNT] = ["dep_pool[0]", "dep_pool[1]", "dep_pool[2]", "dep_pool[3]"];
+
+impl ArenaOffsets {
+    /// Every region, in placement order.
+    pub fn regions(&self) -> [NamedRegion; ARENA_REGION_COUNT] {
+        let mut out = [NamedRegion { name: "", region: Region::default(), align: CACHE_LINE }; ARENA_REGION_COUNT];
+        let mut i = 0;
+        let mut push = |name: &'static str, region: Region| {
+            out[i] = NamedRegion { name, region, align: CACHE_LINE };
+            i += 1;
+        };
+        push("image_header", self.image_header);
+        push("runtime_header", self.runtime_header);
+        push("sm_handle", self.sm_handle);
+        push("orch_state", self.orch_state);
+        push("scope_stack", self.scope_stack);
+        push("scope_tasks", self.scope_tasks);
+        push("ring_sched", self.ring_sched);
+        push("sched_threads", self.sched_threads);
+        for (q, name) in READY_QUEUE_NAMES.iter().enumerate() {
+            push(name, self.ready_queues[q]);
+        }
+        push("tensor_map_buckets", self.tensor_map_buckets);
+        push("tensor_map_entries", self.tensor_map_entries);
+        for (r, name) in DEP_POOL_NAMES.iter().enumerate() {
+            push(name, self.dep_pools[r]);
+        }
+        push("mailbox", self.mailbox);
+        push("core_registers", self.core_registers);
+        push("handshakes", self.handshakes);
+        push("core_payloads", self.core_payloads);
+        out
+    }
+}
+
+/// A sizing key together with the layout it produces; stored inside every image.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct RuntimeArenaLayout {
+    /// The input.
+    pub sizing: ArenaSizingKey,
+    /// The output.
+    pub offsets: ArenaOffsets,
+}
+
+/// Why a layout could not be computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The sizing key breaks a rule.
+    Sizing(SizingError),
+    /// A size or offset computation overflowed 64 bits while placing `region`.
+    Overflow {
+        /// The region being placed.
+        region: &'static str,
+    },
+}
+
+impl From<SizingError> for LayoutError {
+    fn from(e: SizingError) -> Self {
+        LayoutError::Sizing(e)
+    }
+}
+
+impl fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayoutError::Sizing(e) => write!(f, "invalid sizing: {e}"),
+            LayoutError::Overflow { region } => write!(f, "layout overflows 64 bits while placing {region}"),
+        }
+    }
+}
+
+/// A bump cursor over a region; every placement is cache-line aligned and overflow-checked.
+struct Cursor {
+    at: u64,
+}
+
+impl Cursor {
+    fn place(&mut self, region: &'static str, count: u64, elem_size: usize) -> Result<Region, LayoutError> {
+        self.place_with_header(region, 0, count, elem_size)
+    }
+
+    fn place_with_header(
+        &mut self,
+        region: &'static str,
+        header: usize,
+        count: u64,
+        elem_size: usize,
+    ) -> Result<Region, LayoutError> {
+        let overflow = LayoutError::Overflow { region };
+        let offset = align_up(self.at, CACHE_LINE).ok_or(overflow)?;
+        let size = count.checked_mul(elem_size as u64).and_then(|s| s.checked_add(header as u64)).ok_or(overflow)?;
+        self.at = offset.checked_add(size).ok_or(overflow)?;
+        Ok(Region { offset, size })
+    }
+
+    fn finish(self, region: &'static str) -> Result<u64, LayoutError> {
+        align_up(self.at, CACHE_LINE).ok_or(LayoutError::Overflow { region })
+    }
+}
+
+fn next_pow2(v: u64, region: &'static str) -> Result<u64, LayoutError> {
+    v.checked_next_power_of_two().ok_or(LayoutError::Overflow { region })
+}
+
+/// Computes the arena layout for a sizing key.
+///
+/// Pure and deterministic: the same key gives the same layout on every call and every target.
+/// Every region is 64-aligned, regions never overlap and all lie inside `[0, arena_size)`.
+pub fn reserve_layout(sizing: &ArenaSizingKey) -> Result<RuntimeArenaLayout, LayoutError> {
+    sizing.validate()?;
+    let total_window = sizing.total_task_window();
+    let ready_queue_capacity = next_pow2(total_window, "ready queues")?;
+    let tensor_map_entry_count = total_window
+        .checked_mul(TENSORMAP_ENTRIES_PER_TASK)
+        .ok_or(LayoutError::Overflow { region: "tensor_map_entries" })?
+        .max(TENSORMAP_MIN_ENTRIES);
+    let tensor_map_bucket_count = next_pow2(total_window.max(TENSORMAP_MIN_ENTRIES), "tensor_map_buckets")?;
+    let scope_task_capacity = total_window;
+    let mailbox_capacity = next_pow2(total_window, "mailbox")?;
+
+    let mut c = Cursor { at: 0 };
+    let image_header = c.place("image_header", 1, size_of::<ImageHeader>())?;
+    let runtime_header = c.place("runtime_header", 1, size_of::<RuntimeHeader>())?;
+    let sm_handle = c.place("sm_handle", 1, size_of::<SmHandle>())?;
+    let orch_state = c.place("orch_state", 1, size_of::<OrchState>())?;
+    let scope_stack = c.place("scope_stack", MAX_SCOPE_DEPTH as u64, size_of::<ScopeFrame>())?;
+    let scope_tasks = c.place("scope_tasks", scope_task_capacity, size_of::<u64>())?;
+    let ring_sched = c.place("ring_sched", RING_COUNT as u64, size_of::<RingSchedState>())?;
+    let sched_threads = c.place("sched_threads", MAX_AICPU_THREADS as u64, size_of::<SchedThreadState>())?;
+    let mut ready_queues = [Region::default(); READY_QUEUE_COUNT];
+    for (q, slot) in ready_queues.iter_mut().enumerate() {
+        *slot = c.place_with_header(
+            READY_QUEUE_NAMES[q],
+            size_of::<ReadyQueueHeader>(),
+            ready_queue_capacity,
+            size_of::<ReadyQueueCell>(),
+        )?;
+    }
+    let tensor_map_buckets = c.place("tensor_map_buckets", tensor_map_bucket_count, size_of::<u32>())?;
+    let tensor_map_entries = c.place("tensor_map_entries", tensor_map_entry_count + 1, size_of::<TensorMapEntry>())?;
+    let mut dep_pools = [Region::default(); RING_COUNT];
+    for (r, slot) in dep_pools.iter_mut().enumerate() {
+        *slot = c.place(DEP_POOL_NAMES[r], sizing.dep_pool_capacities[r] as u64 + 1, size_of::<DepListEntry>())?;
+    }
+    let mailbox =
+        c.place_with_header("mailbox", size_of::<MailboxHeader>(), mailbox_capacity, size_of::<MailboxMessage>())?;
+    let core_registers = c.place("core_registers", MAX_CORES as u64, size_of::<CoreRegisters>())?;
+    let handshakes = c.place("handshakes", MAX_CORES as u64, size_of::<HandshakeRecord>())?;
+    let core_payloads = c.place("core_payloads", 2 * MAX_CORES as u64, size_of::<AicorePayload>())?;
+    let arena_size = c.finish("arena end")?;
+
+    Ok(RuntimeArenaLayout {
+        sizing: *sizing,
+        offsets: ArenaOffsets {
+            image_header,
+            runtime_header,
+            sm_handle,
+            orch_state,
+            scope_stack,
+            scope_tasks,
+            ring_sched,
+            sched_threads,
+            ready_queues,
+            tensor_map_buckets,
+            tensor_map_entries,
+            dep_pools,
+            mailbox,
+            core_registers,
+            handshakes,
+            core_payloads,
+            ready_queue_capacity,
+            tensor_map_entry_count,
+            tensor_map_bucket_count,
+            scope_task_capacity,
+            mailbox_capacity,
+            arena_size,
+        },
+    })
+}
+
+/// Where one ring's arrays lie inside SM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SmRingLayout {
+    /// `window` × [`TaskDescriptor`].
+    pub descriptors: Region,
+    /// `window` × [`TaskPayload`].
+    pub payloads: Region,
+    /// `window` × [`SlotState`].
+    pub slot_states: Region,
+}
+
+/// The SM layout: header, then per ring descriptors, payloads and slot states (each 64-aligned).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SmLayout {
+    /// [`SmHeader`] at offset 0.
+    pub header: Region,
+    /// Per-ring arrays.
+    pub rings: [SmRingLayout; RING_COUNT],
+    /// Bytes of SM.
+    pub total_size: u64,
+}
+
+/// Computes the SM layout for a sizing key.
+pub fn sm_layout(sizing: &ArenaSizingKey) -> Result<SmLayout, LayoutError> {
+    sizing.validate()?;
+    let mut c = Cursor { at: 0 };
+    let header = c.place("sm_header", 1, size_of::<SmHeader>())?;
+    let mut rings = [SmRingLayout::default(); RING_COUNT];
+    for (r, ring) in rings.iter_mut().enumerate() {
+        let w = sizing.task_window_sizes[r];
+        ring.descriptors = c.place("sm descriptors", w, size_of::<TaskDescriptor>())?;
+        ring.payloads = c.place("sm payloads", w, size_of::<TaskPayload>())?;
+        ring.slot_states = c.place("sm slot states", w, size_of::<SlotState>())?;
+    }
+    Ok(SmLayout { header, rings, total_size: c.finish("sm end")? })
+}
+
+/// The GM heap layout: ring heaps back to back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapLayout {
+    /// Ring r's heap.
+    pub rings: [Region; RING_COUNT],
+    /// Bytes of the GM heap.
+    pub total_size: u64,
+}
+
+/// Computes the GM heap layout: ring r starts at the prefix sum of the earlier rings' heaps.
+pub fn heap_layout(sizing: &ArenaSizingKey) -> Result<HeapLayout, LayoutError> {
+    sizing.validate()?;
+    let mut rings = [Region::default(); RING_COUNT];
+    let mut at: u64 = 0;
+    for (r, ring) in rings.iter_mut().enumerate() {
+        let size = sizing.heap_sizes[r];
+        *ring = Region { offset: at, size };
+        at = at.checked_add(size).ok_or(LayoutError::Overflow { region: "gm heap" })?;
+    }
+    Ok(HeapLayout { rings, total_size: at })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smallest_arena_is_under_one_mib_and_default_under_reference() {
+        let small = reserve_layout(&ArenaSizingKey::smallest()).unwrap();
+        assert!(small.offsets.arena_size < 1 << 20, "smallest arena {}", small.offsets.arena_size);
+        let def = reserve_layout(&ArenaSizingKey::default()).unwrap();
+        assert!(def.offsets.arena_size <= 23_600_000, "default arena {}", def.offsets.arena_size);
+    }
+
+    #[test]
+    fn heap_rings_are_prefix_sums() {
+        let mut k = ArenaSizingKey::default();
+        k.heap_sizes = [1024, 2048, 4096, 8192];
+        let h = heap_layout(&k).unwrap();
+        assert_eq!(h.rings.map(|r| r.offset), [0, 1024, 3072, 7168]);
+        assert_eq!(h.total_size, 15360);
+    }
+
+    #[test]
+    fn default_sm_is_close_to_reference() {
+        let sm = sm_layout(&ArenaSizingKey::default()).unwrap();
+        // Reference: 325.6 MB at default sizing.
+        assert!(sm.total_size > 300_000_000 && sm.total_size < 340_000_000, "{}", sm.total_size);
+    }
+}

@@ -1,0 +1,2 @@
+//! The `pto` command line tool.
+fn main() {}

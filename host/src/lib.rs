@@ -1,0 +1,4 @@
+//! Host side of the PTO runtime: sets up device memory, builds and caches arena images, uploads
+//! callables and launches kernels.
+
+pub use pto_abi as abi;
