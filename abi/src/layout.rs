@@ -362,8 +362,7 @@ mod tests {
 
     #[test]
     fn heap_rings_are_prefix_sums() {
-        let mut k = ArenaSizingKey::default();
-        k.heap_sizes = [1024, 2048, 4096, 8192];
+        let k = ArenaSizingKey { heap_sizes: [1024, 2048, 4096, 8192], ..Default::default() };
         let h = heap_layout(&k).unwrap();
         assert_eq!(h.rings.map(|r| r.offset), [0, 1024, 3072, 7168]);
         assert_eq!(h.total_size, 15360);

@@ -2,3 +2,6 @@
 //! callables and launches kernels.
 
 pub use pto_abi as abi;
+
+pub mod backend;
+pub mod cli;

@@ -1,2 +1,34 @@
 //! The `pto` command line tool.
-fn main() {}
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pto_host::cli::{self, CliError};
+
+#[derive(Parser)]
+#[command(name = "pto", version, about = "PTO runtime: arena layout, images and runs on the simulated device")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the arena layout for a sizing.
+    Layout(cli::layout::LayoutArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    let result: Result<(), CliError> = match &cli.command {
+        Command::Layout(args) => cli::layout::run(args, &mut stdout),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pto: {e}");
+            ExitCode::from(e.exit_code as u8)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The device backend: every way the host reaches a device, shaped after the vendor runtime calls
+//! (`rtMalloc`, `rtMemcpy`, `rtMemset`, `rtStreamCreate`, `rtStreamSynchronize`, kernel binary
+//! registration, `rtKernelLaunch…`).
+//!
+//! Host code never dereferences a [`DevAddr`]: device memory is reached only through a backend.
+
+use pto_abi::DevAddr;
+
+/// A stream (an ordered queue of device work) created by a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId(pub u32);
+
+/// A registered kernel binary; valid for the backend's lifetime (the vendor API has no unregister).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KernelHandle(pub u32);
+
+/// Which backend operation an error or an injected fault concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendOp {
+    /// Device allocation.
+    Malloc,
+    /// Device free.
+    Free,
+    /// Host → device copy.
+    CopyToDevice,
+    /// Device → host copy.
+    CopyFromDevice,
+    /// Device memset.
+    Memset,
+    /// Stream creation or synchronisation.
+    Stream,
+    /// Kernel binary registration.
+    RegisterKernel,
+    /// Kernel launch.
+    Launch,
+}
+
+/// A failed backend call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// Not enough device memory.
+    #[error("device allocation of {requested} bytes failed: {available} bytes available")]
+    OutOfMemory {
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes the device could still provide.
+        available: u64,
+    },
+    /// An address range that is not inside one live allocation.
+    #[error("{op:?}: device range {addr}+{len:#x} is not inside a live allocation")]
+    InvalidRange {
+        /// The operation.
+        op: BackendOp,
+        /// Start of the range.
+        addr: DevAddr,
+        /// Length of the range.
+        len: u64,
+    },
+    /// A fault injected by a test.
+    #[error("injected fault: {op:?} call #{nth} fails")]
+    InjectedFault {
+        /// The operation.
+        op: BackendOp,
+        /// 1-based index of the failing call of that operation.
+        nth: u64,
+    },
+    /// The device reported a fault; its memory must be abandoned, not freed.
+    #[error("device fault during {op:?}: {detail}")]
+    DeviceFault {
+        /// The operation.
+        op: BackendOp,
+        /// What the device reported.
+        detail: String,
+    },
+    /// The backend cannot do this at all (e.g. no vendor runtime on this host).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Bad argument to a backend call (unknown handle, zero size …).
+    #[error("{op:?}: {detail}")]
+    InvalidArgument {
+        /// The operation.
+        op: BackendOp,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// The calls the runtime makes on a device. Implementations: the simulated device (default);
+/// later the vendor runtime (onboard) and an emulated aarch64 machine.
+///
+/// All methods take `&self`: a backend is shared between the host thread and launch threads.
+pub trait DeviceBackend: Send + Sync {
+    /// Short backend name for messages (`sim`, `onboard` …).
+    fn name(&self) -> &'static str;
+    /// Allocates `size` bytes of device memory whose base is 1024-byte aligned.
+    fn malloc(&self, size: u64) -> Result<DevAddr, BackendError>;
+    /// Frees an allocation returned by [`DeviceBackend::malloc`].
+    fn free(&self, addr: DevAddr) -> Result<(), BackendError>;
+    /// Copies `src` to device memory at `dst`.
+    fn copy_to_device(&self, dst: DevAddr, src: &[u8]) -> Result<(), BackendError>;
+    /// Copies device memory at `src` into `dst`.
+    fn copy_from_device(&self, src: DevAddr, dst: &mut [u8]) -> Result<(), BackendError>;
+    /// Sets `len` bytes of device memory at `dst` to `value`.
+    fn memset(&self, dst: DevAddr, value: u8, len: u64) -> Result<(), BackendError>;
+    /// Creates a stream.
+    fn stream_create(&self) -> Result<StreamId, BackendError>;
+    /// Waits until all work queued on `stream` has finished.
+    fn stream_synchronize(&self, stream: StreamId) -> Result<(), BackendError>;
+    /// Registers a kernel binary; the handle lives as long as the backend.
+    fn register_kernel_binary(&self, binary: &[u8]) -> Result<KernelHandle, BackendError>;
+    /// Queues a launch of `kernel` on `stream` with `block_dim` blocks; `args` is the device
+    /// address of its `KernelArgs`.
+    fn launch_kernel(
+        &self,
+        kernel: KernelHandle,
+        stream: StreamId,
+        block_dim: u32,
+        args: DevAddr,
+    ) -> Result<(), BackendError>;
+}

@@ -1,0 +1,39 @@
+//! The `pto` command line tool: one module per subcommand; `bin/pto.rs` only dispatches.
+
+pub mod layout;
+pub mod sizing_args;
+
+use std::fmt;
+
+/// A failed subcommand: the message for stderr and the process exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// Process exit code (2 = bad input, 1 = the operation failed).
+    pub exit_code: i32,
+    /// What went wrong, in words.
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad input (flags, files): exit code 2.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        CliError { exit_code: 2, message: message.into() }
+    }
+
+    /// The operation itself failed: exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError { exit_code: 1, message: message.into() }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::failed(format!("i/o error: {e}"))
+    }
+}
