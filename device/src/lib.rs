@@ -5,3 +5,5 @@
 #![cfg_attr(not(test), no_std)]
 
 pub use pto_abi as abi;
+
+pub mod kernel;
