@@ -10,8 +10,16 @@ pub mod deppool;
 #[cfg(any(test, feature = "std"))]
 pub mod hostmem;
 pub mod kernel;
+pub mod orch;
 pub mod platform;
 pub mod queue;
+pub mod reset;
 pub mod ring;
+pub mod runtime;
+pub mod sched;
+pub mod slot;
 pub mod sync;
 pub mod tensormap;
+#[cfg(any(test, feature = "std"))]
+pub mod testkit;
+pub mod view;
