@@ -134,17 +134,17 @@ mod tests {
         std::env::temp_dir().join(format!("pto-image-{}-{tag}-{n}.img", std::process::id()))
     }
 
-    fn build_small(path: &PathBuf) {
+    fn build_small(path: &std::path::Path) {
         let sizing = SizingArgs { window: Some("8".into()), heap: Some("64K".into()), dep_pool: Some("16".into()) };
-        let args = ImageArgs { command: ImageCommand::Build(BuildArgs { sizing, output: path.clone() }) };
+        let args = ImageArgs { command: ImageCommand::Build(BuildArgs { sizing, output: path.to_path_buf() }) };
         let mut out = Vec::new();
         run(&args, &mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("fingerprint"));
     }
 
-    fn inspect_file(path: &PathBuf) -> Result<String, CliError> {
+    fn inspect_file(path: &std::path::Path) -> Result<String, CliError> {
         let mut out = Vec::new();
-        run(&ImageArgs { command: ImageCommand::Inspect(InspectArgs { file: path.clone() }) }, &mut out)?;
+        run(&ImageArgs { command: ImageCommand::Inspect(InspectArgs { file: path.to_path_buf() }) }, &mut out)?;
         Ok(String::from_utf8(out).unwrap())
     }
 
