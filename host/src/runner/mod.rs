@@ -154,6 +154,13 @@ impl DeviceRunner {
         self.stats
     }
 
+    /// Forgets the resident image and every built image, so the next bind builds and uploads
+    /// (for example after something outside the runner wrote to the arena).
+    pub fn forget_images(&mut self) {
+        self.cache.invalidate();
+        self.lru.clear();
+    }
+
     /// True after a backend call reported a device fault (finalize will abandon, not free).
     pub fn faulted(&self) -> bool {
         self.faulted
