@@ -152,3 +152,21 @@ pub unsafe fn reset_runtime_structures(rt: &BootedRuntime, _kind: ResetKind) {
         (*mb).tail = (*mb).head;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_start_at_one_and_skip_zero_slot_epochs_with_a_full_reset_on_wrap() {
+        assert_eq!(next_epoch(0, 0), (1, ResetKind::Full), "first boot of a fresh image");
+        assert_eq!(next_epoch(1, 1), (2, ResetKind::Reuse));
+        assert_eq!(next_epoch(7, 0), (8, ResetKind::Full), "a re-uploaded image restarts boot_count");
+        let last = u32::MAX as u64;
+        let (e, kind) = next_epoch(last, 5);
+        assert_eq!(kind, ResetKind::Full, "the 32-bit slot epoch wrapped");
+        assert_ne!(e as u32, 0, "slot epoch 0 marks a cleared slot and is never current");
+        assert_eq!(e, last + 2);
+        assert_eq!(next_epoch(e, 6), (e + 1, ResetKind::Reuse));
+    }
+}

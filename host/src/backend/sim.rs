@@ -506,3 +506,57 @@ fn run_blocks(f: SimEntryFn, args: DevAddr, block_dim: u32) -> Result<(), String
         first
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocations_are_aligned_inside_the_pool_and_freed_space_coalesces() {
+        let sim = SimBackend::with_capacity(8 << 20).unwrap();
+        let a = sim.malloc(3 << 20).unwrap();
+        let b = sim.malloc(1000).unwrap();
+        let c = sim.malloc(3 << 20).unwrap();
+        for x in [a, b, c] {
+            assert!(x.is_aligned(REGION_BASE_ALIGN) && sim.is_device_address(x));
+        }
+        assert_eq!(sim.committed_bytes(), (6 << 20) + 1024);
+        let e = sim.malloc(4 << 20).unwrap_err();
+        assert!(matches!(e, BackendError::OutOfMemory { requested, .. } if requested == 4 << 20), "{e}");
+        sim.free(b).unwrap();
+        sim.free(a).unwrap();
+        // a and b merged: an allocation of their combined size lands where a was.
+        assert_eq!(sim.malloc(3 << 20 | 1024).unwrap(), a);
+        assert_eq!(sim.peak_bytes(), (6 << 20) + 1024);
+        assert!(matches!(sim.free(b), Err(BackendError::InvalidRange { op: BackendOp::Free, .. })));
+    }
+
+    #[test]
+    fn copies_must_stay_inside_one_live_allocation() {
+        let sim = SimBackend::with_capacity(1 << 20).unwrap();
+        let a = sim.malloc(2048).unwrap();
+        sim.copy_to_device(a, &[7u8; 2048]).unwrap();
+        let mut back = [0u8; 16];
+        sim.copy_from_device(DevAddr(a.get() + 2032), &mut back).unwrap();
+        assert_eq!(back, [7u8; 16]);
+        let over = sim.copy_to_device(DevAddr(a.get() + 2040), &[0u8; 16]).unwrap_err();
+        assert!(matches!(over, BackendError::InvalidRange { op: BackendOp::CopyToDevice, .. }));
+        let host = back.as_ptr() as u64;
+        assert!(sim.copy_from_device(DevAddr(host), &mut back).is_err(), "host addresses are not device memory");
+        sim.memset(a, 0, 2048).unwrap();
+        let c = sim.counters();
+        assert_eq!((c.copies_to_device, c.memsets, c.device_writes(), c.bytes_to_device), (1, 1, 2, 2048));
+    }
+
+    #[test]
+    fn an_injected_fault_fires_once_at_the_nth_call() {
+        let sim = SimBackend::with_capacity(1 << 20).unwrap();
+        let a = sim.malloc(1024).unwrap();
+        sim.fail_nth(BackendOp::CopyToDevice, 2);
+        sim.copy_to_device(a, &[1]).unwrap();
+        let e = sim.copy_to_device(a, &[1]).unwrap_err();
+        assert_eq!(e, BackendError::InjectedFault { op: BackendOp::CopyToDevice, nth: 2 });
+        sim.copy_to_device(a, &[1]).unwrap();
+        assert_eq!(sim.counters().copies_to_device, 2, "a failed call writes nothing");
+    }
+}
