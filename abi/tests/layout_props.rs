@@ -113,12 +113,13 @@ fn four_maximal_windows_are_rejected_not_wrapped() {
 
 #[test]
 fn heap_sums_near_u64_max_are_rejected() {
+    let half = (u64::MAX / 2) & !1023;
     let mut k = ArenaSizingKey::uniform(4, 1024, 4);
-    k.heap_sizes = [u64::MAX / 2 & !1023, u64::MAX / 2 & !1023, 2048, 1024];
+    k.heap_sizes = [half, half, 2048, 1024];
     assert!(
         matches!(heap_layout(&k), Err(LayoutError::Sizing(e)) if e.field == SizingField::HeapSize && e.ring.is_none())
     );
-    k.heap_sizes = [u64::MAX & !1023, 1024, 1024, 1024];
+    k.heap_sizes = [!1023, 1024, 1024, 1024];
     assert!(reserve_layout(&k).is_err());
     assert!(sm_layout(&k).is_err());
 }
