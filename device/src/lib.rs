@@ -6,4 +6,5 @@
 
 pub use pto_abi as abi;
 
+pub mod boot;
 pub mod kernel;

@@ -5,3 +5,5 @@ pub use pto_abi as abi;
 
 pub mod backend;
 pub mod cli;
+pub mod image;
+pub mod runner;

@@ -322,7 +322,7 @@ const_assert_eq!(offset_of!(MailboxMessage, kind), 16);
 const_assert_eq!(offset_of!(MailboxMessage, thread), 20);
 const_assert_eq!(offset_of!(MailboxMessage, _pad), 24);
 
-const_assert_eq!(size_of::<LaunchDescriptor>(), 8320);
+const_assert_eq!(size_of::<LaunchDescriptor>(), 8384);
 const_assert_eq!(align_of::<LaunchDescriptor>(), 64);
 const_assert_eq!(offset_of!(LaunchDescriptor, magic), 0);
 const_assert_eq!(offset_of!(LaunchDescriptor, abi_fingerprint), 8);
@@ -341,8 +341,22 @@ const_assert_eq!(offset_of!(LaunchDescriptor, func_count), 92);
 const_assert_eq!(offset_of!(LaunchDescriptor, orch_timeout_ns), 96);
 const_assert_eq!(offset_of!(LaunchDescriptor, sched_timeout_ns), 104);
 const_assert_eq!(offset_of!(LaunchDescriptor, flags), 112);
-const_assert_eq!(offset_of!(LaunchDescriptor, _pad), 120);
-const_assert_eq!(offset_of!(LaunchDescriptor, func_table), 128);
+const_assert_eq!(offset_of!(LaunchDescriptor, boot_report), 120);
+const_assert_eq!(offset_of!(LaunchDescriptor, image_bytes), 128);
+const_assert_eq!(offset_of!(LaunchDescriptor, _pad), 136);
+const_assert_eq!(offset_of!(LaunchDescriptor, func_table), 192);
+
+const_assert_eq!(size_of::<BootReport>(), 128);
+const_assert_eq!(align_of::<BootReport>(), 64);
+const_assert_eq!(offset_of!(BootReport, state), 0);
+const_assert_eq!(offset_of!(BootReport, code), 4);
+const_assert_eq!(offset_of!(BootReport, expected), 8);
+const_assert_eq!(offset_of!(BootReport, found), 16);
+const_assert_eq!(offset_of!(BootReport, limit), 24);
+const_assert_eq!(offset_of!(BootReport, epoch), 32);
+const_assert_eq!(offset_of!(BootReport, boot_count), 40);
+const_assert_eq!(offset_of!(BootReport, _pad), 48);
+const_assert_eq!(offset_of!(BootReport, subject), 64);
 
 const_assert_eq!(size_of::<KernelArgs>(), 96);
 const_assert_eq!(align_of::<KernelArgs>(), 8);
@@ -409,4 +423,4 @@ const_assert_eq!(offset_of!(CoreCallableHeader, signature), 24);
 const_assert_eq!(offset_of!(CoreCallableHeader, name), 56);
 const_assert_eq!(offset_of!(CoreCallableHeader, reserved), 120);
 
-const_assert_eq!(crate::ABI_FINGERPRINT, 0xd9337be75d54c3aa);
+const_assert_eq!(crate::ABI_FINGERPRINT, 0x512324c5e4dfb412);

@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Print the arena layout for a sizing.
     Layout(cli::layout::LayoutArgs),
+    /// Build an arena image file, or validate and describe one.
+    Image(cli::image::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result: Result<(), CliError> = match &cli.command {
         Command::Layout(args) => cli::layout::run(args, &mut stdout),
+        Command::Image(args) => cli::image::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
