@@ -30,7 +30,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pto: {e}");
+            if !e.message.is_empty() {
+                eprintln!("pto: {e}");
+            }
             ExitCode::from(e.exit_code as u8)
         }
     }

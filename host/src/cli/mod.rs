@@ -34,7 +34,11 @@ impl fmt::Display for CliError {
 }
 
 impl From<std::io::Error> for CliError {
+    /// A closed output pipe (`pto layout | head`) ends the command quietly with success.
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return CliError { exit_code: 0, message: String::new() };
+        }
         CliError::failed(format!("i/o error: {e}"))
     }
 }
