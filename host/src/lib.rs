@@ -4,4 +4,5 @@
 pub use pto_abi as abi;
 
 pub mod backend;
+pub mod callable;
 pub mod cli;
