@@ -145,7 +145,13 @@ impl DeviceBackend for MemBackend {
         s.binaries.push(binary.to_vec());
         Ok(KernelHandle(s.binaries.len() as u32 - 1))
     }
-    fn launch_kernel(&self, kernel: KernelHandle, _stream: StreamId, block_dim: u32, args: DevAddr) -> Result<(), BackendError> {
+    fn launch_kernel(
+        &self,
+        kernel: KernelHandle,
+        _stream: StreamId,
+        block_dim: u32,
+        args: DevAddr,
+    ) -> Result<(), BackendError> {
         let mut s = self.state.lock().unwrap();
         let binary = s.binaries.get(kernel.0 as usize).cloned().ok_or(BackendError::InvalidArgument {
             op: BackendOp::Launch,
