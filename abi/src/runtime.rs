@@ -140,24 +140,13 @@ pub struct OrchState {
     pub rings: [OrchRingState; RING_COUNT],
 }
 
-/// Kind of a scope frame.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScopeKind {
-    /// Tasks are released when the scope ends.
-    Auto = 0,
-    /// Tasks are released explicitly by the orchestration.
-    Manual = 1,
-}
-
-impl TryFrom<u32> for ScopeKind {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        match v {
-            0 => Ok(ScopeKind::Auto),
-            1 => Ok(ScopeKind::Manual),
-            other => Err(other),
-        }
+crate::abi_enum! {
+    /// Kind of a scope frame.
+    pub enum ScopeKind {
+        /// Tasks are released when the scope ends.
+        Auto = 0,
+        /// Tasks are released explicitly by the orchestration.
+        Manual = 1,
     }
 }
 
