@@ -16,6 +16,8 @@ struct Cli {
 enum Command {
     /// Print the arena layout for a sizing.
     Layout(cli::layout::LayoutArgs),
+    /// Inspect or write ChipCallable blobs.
+    Callable(cli::callable::CallableArgs),
 }
 
 fn main() -> ExitCode {
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result: Result<(), CliError> = match &cli.command {
         Command::Layout(args) => cli::layout::run(args, &mut stdout),
+        Command::Callable(args) => cli::callable::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
