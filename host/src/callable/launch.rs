@@ -185,6 +185,11 @@ impl KernelLauncher {
         Ok(addr)
     }
 
+    /// Forgets the `KernelArgs` copy without freeing it (after a device fault).
+    pub fn abandon(&mut self) {
+        self.kernel_args = None;
+    }
+
     /// Frees the `KernelArgs` copy (runner teardown). Kernel handles stay valid for the backend's
     /// lifetime; there is nothing to unregister.
     pub fn release(&mut self, backend: &dyn DeviceBackend) -> Result<(), BackendError> {

@@ -8,6 +8,7 @@ pub mod example;
 pub mod launch;
 pub mod layout;
 pub mod registry;
+pub mod runner_callables;
 pub mod symbols;
 pub mod upload;
 
@@ -18,6 +19,7 @@ pub use layout::{compute_chip_callable_layout, ChildLayout, ChipCallableLayout};
 pub use registry::{
     CallableRegistry, PreparedCallableArtifacts, PreparedChild, RegistryCounters, RegistryError, MAX_CALLABLE_IDS,
 };
+pub use runner_callables::{CallableCounters, PrepareRunError, ReleaseError, RunnerCallables};
 pub use symbols::{sim_kernel_binary, sim_kernel_name, SymbolError, SymbolKind, SymbolTable, Symbols};
 pub use upload::{
     patch_chip_callable_scratch_for_device, upload_and_collect_child_addrs, UploadError, UploadedCallable,

@@ -258,9 +258,7 @@ impl<O: Copy> CallableRegistry<O> {
             aicore_image_hash: view.aicore_image_hash(),
             device_base: uploaded.base,
             device_size: uploaded.size,
-            // In range: the view proved orchestration_offset <= total_size, and the device copy's
-            // end did not overflow when its children's addresses were computed.
-            orchestration_addr: DevAddr(uploaded.base.get().wrapping_add(view.orchestration_offset())),
+            orchestration_addr: uploaded.orchestration_addr,
             orchestration_size: view.orchestration_bytes().len() as u64,
             orchestration_name: orchestration_name.to_owned(),
             orchestration,

@@ -3,7 +3,7 @@
 
 use std::mem::offset_of;
 
-use pto_abi::callable::CoreCallableHeader;
+use pto_abi::callable::{BlobPart, CoreCallableHeader};
 use pto_abi::consts::MAX_FUNC_IDS;
 use pto_abi::DevAddr;
 use zerocopy::IntoBytes;
@@ -14,15 +14,15 @@ use crate::backend::{BackendError, DeviceBackend};
 /// Why an upload failed; nothing stays allocated on the device after one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadError {
-    /// A child's code address does not fit in 64 bits for this device base.
-    #[error("child {child}: code offset {code_offset:#x} from device base {base} overflows 64 bits")]
+    /// A device address inside the blob does not fit in 64 bits for this device base.
+    #[error("{part} at offset {offset:#x} from device base {base} overflows 64 bits")]
     AddressOverflow {
-        /// Child index.
-        child: u32,
+        /// Which part.
+        part: BlobPart,
         /// Device base of the blob.
         base: DevAddr,
-        /// Code offset in the blob.
-        code_offset: u64,
+        /// Offset of the part in the blob.
+        offset: u64,
     },
     /// A func id outside the launch descriptor's func-id table.
     #[error("child {child}: func id {func_id} is out of range (func ids are 0..{max})")]
@@ -52,6 +52,8 @@ pub struct UploadedCallable {
     pub base: DevAddr,
     /// Bytes on the device.
     pub size: u64,
+    /// Device address of the orchestration bytes.
+    pub orchestration_addr: DevAddr,
     /// `(func_id, device address of the kernel code)` per child, in table order.
     pub child_addrs: Vec<(u32, DevAddr)>,
 }
@@ -65,9 +67,9 @@ pub fn child_code_addrs(blob: &ChipCallable, base: DevAddr) -> Result<Vec<(u32, 
                 return Err(UploadError::FuncIdOutOfRange { child: c.index, func_id: c.func_id, max: MAX_FUNC_IDS });
             }
             let addr = base.checked_add_bytes(c.code_offset).ok_or(UploadError::AddressOverflow {
-                child: c.index,
+                part: BlobPart::ChildCode(c.index),
                 base,
-                code_offset: c.code_offset,
+                offset: c.code_offset,
             })?;
             Ok((c.func_id, addr))
         })
@@ -100,7 +102,13 @@ pub fn upload_and_collect_child_addrs(
     let base = backend.malloc(size).map_err(backend_err)?;
     let uploaded = patch_chip_callable_scratch_for_device(blob, base).and_then(|scratch| {
         backend.copy_to_device(base, &scratch).map_err(backend_err)?;
-        Ok(UploadedCallable { base, size, child_addrs: child_code_addrs(blob, base)? })
+        let orchestration_offset = blob.view().orchestration_offset();
+        let orchestration_addr = base.checked_add_bytes(orchestration_offset).ok_or(UploadError::AddressOverflow {
+            part: BlobPart::Orchestration,
+            base,
+            offset: orchestration_offset,
+        })?;
+        Ok(UploadedCallable { base, size, orchestration_addr, child_addrs: child_code_addrs(blob, base)? })
     });
     if uploaded.is_err() {
         // The first error is the one to report; a failing free cannot leave more behind.
