@@ -6,50 +6,35 @@
 /// First code of the boot/image range.
 pub const BOOT_ERROR_BASE: u32 = 1000;
 
-/// Errors latched by the orchestrator or a scheduler while running.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RuntimeErrorCode {
-    /// A scope holds window-1 tasks and can never release them.
-    ScopeDeadlock = 1,
-    /// The ring heap cannot satisfy an allocation and never will.
-    HeapRingDeadlock = 2,
-    /// The task window is full and never drains.
-    FlowControlDeadlock = 3,
-    /// The dep-list pool is exhausted.
-    DepPoolOverflow = 4,
-    /// A submit had invalid arguments.
-    InvalidArgs = 5,
-    /// A require-sync-start request was invalid.
-    RequireSyncStartInvalid = 7,
-    /// Waiting for a tensor timed out.
-    TensorWaitTimeout = 8,
-    /// The orchestration reported a fatal error.
-    ExplicitOrchFatal = 9,
-    /// A scope holds more tasks than the scope task list can track.
-    ScopeTasksOverflow = 10,
-    /// The tensor-map entry pool is exhausted.
-    TensormapOverflow = 11,
-    /// A scheduler made no progress within its budget.
-    SchedulerTimeout = 100,
+crate::abi_enum! {
+    /// Errors latched by the orchestrator or a scheduler while running.
+    pub enum RuntimeErrorCode {
+        /// A scope holds window-1 tasks and can never release them.
+        ScopeDeadlock = 1,
+        /// The ring heap cannot satisfy an allocation and never will.
+        HeapRingDeadlock = 2,
+        /// The task window is full and never drains.
+        FlowControlDeadlock = 3,
+        /// The dep-list pool is exhausted.
+        DepPoolOverflow = 4,
+        /// A submit had invalid arguments.
+        InvalidArgs = 5,
+        /// A require-sync-start request was invalid.
+        RequireSyncStartInvalid = 7,
+        /// Waiting for a tensor timed out.
+        TensorWaitTimeout = 8,
+        /// The orchestration reported a fatal error.
+        ExplicitOrchFatal = 9,
+        /// A scope holds more tasks than the scope task list can track.
+        ScopeTasksOverflow = 10,
+        /// The tensor-map entry pool is exhausted.
+        TensormapOverflow = 11,
+        /// A scheduler made no progress within its budget.
+        SchedulerTimeout = 100,
+    }
 }
 
 impl RuntimeErrorCode {
-    /// Every runtime code, in numeric order.
-    pub const ALL: [RuntimeErrorCode; 11] = [
-        RuntimeErrorCode::ScopeDeadlock,
-        RuntimeErrorCode::HeapRingDeadlock,
-        RuntimeErrorCode::FlowControlDeadlock,
-        RuntimeErrorCode::DepPoolOverflow,
-        RuntimeErrorCode::InvalidArgs,
-        RuntimeErrorCode::RequireSyncStartInvalid,
-        RuntimeErrorCode::TensorWaitTimeout,
-        RuntimeErrorCode::ExplicitOrchFatal,
-        RuntimeErrorCode::ScopeTasksOverflow,
-        RuntimeErrorCode::TensormapOverflow,
-        RuntimeErrorCode::SchedulerTimeout,
-    ];
-
     /// The code's name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -85,107 +70,61 @@ impl RuntimeErrorCode {
     }
 }
 
-impl TryFrom<u32> for RuntimeErrorCode {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        for c in RuntimeErrorCode::ALL {
-            if c as u32 == v {
-                return Ok(c);
-            }
-        }
-        Err(v)
+crate::abi_enum! {
+    /// Sub-class of [`RuntimeErrorCode::SchedulerTimeout`].
+    pub enum StallClass {
+        /// No stall recorded.
+        None = 0,
+        /// Tasks are running on cores but none finishes.
+        RunningStalled = 1,
+        /// Tasks are ready but no core takes them.
+        ReadyButIdle = 2,
+        /// Pending tasks wait on producers that can never complete.
+        DependencyDeadlock = 3,
+        /// Schedulers wait for an orchestrator that submits nothing.
+        OrchestratorStarvation = 4,
     }
 }
 
-/// Sub-class of [`RuntimeErrorCode::SchedulerTimeout`].
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StallClass {
-    /// No stall recorded.
-    None = 0,
-    /// Tasks are running on cores but none finishes.
-    RunningStalled = 1,
-    /// Tasks are ready but no core takes them.
-    ReadyButIdle = 2,
-    /// Pending tasks wait on producers that can never complete.
-    DependencyDeadlock = 3,
-    /// Schedulers wait for an orchestrator that submits nothing.
-    OrchestratorStarvation = 4,
-}
-
-impl TryFrom<u32> for StallClass {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        Ok(match v {
-            0 => StallClass::None,
-            1 => StallClass::RunningStalled,
-            2 => StallClass::ReadyButIdle,
-            3 => StallClass::DependencyDeadlock,
-            4 => StallClass::OrchestratorStarvation,
-            other => return Err(other),
-        })
+crate::abi_enum! {
+    /// Errors found while booting from an image, before anything in it is trusted.
+    pub enum BootErrorCode {
+        /// The launch descriptor's magic is wrong.
+        BadLaunchDescriptor = 1000,
+        /// The image header's magic is wrong.
+        BadMagic = 1001,
+        /// The image was built for another ABI version.
+        UnsupportedVersion = 1002,
+        /// The image's ABI fingerprint differs from the firmware's.
+        FingerprintMismatch = 1003,
+        /// The image is shorter than its header or than the layout needs.
+        ImageTruncated = 1004,
+        /// The image is larger than the arena region it lives in.
+        ImageLargerThanRegion = 1005,
+        /// A region base is not 1024-aligned.
+        MisalignedBase = 1006,
+        /// A region base is null.
+        NullBase = 1007,
+        /// The header size differs from the firmware's.
+        HeaderSizeMismatch = 1008,
+        /// The stored layout differs from the one the firmware computes from the stored sizing.
+        LayoutMismatch = 1009,
+        /// The stored sizing key is invalid.
+        InvalidSizing = 1010,
+        /// The SM region is smaller than the layout needs.
+        SmRegionTooSmall = 1011,
+        /// The GM heap region is smaller than the layout needs.
+        HeapRegionTooSmall = 1012,
+        /// The runtime header's magic is wrong.
+        BadRuntimeHeader = 1013,
+        /// A pointer audit found a field outside its region.
+        PointerAuditFailed = 1014,
+        /// The launch asks for more threads or clusters than the ABI supports.
+        BadLaunchParameters = 1015,
     }
-}
-
-/// Errors found while booting from an image, before anything in it is trusted.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BootErrorCode {
-    /// The launch descriptor's magic is wrong.
-    BadLaunchDescriptor = 1000,
-    /// The image header's magic is wrong.
-    BadMagic = 1001,
-    /// The image was built for another ABI version.
-    UnsupportedVersion = 1002,
-    /// The image's ABI fingerprint differs from the firmware's.
-    FingerprintMismatch = 1003,
-    /// The image is shorter than its header or than the layout needs.
-    ImageTruncated = 1004,
-    /// The image is larger than the arena region it lives in.
-    ImageLargerThanRegion = 1005,
-    /// A region base is not 1024-aligned.
-    MisalignedBase = 1006,
-    /// A region base is null.
-    NullBase = 1007,
-    /// The header size differs from the firmware's.
-    HeaderSizeMismatch = 1008,
-    /// The stored layout differs from the one the firmware computes from the stored sizing.
-    LayoutMismatch = 1009,
-    /// The stored sizing key is invalid.
-    InvalidSizing = 1010,
-    /// The SM region is smaller than the layout needs.
-    SmRegionTooSmall = 1011,
-    /// The GM heap region is smaller than the layout needs.
-    HeapRegionTooSmall = 1012,
-    /// The runtime header's magic is wrong.
-    BadRuntimeHeader = 1013,
-    /// A pointer audit found a field outside its region.
-    PointerAuditFailed = 1014,
-    /// The launch asks for more threads or clusters than the ABI supports.
-    BadLaunchParameters = 1015,
 }
 
 impl BootErrorCode {
-    /// Every boot code, in numeric order.
-    pub const ALL: [BootErrorCode; 16] = [
-        BootErrorCode::BadLaunchDescriptor,
-        BootErrorCode::BadMagic,
-        BootErrorCode::UnsupportedVersion,
-        BootErrorCode::FingerprintMismatch,
-        BootErrorCode::ImageTruncated,
-        BootErrorCode::ImageLargerThanRegion,
-        BootErrorCode::MisalignedBase,
-        BootErrorCode::NullBase,
-        BootErrorCode::HeaderSizeMismatch,
-        BootErrorCode::LayoutMismatch,
-        BootErrorCode::InvalidSizing,
-        BootErrorCode::SmRegionTooSmall,
-        BootErrorCode::HeapRegionTooSmall,
-        BootErrorCode::BadRuntimeHeader,
-        BootErrorCode::PointerAuditFailed,
-        BootErrorCode::BadLaunchParameters,
-    ];
-
     /// The code's name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -228,18 +167,6 @@ impl BootErrorCode {
             BootErrorCode::PointerAuditFailed => "a runtime pointer lands outside the region it must point into",
             BootErrorCode::BadLaunchParameters => "the launch asks for more threads or clusters than supported",
         }
-    }
-}
-
-impl TryFrom<u32> for BootErrorCode {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        for c in BootErrorCode::ALL {
-            if c as u32 == v {
-                return Ok(c);
-            }
-        }
-        Err(v)
     }
 }
 
@@ -293,12 +220,12 @@ mod tests {
 
     #[test]
     fn codes_round_trip_and_do_not_collide() {
-        for c in RuntimeErrorCode::ALL {
+        for &c in RuntimeErrorCode::ALL {
             assert!((c as u32) < BOOT_ERROR_BASE);
             assert_eq!(RuntimeErrorCode::try_from(c as u32), Ok(c));
             assert_eq!(DeviceErrorCode::from_raw(c as u32), Ok(DeviceErrorCode::Runtime(c)));
         }
-        for c in BootErrorCode::ALL {
+        for &c in BootErrorCode::ALL {
             assert!((c as u32) >= BOOT_ERROR_BASE);
             assert_eq!(DeviceErrorCode::from_raw(c as u32), Ok(DeviceErrorCode::Boot(c)));
         }

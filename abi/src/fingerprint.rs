@@ -227,7 +227,6 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         _pad
     }),
     abi_type!(OrchState {
-        device_init,
         scope_depth,
         scope_tasks_top,
         tensor_map_free,
@@ -274,10 +273,13 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         orch_timeout_ns,
         sched_timeout_ns,
         flags,
+        boot_report,
+        image_bytes,
         _pad,
         func_table,
     }),
     abi_type!(OrchArg { value, bytes, kind, dtype }),
+    abi_type!(BootReport { state, code, expected, found, limit, epoch, boot_count, _pad, subject }),
     abi_type!(KernelArgs {
         runtime_desc,
         register_table,
@@ -346,7 +348,10 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = &[
     ("LAUNCH_FLAG_DETERMINISTIC", LAUNCH_FLAG_DETERMINISTIC),
     ("ORCH_ARG_TENSOR", ORCH_ARG_TENSOR as u64),
     ("ORCH_ARG_SCALAR", ORCH_ARG_SCALAR as u64),
-    ("DEVICE_INIT_MAGIC", DEVICE_INIT_MAGIC as u64),
+    ("BOOT_STATE_PENDING", BOOT_STATE_PENDING as u64),
+    ("BOOT_STATE_READY", BOOT_STATE_READY as u64),
+    ("BOOT_STATE_FAILED", BOOT_STATE_FAILED as u64),
+    ("BOOT_SUBJECT_BYTES", BOOT_SUBJECT_BYTES as u64),
     ("MAX_CHIP_ARGS", MAX_CHIP_ARGS as u64),
     ("MAX_CHILDREN", MAX_CHILDREN as u64),
     ("MAX_CORE_ARGS", MAX_CORE_ARGS as u64),

@@ -50,8 +50,12 @@ pub struct LaunchDescriptor {
     pub sched_timeout_ns: u64,
     /// Run flags (`LAUNCH_FLAG_*`).
     pub flags: u64,
+    /// Device address of the [`BootReport`] the device writes for this launch (null = none).
+    pub boot_report: DevAddr,
+    /// Bytes of the image the host placed at `arena_base` (the resident image's size).
+    pub image_bytes: u64,
     /// Explicit padding to a whole number of lines.
-    pub _pad: [u8; 8],
+    pub _pad: [u8; 56],
     /// Kernel code address by func id (null = unused).
     pub func_table: [DevAddr; MAX_FUNC_IDS],
 }
@@ -77,6 +81,43 @@ pub struct OrchArg {
     pub kind: u32,
     /// A `DType` value of a tensor (0 for a scalar).
     pub dtype: u32,
+}
+
+/// `BootReport::state`: the boot of this launch has not finished yet.
+pub const BOOT_STATE_PENDING: u32 = 0;
+/// `BootReport::state`: boot succeeded and the runtime is ready.
+pub const BOOT_STATE_READY: u32 = 1;
+/// `BootReport::state`: boot failed; `code`, `expected`, `found`, `limit` and `subject` say why.
+pub const BOOT_STATE_FAILED: u32 = 2;
+/// Bytes of `BootReport::subject`.
+pub const BOOT_SUBJECT_BYTES: usize = 64;
+
+/// What the device reports about one boot; the host writes it as PENDING with every launch.
+///
+/// It lives next to the launch descriptor, not inside the arena, so a boot that rejects the image
+/// can still report. `state` is written last (release) and is the one word AICPU threads and the
+/// host wait on.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct BootReport {
+    /// `BOOT_STATE_*`.
+    pub state: u32,
+    /// A `BootErrorCode` value when failed, else 0.
+    pub code: u32,
+    /// The value the firmware required (meaning depends on `code`).
+    pub expected: u64,
+    /// The value the firmware found.
+    pub found: u64,
+    /// A second bound when the rule is a range (e.g. the end of the region a pointer must lie in).
+    pub limit: u64,
+    /// Runtime epoch after a successful boot.
+    pub epoch: u64,
+    /// Boots of the resident image, including this one, after a successful boot.
+    pub boot_count: u64,
+    /// Explicit padding to the end of the first line.
+    pub _pad: [u8; 16],
+    /// NUL-padded ASCII name of the field or region concerned.
+    pub subject: [u8; BOOT_SUBJECT_BYTES],
 }
 
 /// The one struct every AICPU and AICore program receives (96 bytes; offsets 0 and 8 are frozen).

@@ -129,16 +129,10 @@ pub struct OrchRingState {
     pub _pad: [u8; 24],
 }
 
-/// `OrchState::device_init` once the device generated its own initial patterns.
-pub const DEVICE_INIT_MAGIC: u32 = 0x5054_4f49;
-
 /// Orchestrator state.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct OrchState {
-    /// [`DEVICE_INIT_MAGIC`] once the device initialised the structures it generates itself
-    /// (0 in a freshly built image: the first boot initialises them).
-    pub device_init: u32,
     /// Current scope depth (0 = the implicit outermost scope).
     pub scope_depth: u32,
     /// Used entries of the scope task list.
@@ -152,29 +146,18 @@ pub struct OrchState {
     /// Serial number of the last scope opened.
     pub scope_serial: u32,
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 36],
+    pub _pad: [u8; 40],
     /// Per-ring allocators.
     pub rings: [OrchRingState; RING_COUNT],
 }
 
-/// Kind of a scope frame.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScopeKind {
-    /// Tasks are released when the scope ends.
-    Auto = 0,
-    /// Tasks are released explicitly by the orchestration.
-    Manual = 1,
-}
-
-impl TryFrom<u32> for ScopeKind {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        match v {
-            0 => Ok(ScopeKind::Auto),
-            1 => Ok(ScopeKind::Manual),
-            other => Err(other),
-        }
+crate::abi_enum! {
+    /// Kind of a scope frame.
+    pub enum ScopeKind {
+        /// Tasks are released when the scope ends.
+        Auto = 0,
+        /// Tasks are released explicitly by the orchestration.
+        Manual = 1,
     }
 }
 
@@ -276,7 +259,8 @@ pub struct TensorMapEntry {
     pub next_in_task: u32,
     /// Bucket index of this entry.
     pub bucket: u32,
-    /// Nonzero while the entry is linked into its bucket.
+    /// Nonzero while the entry is linked into its bucket. In the sentinel entry 0: nonzero while
+    /// a run may have left entries linked (the next boot then clears the buckets).
     pub live: u32,
     /// Explicit padding to one cache line.
     pub _pad: [u8; 12],

@@ -26,81 +26,43 @@ pub const NO_TASK: u64 = u64::MAX;
 /// A kernel id that marks a lane as inactive.
 pub const INACTIVE_KERNEL: i32 = -1;
 
-/// How a task uses one tensor argument.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TensorDirection {
-    /// Read only; depends on the tensor's creator and earlier overlapping writers.
-    Input = 0,
-    /// Runtime-allocated output in the task's packed heap block.
-    Output = 1,
-    /// Read and written; depends like `Input`, then registers as a writer.
-    InOut = 2,
-    /// Writes an existing buffer; registers as a writer.
-    OutputExisting = 3,
-    /// Passed through without dependency tracking.
-    NoDep = 4,
-}
-
-impl TryFrom<u32> for TensorDirection {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        Ok(match v {
-            0 => TensorDirection::Input,
-            1 => TensorDirection::Output,
-            2 => TensorDirection::InOut,
-            3 => TensorDirection::OutputExisting,
-            4 => TensorDirection::NoDep,
-            other => return Err(other),
-        })
+crate::abi_enum! {
+    /// How a task uses one tensor argument.
+    pub enum TensorDirection {
+        /// Read only; depends on the tensor's creator and earlier overlapping writers.
+        Input = 0,
+        /// Runtime-allocated output in the task's packed heap block.
+        Output = 1,
+        /// Read and written; depends like `Input`, then registers as a writer.
+        InOut = 2,
+        /// Writes an existing buffer; registers as a writer.
+        OutputExisting = 3,
+        /// Passed through without dependency tracking.
+        NoDep = 4,
     }
 }
 
-/// A compute lane of a cluster.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Lane {
-    /// The cube core.
-    Aic = 0,
-    /// The first vector core.
-    Aiv0 = 1,
-    /// The second vector core.
-    Aiv1 = 2,
-}
-
-impl TryFrom<u32> for Lane {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        Ok(match v {
-            0 => Lane::Aic,
-            1 => Lane::Aiv0,
-            2 => Lane::Aiv1,
-            other => return Err(other),
-        })
+crate::abi_enum! {
+    /// A compute lane of a cluster.
+    pub enum Lane {
+        /// The cube core.
+        Aic = 0,
+        /// The first vector core.
+        Aiv0 = 1,
+        /// The second vector core.
+        Aiv1 = 2,
     }
 }
 
-/// Lifecycle of a task slot (`SlotState::task_state`).
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TaskState {
-    /// Submitted, not yet completed.
-    Pending = 0,
-    /// Every lane and block has finished.
-    Completed = 1,
-    /// Completed, released by every consumer and by its scope; the slot may be reused.
-    Consumed = 2,
-}
-
-impl TryFrom<u32> for TaskState {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        Ok(match v {
-            0 => TaskState::Pending,
-            1 => TaskState::Completed,
-            2 => TaskState::Consumed,
-            other => return Err(other),
-        })
+crate::abi_enum! {
+    /// Lifecycle of a task slot (`SlotState::task_state`).
+    pub enum TaskState {
+        /// Submitted, not yet completed.
+        Pending = 0,
+        /// Every lane and block has finished.
+        Completed = 1,
+        /// Completed, released by every consumer and by its scope; the slot may be reused.
+        Consumed = 2,
     }
 }
 
@@ -109,22 +71,22 @@ pub const SLOT_FLAG_READY_CLAIMED: u32 = 1 << 0;
 /// `SlotState::fanout_count` bit held while the task's scope is open.
 pub const FANOUT_SCOPE_REF: u32 = 1 << 31;
 
-/// Element type of a tensor (`TensorDesc::dtype`).
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    /// 32-bit IEEE float.
-    F32 = 0,
-    /// 16-bit IEEE float.
-    F16 = 1,
-    /// bfloat16.
-    Bf16 = 2,
-    /// 32-bit signed integer.
-    I32 = 3,
-    /// 8-bit signed integer.
-    I8 = 4,
-    /// Raw bytes.
-    U8 = 5,
+crate::abi_enum! {
+    /// Element type of a tensor (`TensorDesc::dtype`).
+    pub enum DType {
+        /// 32-bit IEEE float.
+        F32 = 0,
+        /// 16-bit IEEE float.
+        F16 = 1,
+        /// bfloat16.
+        Bf16 = 2,
+        /// 32-bit signed integer.
+        I32 = 3,
+        /// 8-bit signed integer.
+        I8 = 4,
+        /// Raw bytes.
+        U8 = 5,
+    }
 }
 
 impl DType {
@@ -135,21 +97,6 @@ impl DType {
             DType::F16 | DType::Bf16 => 2,
             DType::I8 | DType::U8 => 1,
         }
-    }
-}
-
-impl TryFrom<u32> for DType {
-    type Error = u32;
-    fn try_from(v: u32) -> Result<Self, u32> {
-        Ok(match v {
-            0 => DType::F32,
-            1 => DType::F16,
-            2 => DType::Bf16,
-            3 => DType::I32,
-            4 => DType::I8,
-            5 => DType::U8,
-            other => return Err(other),
-        })
     }
 }
 

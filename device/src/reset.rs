@@ -1,89 +1,106 @@
-//! Preparing a resident runtime for a run: the structures the device generates itself.
+//! The runtime's part of preparing a resident arena for the next run.
 //!
-//! A freshly built image holds zeros in every region below; the first boot initialises them
-//! (`init_device_state`) and marks the arena. Every later boot resets in O(1): the per-ring
-//! counters are monotonic across runs, so declaring every earlier task consumed
-//! (`last_task_alive = current_task_index`, tails = heads) makes a previous run's leftovers
-//! unreachable; their tensor-map entries are reclaimed lazily by the orchestrator's cleanup, and
-//! only queue entries a failed run left behind are drained.
+//! Boot (`boot::reset`) zeroes the orchestrator, scheduler and flow-control state at every boot, so
+//! task ids, heap and dep-pool positions restart at zero each run; slot states and descriptors are
+//! only read for tasks of the current run. What remains is the structures whose representation the
+//! runtime owns: ready-queue entries a failed run left behind are drained (the cursors keep their
+//! values: a zeroed or drained queue is valid at any position), and the tensor-map buckets are
+//! cleared only when the previous run did not end with an empty map (a dirty mark in the map's
+//! sentinel entry). A clean previous run therefore costs O(1).
 
 use core::ptr::addr_of_mut;
-use core::sync::atomic::Ordering;
 
-use pto_abi::consts::{MAX_AICPU_THREADS, MAX_SCOPE_DEPTH, RING_COUNT};
-use pto_abi::runtime::DEVICE_INIT_MAGIC;
-
-use crate::sync::{atomic_u32, atomic_u64};
 use crate::tensormap::TensorMap;
 use crate::view::RuntimeView;
 
-/// Generates every device-side initial pattern: empty queues, an empty tensor map, zeroed
-/// orchestrator and scheduler state and flow control. O(arena); first boot only.
-pub fn init_device_state(view: &RuntimeView) {
-    for q in &view.queues {
-        q.init();
-    }
+fn dirty_mark(view: &RuntimeView) -> *mut u32 {
+    // SAFETY: entry 0 of the tensor-map pool is the sentinel, never handed out.
+    unsafe { addr_of_mut!((*view.tensor_map_entries).live) }
+}
+
+/// The tensor map of `view` (allocation state as persisted in the orchestrator state).
+///
+/// # Safety
+/// Only one thread uses the returned map (the orchestrator during a run, or the thread finishing
+/// or booting a run when no other thread runs).
+pub unsafe fn tensor_map(view: &RuntimeView) -> TensorMap {
     let o = &view.layout.offsets;
-    // SAFETY: the view's regions are valid and no other thread runs during boot.
-    unsafe {
+    // SAFETY: the regions come from the wired header; exclusivity is the caller's contract.
+    let mut map = unsafe {
         TensorMap::from_raw(
             view.tensor_map_buckets,
             o.tensor_map_bucket_count,
             view.tensor_map_entries,
             o.tensor_map_entry_count,
         )
-        .init();
-        core::ptr::write_bytes(view.orch_state, 0, 1);
-        core::ptr::write_bytes(view.scope_stack, 0, MAX_SCOPE_DEPTH);
-        for r in 0..RING_COUNT {
-            core::ptr::write_bytes(view.rings[r].sched, 0, 1);
-            let flow = view.rings[r].flow;
-            (*flow).current_task_index = 0;
-            (*flow).last_task_alive = 0;
-            (*flow).heap_tail = 0;
-        }
-        (*view.orch_state).device_init = DEVICE_INIT_MAGIC;
-    }
-    clear_run_words(view);
+    };
+    // SAFETY: the orchestrator state is valid.
+    map.load_state(unsafe { &*view.orch_state });
+    map
 }
 
-/// Resets the runtime for the next run in O(1) (plus draining queue entries a failed run left).
-/// Runs [`init_device_state`] instead when the arena has never been initialised.
-pub fn reset_for_reuse(view: &RuntimeView) {
-    // SAFETY: boot runs before any other thread touches the runtime.
-    let st = unsafe { &mut *view.orch_state };
-    if st.device_init != DEVICE_INIT_MAGIC {
-        init_device_state(view);
-        return;
-    }
-    for r in 0..RING_COUNT {
-        let rv = &view.rings[r];
-        // SAFETY: flow control and ring scheduler state are valid; no other thread runs.
-        unsafe {
-            let current = atomic_u64(addr_of_mut!((*rv.flow).current_task_index)).load(Ordering::Relaxed);
-            atomic_u64(addr_of_mut!((*rv.flow).last_task_alive)).store(current, Ordering::Relaxed);
-            atomic_u64(addr_of_mut!((*rv.flow).heap_tail)).store(st.rings[r].heap_head, Ordering::Relaxed);
-            atomic_u64(addr_of_mut!((*rv.sched).dep_pool_tail)).store(st.rings[r].dep_pool_head, Ordering::Relaxed);
-            atomic_u32(addr_of_mut!((*rv.sched).advance_lock)).store(0, Ordering::Relaxed);
-            atomic_u32(addr_of_mut!((*rv.sched).advance_pending)).store(0, Ordering::Relaxed);
-        }
-    }
+/// Marks the tensor map as possibly holding linked entries (the orchestrator, before inserting).
+pub fn mark_tensor_map_dirty(view: &RuntimeView) {
+    // SAFETY: the sentinel is written by one thread at a time (see `tensor_map`).
+    unsafe { *dirty_mark(view) = 1 };
+}
+
+/// Marks the tensor map empty (a run ended with every entry reclaimed).
+pub fn mark_tensor_map_clean(view: &RuntimeView) {
+    // SAFETY: as above.
+    unsafe { *dirty_mark(view) = 0 };
+}
+
+/// True when the previous run may have left tensor-map entries linked.
+pub fn tensor_map_dirty(view: &RuntimeView) -> bool {
+    // SAFETY: as above.
+    unsafe { *dirty_mark(view) != 0 }
+}
+
+/// The runtime hook of boot's reset for reuse: drains leftover queue entries and clears the
+/// tensor-map buckets after a run that left entries linked. Called after boot zeroed the
+/// orchestrator state (the map's allocation state restarts empty).
+pub fn reset_runtime_structures(view: &RuntimeView) {
     for q in &view.queues {
         q.drain();
     }
-    st.scope_depth = 0;
-    st.scope_tasks_top = 0;
-    clear_run_words(view);
+    if tensor_map_dirty(view) {
+        // SAFETY: boot runs before any other thread touches the runtime.
+        unsafe { tensor_map(view) }.init();
+        mark_tensor_map_clean(view);
+    }
 }
 
-/// Clears the SM error words and per-thread counters of the previous run.
-fn clear_run_words(view: &RuntimeView) {
-    // SAFETY: the SM header and thread states are valid; no other thread runs during boot.
-    unsafe {
-        core::ptr::write_bytes(addr_of_mut!((*view.sm).orch), 0, 1);
-        core::ptr::write_bytes(addr_of_mut!((*view.sm).sched), 0, 1);
-        (*view.sm).orch.ring = u32::MAX;
-        core::ptr::write_bytes(view.sched_threads, 0, MAX_AICPU_THREADS);
+/// End of a run, once every task completed and the watermarks advanced: reclaims the tensor-map
+/// chains of every consumed task (continuing from the cursors the orchestrator persisted) and marks
+/// the map clean when nothing is left, so the next boot skips the bucket clear.
+///
+/// # Safety
+/// No other thread uses the runtime (the orchestrator finished and every scheduler stopped).
+pub unsafe fn reclaim_after_run(view: &RuntimeView) {
+    use crate::ring::TaskWindow;
+    use pto_abi::consts::RING_COUNT;
+    // SAFETY: exclusive use is the caller's contract.
+    let mut map = unsafe { tensor_map(view) };
+    // SAFETY: as above.
+    let st = unsafe { &mut *view.orch_state };
+    for r in 0..RING_COUNT {
+        let rv = &view.rings[r];
+        // SAFETY: flow control is valid.
+        let alive = unsafe { (*rv.flow).last_task_alive };
+        let mut cleaned = TaskWindow::widen(st.rings[r].tensormap_cleaned, alive).min(alive);
+        while cleaned < alive {
+            // SAFETY: slots behind the watermark keep their chains until reused by a later run.
+            let chain = unsafe { (*rv.slot(cleaned as u32)).tensormap_chain };
+            if chain != 0 {
+                map.release_chain(chain);
+            }
+            cleaned += 1;
+        }
+        st.rings[r].tensormap_cleaned = cleaned as u32;
     }
-    core::sync::atomic::fence(Ordering::Release);
+    map.store_state(st);
+    if map.used() == 0 {
+        mark_tensor_map_clean(view);
+    }
 }

@@ -102,7 +102,7 @@ impl HostRuntime {
             }
         }
         let rt = HostRuntime { arena, _sm: sm, _heap: heap, layout };
-        crate::reset::reset_for_reuse(&rt.view());
+        rt.reset();
         Ok(rt)
     }
 
@@ -118,9 +118,23 @@ impl HostRuntime {
         unsafe { RuntimeView::from_header(self.header()) }.expect("a host runtime is always wired")
     }
 
-    /// Resets for the next run (what boot does on a resident image).
+    /// Resets for the next run the way boot does on a resident image: orchestrator, scheduler,
+    /// per-thread and flow-control state and the SM error words zeroed, then the runtime's hook.
     pub fn reset(&self) {
-        crate::reset::reset_for_reuse(&self.view());
+        let v = self.view();
+        // SAFETY: no other thread uses the runtime between runs; every pointer is valid.
+        unsafe {
+            core::ptr::write_bytes(v.orch_state, 0, 1);
+            for r in 0..pto_abi::consts::RING_COUNT {
+                core::ptr::write_bytes(v.rings[r].sched, 0, 1);
+                core::ptr::write_bytes(v.rings[r].flow, 0, 1);
+            }
+            core::ptr::write_bytes(v.sched_threads, 0, pto_abi::consts::MAX_AICPU_THREADS);
+            core::ptr::write_bytes(core::ptr::addr_of_mut!((*v.sm).orch), 0, 1);
+            core::ptr::write_bytes(core::ptr::addr_of_mut!((*v.sm).sched), 0, 1);
+            (*self.header()).epoch += 1;
+        }
+        crate::reset::reset_runtime_structures(&v);
     }
 
     /// The layout.

@@ -253,14 +253,13 @@ const_assert_eq!(offset_of!(OrchRingState, _pad), 40);
 
 const_assert_eq!(size_of::<OrchState>(), 320);
 const_assert_eq!(align_of::<OrchState>(), 64);
-const_assert_eq!(offset_of!(OrchState, device_init), 0);
-const_assert_eq!(offset_of!(OrchState, scope_depth), 4);
-const_assert_eq!(offset_of!(OrchState, scope_tasks_top), 8);
-const_assert_eq!(offset_of!(OrchState, tensor_map_free), 12);
-const_assert_eq!(offset_of!(OrchState, tensor_map_fresh), 16);
-const_assert_eq!(offset_of!(OrchState, tensor_map_used), 20);
-const_assert_eq!(offset_of!(OrchState, scope_serial), 24);
-const_assert_eq!(offset_of!(OrchState, _pad), 28);
+const_assert_eq!(offset_of!(OrchState, scope_depth), 0);
+const_assert_eq!(offset_of!(OrchState, scope_tasks_top), 4);
+const_assert_eq!(offset_of!(OrchState, tensor_map_free), 8);
+const_assert_eq!(offset_of!(OrchState, tensor_map_fresh), 12);
+const_assert_eq!(offset_of!(OrchState, tensor_map_used), 16);
+const_assert_eq!(offset_of!(OrchState, scope_serial), 20);
+const_assert_eq!(offset_of!(OrchState, _pad), 24);
 const_assert_eq!(offset_of!(OrchState, rings), 64);
 
 const_assert_eq!(size_of::<ScopeFrame>(), 16);
@@ -330,7 +329,7 @@ const_assert_eq!(offset_of!(MailboxMessage, kind), 16);
 const_assert_eq!(offset_of!(MailboxMessage, thread), 20);
 const_assert_eq!(offset_of!(MailboxMessage, _pad), 24);
 
-const_assert_eq!(size_of::<LaunchDescriptor>(), 8320);
+const_assert_eq!(size_of::<LaunchDescriptor>(), 8384);
 const_assert_eq!(align_of::<LaunchDescriptor>(), 64);
 const_assert_eq!(offset_of!(LaunchDescriptor, magic), 0);
 const_assert_eq!(offset_of!(LaunchDescriptor, abi_fingerprint), 8);
@@ -349,8 +348,10 @@ const_assert_eq!(offset_of!(LaunchDescriptor, func_count), 92);
 const_assert_eq!(offset_of!(LaunchDescriptor, orch_timeout_ns), 96);
 const_assert_eq!(offset_of!(LaunchDescriptor, sched_timeout_ns), 104);
 const_assert_eq!(offset_of!(LaunchDescriptor, flags), 112);
-const_assert_eq!(offset_of!(LaunchDescriptor, _pad), 120);
-const_assert_eq!(offset_of!(LaunchDescriptor, func_table), 128);
+const_assert_eq!(offset_of!(LaunchDescriptor, boot_report), 120);
+const_assert_eq!(offset_of!(LaunchDescriptor, image_bytes), 128);
+const_assert_eq!(offset_of!(LaunchDescriptor, _pad), 136);
+const_assert_eq!(offset_of!(LaunchDescriptor, func_table), 192);
 
 const_assert_eq!(size_of::<OrchArg>(), 24);
 const_assert_eq!(align_of::<OrchArg>(), 8);
@@ -358,6 +359,18 @@ const_assert_eq!(offset_of!(OrchArg, value), 0);
 const_assert_eq!(offset_of!(OrchArg, bytes), 8);
 const_assert_eq!(offset_of!(OrchArg, kind), 16);
 const_assert_eq!(offset_of!(OrchArg, dtype), 20);
+
+const_assert_eq!(size_of::<BootReport>(), 128);
+const_assert_eq!(align_of::<BootReport>(), 64);
+const_assert_eq!(offset_of!(BootReport, state), 0);
+const_assert_eq!(offset_of!(BootReport, code), 4);
+const_assert_eq!(offset_of!(BootReport, expected), 8);
+const_assert_eq!(offset_of!(BootReport, found), 16);
+const_assert_eq!(offset_of!(BootReport, limit), 24);
+const_assert_eq!(offset_of!(BootReport, epoch), 32);
+const_assert_eq!(offset_of!(BootReport, boot_count), 40);
+const_assert_eq!(offset_of!(BootReport, _pad), 48);
+const_assert_eq!(offset_of!(BootReport, subject), 64);
 
 const_assert_eq!(size_of::<KernelArgs>(), 96);
 const_assert_eq!(align_of::<KernelArgs>(), 8);
@@ -424,4 +437,4 @@ const_assert_eq!(offset_of!(CoreCallableHeader, signature), 24);
 const_assert_eq!(offset_of!(CoreCallableHeader, name), 56);
 const_assert_eq!(offset_of!(CoreCallableHeader, reserved), 120);
 
-const_assert_eq!(crate::ABI_FINGERPRINT, 0x7951756cd4fdc810);
+const_assert_eq!(crate::ABI_FINGERPRINT, 0xa86a1412b0ee924a);

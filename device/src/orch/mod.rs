@@ -108,16 +108,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
             }
         });
         let o = &v.layout.offsets;
-        // SAFETY: the regions come from the wired header and are only used by this orchestrator.
-        let mut tensor_map = unsafe {
-            TensorMap::from_raw(
-                v.tensor_map_buckets,
-                o.tensor_map_bucket_count,
-                v.tensor_map_entries,
-                o.tensor_map_entry_count,
-            )
-        };
-        tensor_map.load_state(st);
+        // SAFETY: the orchestrator is the only user of the tensor map during the run.
+        let tensor_map = unsafe { crate::reset::tensor_map(v) };
+        crate::reset::mark_tensor_map_dirty(v);
         let mut orch = Orchestrator {
             rt,
             rings,

@@ -182,7 +182,9 @@ fn vector_example_gives_47_everywhere_and_reruns_on_the_same_runtime() {
         let (cur, alive) = unsafe { ((*v.rings[r].flow).current_task_index, (*v.rings[r].flow).last_task_alive) };
         assert_eq!(cur, alive, "ring {r}");
     }
-    assert_eq!(unsafe { (*v.rings[1].flow).current_task_index }, 6, "two tasks per run in ring 1");
+    // SAFETY: valid flow control.
+    assert_eq!(unsafe { (*v.rings[1].flow).current_task_index }, 2, "task ids restart every run");
+    assert!(!crate::reset::tensor_map_dirty(&v), "a clean run leaves an empty tensor map");
 }
 
 #[test]
@@ -369,6 +371,7 @@ fn expect_code(env: &Env, f: OrchestrationFn, args: &[OrchArg], code: RuntimeErr
     let e = out.error.unwrap_or_else(|| panic!("expected {code:?}, run succeeded"));
     assert_eq!(e.code, code, "{e}");
     assert_eq!(env.sm_orch_code(), code as u32, "latched in SM");
+    assert!(crate::reset::tensor_map_dirty(&env.host.view()), "a failed run leaves the map for boot to clear");
     // The next run on the same runtime succeeds.
     let buf = HostRegion::new(64 * 4);
     let ok = env.run(chain_existing, &[tensor_arg(&buf, 64), scalar_arg(10)]);

@@ -167,6 +167,8 @@ pub fn run_with(
     if summary.error.is_none() {
         sched.drain(rt);
         rt.advance_all();
+        // SAFETY: this thread is the only one using the runtime.
+        unsafe { crate::reset::reclaim_after_run(&rt.view) };
     }
     let t = rt.view.sched_threads;
     // SAFETY: thread state 0 is this thread's; the host reads it after the run.

@@ -6,6 +6,9 @@
 
 use pto_abi::DevAddr;
 
+pub mod sim;
+pub use sim::SimBackend;
+
 /// A stream (an ordered queue of device work) created by a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StreamId(pub u32);

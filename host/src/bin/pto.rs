@@ -16,6 +16,10 @@ struct Cli {
 enum Command {
     /// Print the arena layout for a sizing.
     Layout(cli::layout::LayoutArgs),
+    /// Build an arena image file, or validate and describe one.
+    Image(cli::image::ImageArgs),
+    /// Inspect or write ChipCallable blobs.
+    Callable(cli::callable::CallableArgs),
 }
 
 fn main() -> ExitCode {
@@ -23,11 +27,15 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result: Result<(), CliError> = match &cli.command {
         Command::Layout(args) => cli::layout::run(args, &mut stdout),
+        Command::Image(args) => cli::image::run(args, &mut stdout),
+        Command::Callable(args) => cli::callable::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pto: {e}");
+            if !e.message.is_empty() {
+                eprintln!("pto: {e}");
+            }
             ExitCode::from(e.exit_code as u8)
         }
     }

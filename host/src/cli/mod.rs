@@ -1,5 +1,7 @@
 //! The `pto` command line tool: one module per subcommand; `bin/pto.rs` only dispatches.
 
+pub mod callable;
+pub mod image;
 pub mod layout;
 pub mod sizing_args;
 
@@ -33,7 +35,11 @@ impl fmt::Display for CliError {
 }
 
 impl From<std::io::Error> for CliError {
+    /// A closed output pipe (`pto layout | head`) ends the command quietly with success.
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return CliError { exit_code: 0, message: String::new() };
+        }
         CliError::failed(format!("i/o error: {e}"))
     }
 }

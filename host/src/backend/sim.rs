@@ -1,0 +1,562 @@
+//! `SimBackend`: the simulated device, the default backend.
+//!
+//! Its memory is one pool of its own, reserved with `mmap` (not the host heap), so no host buffer
+//! ever shares an address with device memory. A [`DevAddr`] on the simulated device *is* the real
+//! address of the byte inside the pool: device code (boot, orchestrator, scheduler, kernels)
+//! dereferences device addresses directly, exactly as the firmware does. Host code reaches the pool
+//! only through the [`DeviceBackend`] calls.
+//!
+//! For tests it counts every call and every device write, tracks committed and peak bytes, and can
+//! fail the N-th call of any operation ([`SimBackend::fail_nth`]).
+//!
+//! Kernels are Rust functions registered by name ([`SimBackend::register_entry`]); the "binary"
+//! given to [`DeviceBackend::register_kernel_binary`] is that name. A launch runs one host thread
+//! per block; launches on one stream run in order, launches on different streams concurrently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use pto_abi::consts::REGION_BASE_ALIGN;
+use pto_abi::DevAddr;
+
+use super::{BackendError, BackendOp, DeviceBackend, KernelHandle, StreamId};
+
+/// Default size of the pool's address reservation (pages are committed only when touched).
+pub const DEFAULT_POOL_CAPACITY: u64 = 16 << 30;
+
+/// Name of the built-in AICPU entry that only boots the runtime (see [`boot_entry`]).
+pub const SIM_BOOT_ENTRY: &str = "pto_aicpu_boot";
+
+/// What one block of a launch receives.
+#[derive(Clone, Copy, Debug)]
+pub struct SimLaunch {
+    /// Device address of the launch's `KernelArgs`.
+    pub args: DevAddr,
+    /// This block's index in `0..block_dim`.
+    pub block_idx: u32,
+    /// Blocks of the launch.
+    pub block_dim: u32,
+}
+
+/// A device entry function of the simulated device; an error is a device fault.
+pub type SimEntryFn = fn(&SimLaunch) -> Result<(), String>;
+
+/// The built-in AICPU entry [`SIM_BOOT_ENTRY`]: block 0 boots the runtime named by the launch's
+/// `KernelArgs::runtime_desc`; the outcome goes to the launch's boot report.
+pub fn boot_entry(launch: &SimLaunch) -> Result<(), String> {
+    if launch.block_idx != 0 {
+        return Ok(());
+    }
+    let args = pto_device::boot::dev_ptr::<pto_abi::launch::KernelArgs>(launch.args);
+    if args.is_null() || !args.is_aligned() {
+        return Err(format!("kernel args address {} is null or misaligned", launch.args));
+    }
+    // SAFETY: the launch's args address is a KernelArgs the host uploaded into the pool.
+    let desc = unsafe { (*args).runtime_desc };
+    // SAFETY: `runtime_desc` is a launch descriptor in the pool (or null, which boot rejects);
+    // boot reports any failure in the descriptor's boot report.
+    let _ = unsafe { pto_device::boot::boot(pto_device::boot::dev_ptr(desc)) };
+    Ok(())
+}
+
+/// Counters of the calls a [`SimBackend`] served, for tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimCounters {
+    /// Successful allocations.
+    pub mallocs: u64,
+    /// Successful frees.
+    pub frees: u64,
+    /// Successful host → device copies.
+    pub copies_to_device: u64,
+    /// Bytes copied host → device.
+    pub bytes_to_device: u64,
+    /// Successful device → host copies.
+    pub copies_from_device: u64,
+    /// Bytes copied device → host.
+    pub bytes_from_device: u64,
+    /// Successful memsets.
+    pub memsets: u64,
+    /// Bytes set by memsets.
+    pub bytes_memset: u64,
+    /// Kernel launches queued.
+    pub launches: u64,
+}
+
+impl SimCounters {
+    /// Host-initiated writes into device memory: copies to the device plus memsets.
+    pub fn device_writes(&self) -> u64 {
+        self.copies_to_device + self.memsets
+    }
+}
+
+const OP_COUNT: usize = 8;
+
+fn op_index(op: BackendOp) -> usize {
+    match op {
+        BackendOp::Malloc => 0,
+        BackendOp::Free => 1,
+        BackendOp::CopyToDevice => 2,
+        BackendOp::CopyFromDevice => 3,
+        BackendOp::Memset => 4,
+        BackendOp::Stream => 5,
+        BackendOp::RegisterKernel => 6,
+        BackendOp::Launch => 7,
+    }
+}
+
+/// An armed fault: the call of `op` whose running count reaches `at` fails.
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    op: BackendOp,
+    at: u64,
+    nth: u64,
+}
+
+/// Allocator state of the pool: free ranges and live allocations, by offset from the pool base.
+#[derive(Debug, Default)]
+struct Heap {
+    free: BTreeMap<u64, u64>,
+    live: BTreeMap<u64, u64>,
+    committed: u64,
+    peak: u64,
+}
+
+impl Heap {
+    fn allocate(&mut self, size: u64) -> Option<u64> {
+        let (&at, &len) = self.free.iter().find(|(_, &len)| len >= size)?;
+        self.free.remove(&at);
+        if len > size {
+            self.free.insert(at + size, len - size);
+        }
+        self.live.insert(at, size);
+        self.committed += size;
+        self.peak = self.peak.max(self.committed);
+        Some(at)
+    }
+
+    fn release(&mut self, at: u64) -> Option<u64> {
+        let size = self.live.remove(&at)?;
+        self.committed -= size;
+        let (mut start, mut len) = (at, size);
+        if let Some((&prev, &plen)) = self.free.range(..at).next_back() {
+            if prev + plen == at {
+                self.free.remove(&prev);
+                start = prev;
+                len += plen;
+            }
+        }
+        if let Some(&nlen) = self.free.get(&(at + size)) {
+            self.free.remove(&(at + size));
+            len += nlen;
+        }
+        self.free.insert(start, len);
+        Some(size)
+    }
+
+    /// The live allocation holding `[at, at + len)`, as (start, size).
+    fn containing(&self, at: u64, len: u64) -> Option<(u64, u64)> {
+        let (&start, &size) = self.live.range(..=at).next_back()?;
+        let end = at.checked_add(len)?;
+        (end <= start + size).then_some((start, size))
+    }
+}
+
+/// One stream: the launch thread of its most recent launch (each joins its predecessor first).
+#[derive(Default)]
+struct Stream {
+    last: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// The mmap'd pool.
+struct Pool {
+    base: usize,
+    len: usize,
+}
+
+impl Pool {
+    fn reserve(len: u64) -> Result<Pool, BackendError> {
+        let len = usize::try_from(len).map_err(|_| BackendError::Unsupported(format!("pool of {len} bytes")))?;
+        // SAFETY: an anonymous private mapping with no address hint touches no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            let err = std::io::Error::last_os_error();
+            return Err(BackendError::Unsupported(format!("cannot reserve a {len}-byte device pool: {err}")));
+        }
+        Ok(Pool { base: p as usize, len })
+    }
+
+    /// Gives the physical pages of `[off, off + len)` back to the OS (whole pages only).
+    fn discard(&self, off: u64, len: u64) {
+        const PAGE: u64 = 4096;
+        let start = (self.base as u64 + off).next_multiple_of(PAGE);
+        let end = (self.base as u64 + off + len) & !(PAGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside the pool mapping, in a block no allocation holds.
+            unsafe { libc::madvise(start as usize as *mut libc::c_void, (end - start) as usize, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`len` are exactly the mapping made in `reserve`; nothing uses it any more.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+/// The simulated device.
+pub struct SimBackend {
+    pool: Pool,
+    heap: Mutex<Heap>,
+    faults: Mutex<Vec<Fault>>,
+    calls: [AtomicU64; OP_COUNT],
+    counters: Mutex<SimCounters>,
+    entries: Mutex<HashMap<String, SimEntryFn>>,
+    kernels: Mutex<Vec<SimEntryFn>>,
+    streams: Mutex<Vec<Stream>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves consistent data (every update is one step).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SimBackend {
+    /// A simulated device with a pool of [`DEFAULT_POOL_CAPACITY`] bytes.
+    pub fn new() -> Result<Self, BackendError> {
+        Self::with_capacity(DEFAULT_POOL_CAPACITY)
+    }
+
+    /// A simulated device whose memory pool holds `capacity` bytes (rounded up to 1024).
+    pub fn with_capacity(capacity: u64) -> Result<Self, BackendError> {
+        let capacity = capacity.max(REGION_BASE_ALIGN).next_multiple_of(REGION_BASE_ALIGN);
+        let pool = Pool::reserve(capacity)?;
+        let mut heap = Heap::default();
+        heap.free.insert(0, capacity);
+        let sim = SimBackend {
+            pool,
+            heap: Mutex::new(heap),
+            faults: Mutex::new(Vec::new()),
+            calls: Default::default(),
+            counters: Mutex::new(SimCounters::default()),
+            entries: Mutex::new(HashMap::new()),
+            kernels: Mutex::new(Vec::new()),
+            streams: Mutex::new(Vec::new()),
+        };
+        sim.register_entry(SIM_BOOT_ENTRY, boot_entry);
+        Ok(sim)
+    }
+
+    /// Makes `f` launchable under `name` (the "binary" later passed to `register_kernel_binary`).
+    pub fn register_entry(&self, name: &str, f: SimEntryFn) {
+        lock(&self.entries).insert(name.to_owned(), f);
+    }
+
+    /// Fails the `n`-th call of `op` counted from now (`n = 1`: the next call).
+    pub fn fail_nth(&self, op: BackendOp, n: u64) {
+        let at = self.calls[op_index(op)].load(Ordering::Relaxed) + n.max(1);
+        lock(&self.faults).push(Fault { op, at, nth: n.max(1) });
+    }
+
+    /// Disarms every fault not yet fired.
+    pub fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
+    /// A snapshot of the call counters.
+    pub fn counters(&self) -> SimCounters {
+        *lock(&self.counters)
+    }
+
+    /// Bytes held by live allocations (sizes rounded up to 1024).
+    pub fn committed_bytes(&self) -> u64 {
+        lock(&self.heap).committed
+    }
+
+    /// Highest value [`SimBackend::committed_bytes`] ever reached.
+    pub fn peak_bytes(&self) -> u64 {
+        lock(&self.heap).peak
+    }
+
+    /// Number of live allocations.
+    pub fn live_allocations(&self) -> usize {
+        lock(&self.heap).live.len()
+    }
+
+    /// Total bytes of the pool.
+    pub fn capacity(&self) -> u64 {
+        self.pool.len as u64
+    }
+
+    /// True when `addr` lies inside the pool (device memory of this simulated device).
+    pub fn is_device_address(&self, addr: DevAddr) -> bool {
+        addr.get() >= self.pool.base as u64 && addr.get() - (self.pool.base as u64) < self.pool.len as u64
+    }
+
+    /// Counts a call of `op` and fires an armed fault for it.
+    fn enter(&self, op: BackendOp) -> Result<(), BackendError> {
+        let count = self.calls[op_index(op)].fetch_add(1, Ordering::Relaxed) + 1;
+        let mut faults = lock(&self.faults);
+        if let Some(i) = faults.iter().position(|f| f.op == op && f.at == count) {
+            let f = faults.swap_remove(i);
+            return Err(BackendError::InjectedFault { op, nth: f.nth });
+        }
+        Ok(())
+    }
+
+    /// The pool offset of a live range `[addr, addr + len)`.
+    fn checked_range(&self, op: BackendOp, addr: DevAddr, len: u64) -> Result<u64, BackendError> {
+        let invalid = BackendError::InvalidRange { op, addr, len };
+        let off = addr.get().checked_sub(self.pool.base as u64).ok_or(invalid.clone())?;
+        lock(&self.heap).containing(off, len).ok_or(invalid)?;
+        Ok(off)
+    }
+
+    fn pool_ptr(&self, off: u64) -> *mut u8 {
+        (self.pool.base + off as usize) as *mut u8
+    }
+}
+
+impl Drop for SimBackend {
+    fn drop(&mut self) {
+        // Device threads must be finished before the pool they use is unmapped.
+        for s in lock(&self.streams).iter_mut() {
+            if let Some(h) = s.last.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl DeviceBackend for SimBackend {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn malloc(&self, size: u64) -> Result<DevAddr, BackendError> {
+        self.enter(BackendOp::Malloc)?;
+        if size == 0 {
+            return Err(BackendError::InvalidArgument { op: BackendOp::Malloc, detail: "size 0".into() });
+        }
+        let rounded = size
+            .checked_next_multiple_of(REGION_BASE_ALIGN)
+            .ok_or(BackendError::OutOfMemory { requested: size, available: 0 })?;
+        let mut heap = lock(&self.heap);
+        let Some(off) = heap.allocate(rounded) else {
+            let available = heap.free.values().copied().max().unwrap_or(0);
+            return Err(BackendError::OutOfMemory { requested: size, available });
+        };
+        drop(heap);
+        lock(&self.counters).mallocs += 1;
+        Ok(DevAddr(self.pool.base as u64 + off))
+    }
+
+    fn free(&self, addr: DevAddr) -> Result<(), BackendError> {
+        self.enter(BackendOp::Free)?;
+        let invalid = BackendError::InvalidRange { op: BackendOp::Free, addr, len: 0 };
+        let off = addr.get().checked_sub(self.pool.base as u64).ok_or(invalid.clone())?;
+        let size = lock(&self.heap).release(off).ok_or(invalid)?;
+        self.pool.discard(off, size);
+        lock(&self.counters).frees += 1;
+        Ok(())
+    }
+
+    fn copy_to_device(&self, dst: DevAddr, src: &[u8]) -> Result<(), BackendError> {
+        self.enter(BackendOp::CopyToDevice)?;
+        let off = self.checked_range(BackendOp::CopyToDevice, dst, src.len() as u64)?;
+        // SAFETY: `[off, off + len)` lies inside a live allocation of the pool mapping, which no
+        // host buffer overlaps; device threads racing with this copy see what hardware would.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.pool_ptr(off), src.len()) };
+        let mut c = lock(&self.counters);
+        c.copies_to_device += 1;
+        c.bytes_to_device += src.len() as u64;
+        Ok(())
+    }
+
+    fn copy_from_device(&self, src: DevAddr, dst: &mut [u8]) -> Result<(), BackendError> {
+        self.enter(BackendOp::CopyFromDevice)?;
+        let off = self.checked_range(BackendOp::CopyFromDevice, src, dst.len() as u64)?;
+        // SAFETY: as in `copy_to_device`, with the direction reversed.
+        unsafe { std::ptr::copy_nonoverlapping(self.pool_ptr(off), dst.as_mut_ptr(), dst.len()) };
+        let mut c = lock(&self.counters);
+        c.copies_from_device += 1;
+        c.bytes_from_device += dst.len() as u64;
+        Ok(())
+    }
+
+    fn memset(&self, dst: DevAddr, value: u8, len: u64) -> Result<(), BackendError> {
+        self.enter(BackendOp::Memset)?;
+        let off = self.checked_range(BackendOp::Memset, dst, len)?;
+        // SAFETY: as in `copy_to_device`.
+        unsafe { std::ptr::write_bytes(self.pool_ptr(off), value, len as usize) };
+        let mut c = lock(&self.counters);
+        c.memsets += 1;
+        c.bytes_memset += len;
+        Ok(())
+    }
+
+    fn stream_create(&self) -> Result<StreamId, BackendError> {
+        self.enter(BackendOp::Stream)?;
+        let mut streams = lock(&self.streams);
+        streams.push(Stream::default());
+        Ok(StreamId(streams.len() as u32 - 1))
+    }
+
+    fn stream_synchronize(&self, stream: StreamId) -> Result<(), BackendError> {
+        self.enter(BackendOp::Stream)?;
+        let last = {
+            let mut streams = lock(&self.streams);
+            let s = streams.get_mut(stream.0 as usize).ok_or_else(|| BackendError::InvalidArgument {
+                op: BackendOp::Stream,
+                detail: format!("unknown stream {}", stream.0),
+            })?;
+            s.last.take()
+        };
+        match last.map(|h| h.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(detail))) => Err(BackendError::DeviceFault { op: BackendOp::Launch, detail }),
+            Some(Err(_)) => {
+                Err(BackendError::DeviceFault { op: BackendOp::Launch, detail: "launch thread panicked".into() })
+            }
+        }
+    }
+
+    fn register_kernel_binary(&self, binary: &[u8]) -> Result<KernelHandle, BackendError> {
+        self.enter(BackendOp::RegisterKernel)?;
+        let invalid = |detail: String| BackendError::InvalidArgument { op: BackendOp::RegisterKernel, detail };
+        let name = std::str::from_utf8(binary)
+            .map_err(|_| invalid("a simulated-device binary is the UTF-8 name of a registered entry".into()))?;
+        let f = *lock(&self.entries)
+            .get(name)
+            .ok_or_else(|| invalid(format!("no simulated-device entry named `{name}` is registered")))?;
+        let mut kernels = lock(&self.kernels);
+        kernels.push(f);
+        Ok(KernelHandle(kernels.len() as u32 - 1))
+    }
+
+    fn launch_kernel(
+        &self,
+        kernel: KernelHandle,
+        stream: StreamId,
+        block_dim: u32,
+        args: DevAddr,
+    ) -> Result<(), BackendError> {
+        self.enter(BackendOp::Launch)?;
+        let invalid = |detail: String| BackendError::InvalidArgument { op: BackendOp::Launch, detail };
+        let f = *lock(&self.kernels)
+            .get(kernel.0 as usize)
+            .ok_or_else(|| invalid(format!("unknown kernel handle {}", kernel.0)))?;
+        if block_dim == 0 {
+            return Err(invalid("block_dim 0".into()));
+        }
+        let mut streams = lock(&self.streams);
+        let s = streams.get_mut(stream.0 as usize).ok_or_else(|| invalid(format!("unknown stream {}", stream.0)))?;
+        let previous = s.last.take();
+        let launch_thread = std::thread::Builder::new().name(format!("sim-launch-s{}", stream.0)).spawn(move || {
+            if let Some(prev) = previous {
+                match prev.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err("earlier launch thread panicked".into()),
+                }
+            }
+            run_blocks(f, args, block_dim)
+        });
+        match launch_thread {
+            Ok(h) => s.last = Some(h),
+            Err(e) => return Err(BackendError::DeviceFault { op: BackendOp::Launch, detail: e.to_string() }),
+        }
+        drop(streams);
+        lock(&self.counters).launches += 1;
+        Ok(())
+    }
+}
+
+/// Runs every block of one launch on its own thread; the first failing block's error wins.
+fn run_blocks(f: SimEntryFn, args: DevAddr, block_dim: u32) -> Result<(), String> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..block_dim)
+            .map(|block_idx| {
+                let launch = SimLaunch { args, block_idx, block_dim };
+                scope.spawn(move || match catch_unwind(AssertUnwindSafe(|| f(&launch))) {
+                    Ok(r) => r.map_err(|e| format!("block {block_idx}: {e}")),
+                    Err(_) => Err(format!("block {block_idx} panicked")),
+                })
+            })
+            .collect();
+        let mut first = Ok(());
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| Err("block thread panicked".into()));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocations_are_aligned_inside_the_pool_and_freed_space_coalesces() {
+        let sim = SimBackend::with_capacity(8 << 20).unwrap();
+        let a = sim.malloc(3 << 20).unwrap();
+        let b = sim.malloc(1000).unwrap();
+        let c = sim.malloc(3 << 20).unwrap();
+        for x in [a, b, c] {
+            assert!(x.is_aligned(REGION_BASE_ALIGN) && sim.is_device_address(x));
+        }
+        assert_eq!(sim.committed_bytes(), (6 << 20) + 1024);
+        let e = sim.malloc(4 << 20).unwrap_err();
+        assert!(matches!(e, BackendError::OutOfMemory { requested, .. } if requested == 4 << 20), "{e}");
+        sim.free(b).unwrap();
+        sim.free(a).unwrap();
+        // a and b merged: an allocation of their combined size lands where a was.
+        assert_eq!(sim.malloc(3 << 20 | 1024).unwrap(), a);
+        assert_eq!(sim.peak_bytes(), (6 << 20) + 1024);
+        assert!(matches!(sim.free(b), Err(BackendError::InvalidRange { op: BackendOp::Free, .. })));
+    }
+
+    #[test]
+    fn copies_must_stay_inside_one_live_allocation() {
+        let sim = SimBackend::with_capacity(1 << 20).unwrap();
+        let a = sim.malloc(2048).unwrap();
+        sim.copy_to_device(a, &[7u8; 2048]).unwrap();
+        let mut back = [0u8; 16];
+        sim.copy_from_device(DevAddr(a.get() + 2032), &mut back).unwrap();
+        assert_eq!(back, [7u8; 16]);
+        let over = sim.copy_to_device(DevAddr(a.get() + 2040), &[0u8; 16]).unwrap_err();
+        assert!(matches!(over, BackendError::InvalidRange { op: BackendOp::CopyToDevice, .. }));
+        let host = back.as_ptr() as u64;
+        assert!(sim.copy_from_device(DevAddr(host), &mut back).is_err(), "host addresses are not device memory");
+        sim.memset(a, 0, 2048).unwrap();
+        let c = sim.counters();
+        assert_eq!((c.copies_to_device, c.memsets, c.device_writes(), c.bytes_to_device), (1, 1, 2, 2048));
+    }
+
+    #[test]
+    fn an_injected_fault_fires_once_at_the_nth_call() {
+        let sim = SimBackend::with_capacity(1 << 20).unwrap();
+        let a = sim.malloc(1024).unwrap();
+        sim.fail_nth(BackendOp::CopyToDevice, 2);
+        sim.copy_to_device(a, &[1]).unwrap();
+        let e = sim.copy_to_device(a, &[1]).unwrap_err();
+        assert_eq!(e, BackendError::InjectedFault { op: BackendOp::CopyToDevice, nth: 2 });
+        sim.copy_to_device(a, &[1]).unwrap();
+        assert_eq!(sim.counters().copies_to_device, 2, "a failed call writes nothing");
+    }
+}

@@ -1,0 +1,341 @@
+//! `DeviceRunner`: owns a device's static regions, the resident image and the launch block, and
+//! binds a sizing to a bootable arena (DESIGN §3, §4.5).
+//!
+//! Bind: resolve the sizing's cache key → probe the resident image → on a hit, nothing else (no
+//! build, no static-arena setup, no device write) → on a miss, invalidate, set up the static
+//! regions, take the image from the host LRU (rebasing it if the bases moved) or build it, upload
+//! it in one copy, and only then mark it resident.
+
+pub mod allocator;
+pub mod launch;
+pub mod static_arena;
+
+use std::sync::Arc;
+
+use pto_abi::layout::{heap_layout, reserve_layout, sm_layout, LayoutError};
+use pto_abi::sizing::ArenaSizingKey;
+use pto_abi::{DevAddr, RuntimeArenaLayout};
+use pto_device::boot::DeviceRegions;
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::backend::{BackendError, DeviceBackend, KernelHandle, StreamId};
+use crate::image::{build_runtime_image, CacheKey, ImageCache, ImageError, ImageLru, ResidentImage};
+pub use allocator::TrackingAllocator;
+pub use launch::{BootFailure, BootOutcome, BootSummary, LaunchBlock, LaunchError, LaunchParams};
+pub use static_arena::{RegionKind, StaticArenaError, StaticArenas};
+
+/// A failed runner operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunnerError {
+    /// A backend call failed.
+    #[error("device backend: {0}")]
+    Backend(#[from] BackendError),
+    /// The sizing has no layout.
+    #[error("arena layout: {0}")]
+    Layout(LayoutError),
+    /// Static region setup failed (every region was released).
+    #[error(transparent)]
+    StaticArena(#[from] StaticArenaError),
+    /// The image could not be built.
+    #[error("image: {0}")]
+    Image(#[from] ImageError),
+    /// The launch parameters were refused.
+    #[error("launch: {0}")]
+    Launch(#[from] LaunchError),
+    /// The device rejected the image or the launch at boot.
+    #[error("boot failed: {0}")]
+    Boot(BootFailure),
+    /// The device finished the launch without writing its boot report.
+    #[error("the device finished the launch without reporting its boot")]
+    BootNotReported,
+    /// An operation that needs a resident image found none.
+    #[error("no image is resident: bind a sizing first")]
+    NotBound,
+}
+
+/// What a bind produced: everything a launch needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoundImage {
+    /// The arena layout.
+    pub layout: RuntimeArenaLayout,
+    /// The device regions (arena holds the image).
+    pub regions: DeviceRegions,
+    /// Bytes of the resident image.
+    pub image_size: u64,
+    /// Offset of the runtime header in the arena.
+    pub runtime_header_offset: u64,
+    /// True when the resident image was reused without any device write.
+    pub cache_hit: bool,
+}
+
+/// Counters of the bind path, for tests and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BindStats {
+    /// Binds served by the resident image.
+    pub hits: u64,
+    /// Binds that uploaded an image.
+    pub misses: u64,
+    /// Images built from scratch.
+    pub images_built: u64,
+    /// Images taken from the host LRU and re-targeted at moved bases.
+    pub images_rebased: u64,
+    /// Successful image uploads.
+    pub uploads: u64,
+}
+
+/// A device runner: the static regions, the resident image, the launch block.
+pub struct DeviceRunner {
+    alloc: TrackingAllocator,
+    arenas: StaticArenas,
+    cache: ImageCache,
+    lru: ImageLru,
+    stats: BindStats,
+    launch_block: Option<LaunchBlock>,
+    boot_kernel: Option<KernelHandle>,
+    aicpu_stream: Option<StreamId>,
+    faulted: bool,
+}
+
+impl DeviceRunner {
+    /// A runner on `backend` with nothing allocated.
+    pub fn new(backend: Arc<dyn DeviceBackend>) -> Self {
+        DeviceRunner {
+            alloc: TrackingAllocator::new(backend),
+            arenas: StaticArenas::default(),
+            cache: ImageCache::default(),
+            lru: ImageLru::default(),
+            stats: BindStats::default(),
+            launch_block: None,
+            boot_kernel: None,
+            aicpu_stream: None,
+            faulted: false,
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn DeviceBackend> {
+        self.alloc.backend()
+    }
+
+    /// The tracking allocator (committed bytes, live allocations).
+    pub fn allocator(&self) -> &TrackingAllocator {
+        &self.alloc
+    }
+
+    /// Allocates device memory tracked by this runner (freed at finalize).
+    pub fn alloc(&mut self, size: u64) -> Result<DevAddr, RunnerError> {
+        let r = self.alloc.alloc(size);
+        self.note(r)
+    }
+
+    /// Frees memory allocated with [`DeviceRunner::alloc`].
+    pub fn free(&mut self, addr: DevAddr) -> Result<(), RunnerError> {
+        let r = self.alloc.free(addr);
+        self.note(r)
+    }
+
+    /// The static regions as currently committed.
+    pub fn regions(&self) -> DeviceRegions {
+        self.arenas.regions()
+    }
+
+    /// The resident-image cache.
+    pub fn cache(&self) -> &ImageCache {
+        &self.cache
+    }
+
+    /// The host LRU of built images.
+    pub fn image_lru(&self) -> &ImageLru {
+        &self.lru
+    }
+
+    /// Bind-path counters.
+    pub fn bind_stats(&self) -> BindStats {
+        self.stats
+    }
+
+    /// Forgets the resident image and every built image, so the next bind builds and uploads
+    /// (for example after something outside the runner wrote to the arena).
+    pub fn forget_images(&mut self) {
+        self.cache.invalidate();
+        self.lru.clear();
+    }
+
+    /// True after a backend call reported a device fault (finalize will abandon, not free).
+    pub fn faulted(&self) -> bool {
+        self.faulted
+    }
+
+    fn note<T>(&mut self, r: Result<T, BackendError>) -> Result<T, RunnerError> {
+        if let Err(BackendError::DeviceFault { .. }) = &r {
+            self.faulted = true;
+        }
+        Ok(r?)
+    }
+
+    /// Sets up the GM heap, SM and arena regions (DESIGN §3): grow-only reuse, 0 releases, any
+    /// failing allocation releases all three. Any change of bases, and any failure, invalidates the
+    /// resident image.
+    pub fn setup_static_arena(&mut self, heap: u64, sm: u64, arena: u64) -> Result<DeviceRegions, RunnerError> {
+        match self.arenas.setup(&mut self.alloc, heap, sm, arena) {
+            Ok(outcome) => {
+                if outcome.changed {
+                    self.cache.invalidate();
+                }
+                Ok(outcome.regions)
+            }
+            Err(e) => {
+                self.cache.invalidate();
+                if let BackendError::DeviceFault { .. } = e.source {
+                    self.faulted = true;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Makes an image of `sizing` resident in the arena (see the module doc).
+    pub fn bind(&mut self, sizing: &ArenaSizingKey) -> Result<BoundImage, RunnerError> {
+        let key = CacheKey::new(sizing);
+        if let Some(r) = self.cache.probe(&key) {
+            let bound = BoundImage {
+                layout: r.layout,
+                regions: r.regions,
+                image_size: r.image_size,
+                runtime_header_offset: r.runtime_header_offset,
+                cache_hit: true,
+            };
+            self.stats.hits += 1;
+            return Ok(bound);
+        }
+        self.stats.misses += 1;
+        let layout = reserve_layout(sizing).map_err(RunnerError::Layout)?;
+        let sm = sm_layout(sizing).map_err(RunnerError::Layout)?;
+        let heap = heap_layout(sizing).map_err(RunnerError::Layout)?;
+
+        // Invalidate before anything touches the arena: from here on, until the upload succeeds,
+        // no image is resident.
+        self.cache.invalidate();
+        let regions = self.setup_static_arena(heap.total_size, sm.total_size, layout.offsets.arena_size)?;
+        let image = match self.lru.take(&key) {
+            Some(mut img) => {
+                if img.regions() != &regions {
+                    img.rebase(&regions)?;
+                    self.stats.images_rebased += 1;
+                }
+                img
+            }
+            None => {
+                let img = build_runtime_image(&layout, &regions)?;
+                self.stats.images_built += 1;
+                img
+            }
+        };
+        let upload = self.alloc.backend().copy_to_device(regions.arena.base, image.bytes());
+        let image_size = image.bytes().len() as u64;
+        // The built image stays useful host-side whether or not the upload worked.
+        self.lru.insert(key, image);
+        self.note(upload)?;
+        self.stats.uploads += 1;
+        let resident = ResidentImage {
+            key,
+            regions,
+            layout,
+            runtime_header_offset: layout.offsets.runtime_header.offset,
+            image_size,
+        };
+        self.cache.mark(resident);
+        Ok(BoundImage {
+            layout,
+            regions,
+            image_size,
+            runtime_header_offset: resident.runtime_header_offset,
+            cache_hit: false,
+        })
+    }
+
+    /// Writes the launch block for `bound` (one upload) and returns where its parts lie.
+    pub fn prepare_launch(&mut self, bound: &BoundImage, params: &LaunchParams) -> Result<LaunchBlock, RunnerError> {
+        let block = match self.launch_block {
+            Some(b) => b,
+            None => {
+                let base = self.alloc(launch::LAUNCH_BLOCK_BYTES)?;
+                let b = LaunchBlock { base };
+                self.launch_block = Some(b);
+                b
+            }
+        };
+        let bytes = launch::launch_block_bytes(block, &bound.regions, bound.image_size, params)?;
+        let r = self.alloc.backend().copy_to_device(block.base, bytes.as_bytes());
+        self.note(r)?;
+        Ok(block)
+    }
+
+    /// Reads the boot report of the current launch block.
+    pub fn read_boot_report(&mut self) -> Result<BootOutcome, RunnerError> {
+        let block = self.launch_block.ok_or(RunnerError::NotBound)?;
+        let mut report = <pto_abi::launch::BootReport as zerocopy::FromZeros>::new_zeroed();
+        let r = self.alloc.backend().copy_from_device(block.boot_report(), report.as_mut_bytes());
+        self.note(r)?;
+        Ok(launch::decode_boot_report(&report))
+    }
+
+    /// Boots the resident image through the backend: writes the launch block, launches the
+    /// boot-only AICPU entry on one thread and reads the boot report back.
+    pub fn boot_resident(&mut self, bound: &BoundImage, params: &LaunchParams) -> Result<BootSummary, RunnerError> {
+        let block = self.prepare_launch(bound, params)?;
+        let kernel = match self.boot_kernel {
+            Some(k) => k,
+            None => {
+                let r = self.alloc.backend().register_kernel_binary(crate::backend::sim::SIM_BOOT_ENTRY.as_bytes());
+                let k = self.note(r)?;
+                self.boot_kernel = Some(k);
+                k
+            }
+        };
+        let stream = match self.aicpu_stream {
+            Some(s) => s,
+            None => {
+                let r = self.alloc.backend().stream_create();
+                let s = self.note(r)?;
+                self.aicpu_stream = Some(s);
+                s
+            }
+        };
+        let r = self.alloc.backend().launch_kernel(kernel, stream, 1, block.kernel_args());
+        self.note(r)?;
+        let r = self.alloc.backend().stream_synchronize(stream);
+        self.note(r)?;
+        match self.read_boot_report()? {
+            BootOutcome::Ready(s) => Ok(s),
+            BootOutcome::Failed(f) => Err(RunnerError::Boot(f)),
+            BootOutcome::Pending => Err(RunnerError::BootNotReported),
+        }
+    }
+
+    /// Releases everything: frees every allocation, or abandons them without freeing after a
+    /// device fault. Also runs on drop.
+    pub fn finalize(&mut self) -> Result<(), RunnerError> {
+        self.cache.invalidate();
+        self.launch_block = None;
+        self.arenas = StaticArenas::default();
+        if self.faulted {
+            self.alloc.abandon();
+            return Ok(());
+        }
+        Ok(self.alloc.free_all()?)
+    }
+}
+
+impl Drop for DeviceRunner {
+    fn drop(&mut self) {
+        let _ = self.finalize();
+    }
+}
+
+/// Reads `T` from device memory at `addr` through the runner's backend.
+pub fn read_device<T: FromBytes + IntoBytes>(runner: &DeviceRunner, addr: DevAddr) -> Result<T, RunnerError> {
+    let mut v = T::new_zeroed();
+    runner.backend().copy_from_device(addr, v.as_mut_bytes())?;
+    Ok(v)
+}
