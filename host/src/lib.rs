@@ -7,4 +7,5 @@ pub mod backend;
 pub mod callable;
 pub mod cli;
 pub mod image;
+pub mod run;
 pub mod runner;

@@ -31,9 +31,10 @@ fn run_dag(host: &HostRuntime, dag: &Dag, shuffle: u64) -> Vec<Vec<u32>> {
     host.reset();
     // SAFETY: the table outlives the run.
     let funcs = unsafe { FuncTable::from_raw(table.as_ptr(), table.len() as u32) };
-    let rt = Runtime::new(host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
+    let mut rt = Runtime::new(host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
     let sched = DeterministicScheduler::new(VirtualCores::RunKernels).with_shuffle(shuffle);
-    let out = run_with(&rt, dag_orchestration, &args, sched);
+    let out = // SAFETY: this thread is the only user of the runtime.
+    unsafe { run_with(&mut rt, dag_orchestration, &args, sched) };
     assert_eq!(out.error, None);
     assert_eq!(out.tasks_submitted as usize, dag.task_count);
     assert_eq!(out.tasks_completed as usize, dag.task_count);
@@ -58,7 +59,7 @@ proptest! {
     #[test]
     fn random_graphs_match_the_reference(seed in any::<u64>(), window_log in 2u32..7) {
         let window = 1usize << window_log;
-        let host = HostRuntime::new(&ArenaSizingKey::uniform(window as u64, 1 << 20, 256)).unwrap();
+        let host = HostRuntime::new(&ArenaSizingKey::uniform(window as u64, 1 << 20, 4096)).unwrap();
         let dag = generate(seed, limits(window, 150));
         prop_assert_eq!(run_dag(&host, &dag, seed ^ 0x5555), reference(&dag));
     }

@@ -254,7 +254,7 @@ impl Orchestrator<'_, '_> {
             p.fanin_spill_head = fanin.spill_head.0;
             p.scalars[..spec.scalars.len()].copy_from_slice(spec.scalars);
         }
-        let mut outputs: Vec<Tensor, MAX_TENSOR_ARGS> = Vec::new();
+        let mut submitted = Submitted::new(TaskId(id), payload);
         let mut out_at = block_base;
         for (i, a) in spec.args.iter().enumerate() {
             let (t, dir) = match a {
@@ -272,8 +272,7 @@ impl Orchestrator<'_, '_> {
                         dtype: o.dtype,
                     };
                     out_at += o.bytes.next_multiple_of(HEAP_OUTPUT_ALIGN);
-                    // At most MAX_TENSOR_ARGS outputs (validated).
-                    let _ = outputs.push(t);
+                    submitted.push_output(i, t);
                     (t, TensorDirection::Output)
                 }
             };
@@ -302,7 +301,7 @@ impl Orchestrator<'_, '_> {
 
         // Drop the wiring guard: the task is routed here if every producer was already done.
         self.rt.add_fanin(id, observed + 1);
-        Ok(Submitted { task: TaskId(id), outputs })
+        Ok(submitted)
     }
 
     fn alloc_heap(&mut self, ring: usize, bytes: u64) -> Result<(u64, u64), OrchError> {
@@ -430,11 +429,10 @@ impl Orchestrator<'_, '_> {
     #[inline]
     fn wire_one(&mut self, ring: usize, id: u64, p: u64, observed: &mut u32) -> bool {
         let ps = self.rt.slot(p);
-        let lock = ps.lock();
-        lock.lock(self.rt.platform);
+        self.rt.lock_slot(&ps);
         let state = ps.task_state().load(Ordering::Relaxed);
         if ps.task_id().load(Ordering::Relaxed) != p || state == TaskState::Consumed as u32 {
-            lock.unlock();
+            self.rt.unlock_slot(&ps);
             *observed += 1;
             return false;
         }
@@ -448,7 +446,7 @@ impl Orchestrator<'_, '_> {
             self.rt.view.dep_pools.write(node, id, NodeRef(ps.fanout_head().load(Ordering::Relaxed)));
             ps.fanout_head().store(node.0, Ordering::Relaxed);
         }
-        lock.unlock();
+        self.rt.unlock_slot(&ps);
         true
     }
 }

@@ -10,7 +10,7 @@ use pto_abi::launch::OrchArg;
 use crate::kernel::{call_sim_kernel, KernelInvocation};
 use crate::orch::{run_orchestration, Drain, OrchError, OrchestrationFn};
 use crate::queue::Shape;
-use crate::runtime::Runtime;
+use crate::runtime::{RingSet, Runtime};
 use crate::sync::atomic_u64;
 
 /// What a virtual core does with a dispatched task.
@@ -61,7 +61,7 @@ impl DeterministicScheduler {
             let mut round: heapless::Vec<u64, 256> = heapless::Vec::new();
             'fill: for shape in Shape::ALL {
                 while !round.is_full() {
-                    match rt.view.queues[shape.index()].pop() {
+                    match rt.pop_ready(shape) {
                         Some(t) => {
                             let _ = round.push(t);
                         }
@@ -77,13 +77,15 @@ impl DeterministicScheduler {
                 let j = (self.next_random() % (i as u64 + 1)) as usize;
                 round.swap(i, j);
             }
+            let mut rings = RingSet::default();
             for t in round {
-                self.run(rt, t);
+                rings.merge(self.run(rt, t));
             }
+            rt.advance(rings);
         }
     }
 
-    fn run(&mut self, rt: &Runtime<'_>, task: u64) {
+    fn run(&mut self, rt: &Runtime<'_>, task: u64) -> RingSet {
         self.dispatched += 1;
         if self.cores == VirtualCores::RunKernels {
             let d = rt.view.descriptor(task);
@@ -107,8 +109,8 @@ impl DeterministicScheduler {
                 }
             }
         }
-        rt.complete(task);
         self.completed += 1;
+        rt.complete(task)
     }
 }
 
@@ -120,12 +122,14 @@ impl Drain for DeterministicScheduler {
         let mut any = false;
         loop {
             let mut progressed = false;
+            let mut rings = RingSet::default();
             for shape in Shape::ALL {
-                while let Some(task) = rt.view.queues[shape.index()].pop() {
-                    self.run(rt, task);
+                while let Some(task) = rt.pop_ready(shape) {
+                    rings.merge(self.run(rt, task));
                     progressed = true;
                 }
             }
+            rt.advance(rings);
             if !progressed {
                 return any;
             }
@@ -147,22 +151,32 @@ pub struct DeterministicOutcome {
 
 /// Runs an orchestration in the deterministic mode on a booted, reset runtime: orchestrates,
 /// drains every ready task, and advances every watermark.
-pub fn run_deterministic(
-    rt: &Runtime<'_>,
+///
+/// # Safety
+/// No other thread may touch the runtime during the call (it runs in the single-thread mode).
+pub unsafe fn run_deterministic(
+    rt: &mut Runtime<'_>,
     f: OrchestrationFn,
     args: &[OrchArg],
     cores: VirtualCores,
 ) -> DeterministicOutcome {
-    run_with(rt, f, args, DeterministicScheduler::new(cores))
+    // SAFETY: forwarded from the caller.
+    unsafe { run_with(rt, f, args, DeterministicScheduler::new(cores)) }
 }
 
 /// Runs an orchestration in the deterministic mode with a configured scheduler.
-pub fn run_with(
-    rt: &Runtime<'_>,
+///
+/// # Safety
+/// As for [`run_deterministic`].
+pub unsafe fn run_with(
+    rt: &mut Runtime<'_>,
     f: OrchestrationFn,
     args: &[OrchArg],
     mut sched: DeterministicScheduler,
 ) -> DeterministicOutcome {
+    // SAFETY: the caller guarantees no other thread uses the runtime.
+    unsafe { rt.set_exclusive(true) };
+    let rt = &*rt;
     let summary = run_orchestration(rt, f, args, Some(&mut sched));
     if summary.error.is_none() {
         sched.drain(rt);

@@ -416,7 +416,7 @@ pub fn dag_orchestration(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> R
                     };
                     let s = o.submit(&spec.scalars(&scalars).deps(&deps).blocks(t.blocks))?;
                     ids.push(s.task);
-                    outs.push(s.outputs.first().copied());
+                    outs.push(s.get(0));
                 }
             }
         }
