@@ -7,3 +7,4 @@ pub mod backend;
 pub mod cli;
 pub mod image;
 pub mod runner;
+pub mod sim_cores;
