@@ -6,5 +6,6 @@
 
 pub use pto_abi as abi;
 
+pub mod aicore;
 pub mod boot;
 pub mod kernel;
