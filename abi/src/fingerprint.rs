@@ -291,7 +291,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         reserved,
     }),
     abi_type!(CoreRegisters { dispatch, _pad0, condition, _pad1 }),
-    abi_type!(HandshakeRecord { core_id, lane, cluster, online, registers, payloads, _pad }),
+    abi_type!(HandshakeRecord { core_id, lane, cluster, online, registers, payloads, faults, _pad }),
     abi_type!(AicorePayload { kernel, task_id, block_idx, block_num, arg_count, _pad0, args, _pad1 }),
     abi_type!(ChipCallableHeader {
         magic,
@@ -345,6 +345,8 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = &[
     ("COND_ACK", COND_ACK),
     ("COND_FIN", COND_FIN),
     ("COND_EXITED", COND_EXITED),
+    ("COND_FAULT", COND_FAULT),
+    ("FAULT_REASON_BITS", FAULT_REASON_BITS as u64),
     ("LAUNCH_FLAG_DETERMINISTIC", LAUNCH_FLAG_DETERMINISTIC),
     ("ORCH_ARG_TENSOR", ORCH_ARG_TENSOR as u64),
     ("ORCH_ARG_SCALAR", ORCH_ARG_SCALAR as u64),

@@ -152,8 +152,27 @@ pub const COND_ACK: u64 = 1 << 56;
 pub const COND_FIN: u64 = 2 << 56;
 /// Condition register: kind bits for an exit acknowledgement.
 pub const COND_EXITED: u64 = 3 << 56;
+/// Condition register: kind bits for a task that did not run to completion (token in the low 56
+/// bits); the reason is in the core's [`HandshakeRecord::faults`] word of the token's parity.
+pub const COND_FAULT: u64 = 4 << 56;
 /// Mask of the token bits of a condition register value.
 pub const COND_TOKEN_MASK: u64 = (1 << 56) - 1;
+/// Mask of the kind bits of a condition register value (0 = nothing reported since boot).
+pub const COND_KIND_MASK: u64 = !COND_TOKEN_MASK;
+/// Bits of a [`HandshakeRecord::faults`] word below the token: the [`CoreFault`] reason.
+pub const FAULT_REASON_BITS: u32 = 8;
+
+crate::abi_enum! {
+    /// Why a core reported [`COND_FAULT`] for a token instead of [`COND_FIN`].
+    pub enum CoreFault {
+        /// The payload's kernel address names no kernel the core can run.
+        UnknownKernel = 1,
+        /// The payload's `arg_count` exceeds `MAX_KERNEL_ARGS`.
+        BadArgCount = 2,
+        /// The kernel started but did not complete (a panic on the simulated device).
+        KernelFailed = 3,
+    }
+}
 
 /// One core's registers; dispatch (AICPU writes) and condition (core writes) on separate lines.
 #[repr(C, align(64))]
@@ -185,8 +204,11 @@ pub struct HandshakeRecord {
     pub registers: DevAddr,
     /// This core's two [`AicorePayload`]s.
     pub payloads: DevAddr,
+    /// Per token parity, the last fault of that parity: `token << FAULT_REASON_BITS | CoreFault`
+    /// (0 = none). The core writes it before it publishes [`COND_FAULT`] for the token.
+    pub faults: [u64; 2],
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 32],
+    pub _pad: [u8; 16],
 }
 
 /// What a core runs for one dispatch token; two per core, chosen by token parity.

@@ -6,6 +6,7 @@
 
 pub use pto_abi as abi;
 
+pub mod aicore;
 pub mod boot;
 pub mod deppool;
 #[cfg(any(test, feature = "std"))]

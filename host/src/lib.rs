@@ -9,3 +9,4 @@ pub mod cli;
 pub mod image;
 pub mod run;
 pub mod runner;
+pub mod sim_cores;

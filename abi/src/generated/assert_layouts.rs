@@ -398,7 +398,8 @@ const_assert_eq!(offset_of!(HandshakeRecord, cluster), 8);
 const_assert_eq!(offset_of!(HandshakeRecord, online), 12);
 const_assert_eq!(offset_of!(HandshakeRecord, registers), 16);
 const_assert_eq!(offset_of!(HandshakeRecord, payloads), 24);
-const_assert_eq!(offset_of!(HandshakeRecord, _pad), 32);
+const_assert_eq!(offset_of!(HandshakeRecord, faults), 32);
+const_assert_eq!(offset_of!(HandshakeRecord, _pad), 48);
 
 const_assert_eq!(size_of::<AicorePayload>(), 448);
 const_assert_eq!(align_of::<AicorePayload>(), 64);
@@ -437,4 +438,4 @@ const_assert_eq!(offset_of!(CoreCallableHeader, signature), 24);
 const_assert_eq!(offset_of!(CoreCallableHeader, name), 56);
 const_assert_eq!(offset_of!(CoreCallableHeader, reserved), 120);
 
-const_assert_eq!(crate::ABI_FINGERPRINT, 0xa86a1412b0ee924a);
+const_assert_eq!(crate::ABI_FINGERPRINT, 0xdec10c140651cafb);
