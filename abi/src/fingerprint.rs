@@ -238,7 +238,16 @@ pub const ABI_TYPES: &[TypeLayout] = &[
     }),
     abi_type!(ScopeFrame { first_task, ring, kind, serial }),
     abi_type!(RingSchedState { advance_lock, advance_pending, dep_pool_tail, _pad }),
-    abi_type!(SchedThreadState { tasks_dispatched, tasks_completed, last_progress_ns, running, _pad }),
+    abi_type!(SchedThreadState {
+        tasks_dispatched,
+        tasks_completed,
+        last_progress_ns,
+        running,
+        cores_not_exited,
+        kernel_faults,
+        first_fault_task,
+        _pad
+    }),
     abi_type!(ReadyQueueHeader { capacity, mask, _pad0, enqueue_pos, _pad1, dequeue_pos, _pad2 }),
     abi_type!(ReadyQueueCell { sequence, task_id }),
     abi_type!(TensorMapEntry {
@@ -348,6 +357,9 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = &[
     ("COND_FAULT", COND_FAULT),
     ("FAULT_REASON_BITS", FAULT_REASON_BITS as u64),
     ("LAUNCH_FLAG_DETERMINISTIC", LAUNCH_FLAG_DETERMINISTIC),
+    ("THREAD_NOT_STARTED", THREAD_NOT_STARTED as u64),
+    ("THREAD_RUNNING", THREAD_RUNNING as u64),
+    ("THREAD_EXITED", THREAD_EXITED as u64),
     ("ORCH_ARG_TENSOR", ORCH_ARG_TENSOR as u64),
     ("ORCH_ARG_SCALAR", ORCH_ARG_SCALAR as u64),
     ("BOOT_STATE_PENDING", BOOT_STATE_PENDING as u64),

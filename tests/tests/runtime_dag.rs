@@ -7,9 +7,7 @@ mod runtime_support;
 
 use proptest::prelude::*;
 use pto_abi::sizing::ArenaSizingKey;
-use pto_abi::DevAddr;
 use pto_device::hostmem::HostRegion;
-use pto_device::kernel::SimKernelFn;
 use pto_device::platform::HostPlatform;
 use pto_device::runtime::{Budgets, FuncTable, Runtime};
 use pto_device::sched::deterministic::{run_with, DeterministicScheduler, VirtualCores};
@@ -26,13 +24,12 @@ fn run_dag(host: &HostRuntime, dag: &Dag, shuffle: u64) -> Vec<Vec<u32>> {
     }
     let addrs: Vec<u64> = regions.iter().map(|r| r.addr().0).collect();
     let args = run_args(dag, &addrs);
-    let table: Vec<DevAddr> =
-        [dag_kernel as SimKernelFn, nop_kernel as SimKernelFn].iter().map(|f| DevAddr(*f as usize as u64)).collect();
+    let (table, kernels) = dag_kernels();
     host.reset();
     // SAFETY: the table outlives the run.
     let funcs = unsafe { FuncTable::from_raw(table.as_ptr(), table.len() as u32) };
     let mut rt = Runtime::new(host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
-    let sched = DeterministicScheduler::new(VirtualCores::RunKernels).with_shuffle(shuffle);
+    let sched = DeterministicScheduler::new(VirtualCores::RunKernels(&kernels)).with_shuffle(shuffle);
     let out = // SAFETY: this thread is the only user of the runtime.
     unsafe { run_with(&mut rt, dag_orchestration, &args, sched) };
     assert_eq!(out.error, None);

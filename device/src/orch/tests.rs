@@ -13,6 +13,7 @@ use pto_abi::task::{DType, Lane, TaskState, INACTIVE_KERNEL};
 use pto_abi::DevAddr;
 
 use super::*;
+use crate::aicore::KernelResolver;
 use crate::hostmem::HostRegion;
 use crate::kernel::{KernelInvocation, SimKernelFn};
 use crate::platform::HostPlatform;
@@ -86,19 +87,30 @@ const MARK_BLOCK: i32 = 3;
 const FILL: i32 = 4;
 const STEP: i32 = 5;
 
-fn table() -> Vec<DevAddr> {
+/// Kernel "code addresses" of the test: func id `k` lives at `0x1000 + 64 k`.
+struct Kernels(Vec<(DevAddr, SimKernelFn)>);
+
+impl KernelResolver for Kernels {
+    fn resolve(&self, kernel: DevAddr) -> Option<SimKernelFn> {
+        self.0.iter().find(|(a, _)| *a == kernel).map(|(_, f)| *f)
+    }
+}
+
+fn kernels() -> Kernels {
     let fns: [SimKernelFn; 6] = [k_add, k_add_scalar, k_mul, k_mark_block, k_fill, k_step];
-    fns.iter().map(|f| DevAddr(*f as usize as u64)).collect()
+    Kernels(fns.iter().enumerate().map(|(k, f)| (DevAddr(0x1000 + 64 * k as u64), *f)).collect())
 }
 
 struct Env {
     host: HostRuntime,
     funcs: Vec<DevAddr>,
+    kernels: Kernels,
 }
 
 impl Env {
     fn new(sizing: ArenaSizingKey) -> Self {
-        Env { host: HostRuntime::new(&sizing).unwrap(), funcs: table() }
+        let kernels = kernels();
+        Env { host: HostRuntime::new(&sizing).unwrap(), funcs: kernels.0.iter().map(|(a, _)| *a).collect(), kernels }
     }
 
     fn run(&self, f: OrchestrationFn, args: &[OrchArg]) -> DeterministicOutcome {
@@ -107,7 +119,7 @@ impl Env {
         let funcs = unsafe { FuncTable::from_raw(self.funcs.as_ptr(), self.funcs.len() as u32) };
         let mut rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
         // SAFETY: this thread is the only user of the runtime.
-        unsafe { run_deterministic(&mut rt, f, args, VirtualCores::RunKernels) }
+        unsafe { run_deterministic(&mut rt, f, args, VirtualCores::RunKernels(&self.kernels)) }
     }
 
     fn sm_orch_code(&self) -> u32 {

@@ -14,7 +14,7 @@ use pto_abi::task::DType;
 use pto_abi::DevAddr;
 use pto_device::hostmem::HostRegion;
 use pto_device::orch::{Arg, OrchArgs, OrchError, Orchestrator, OutputSpec, TaskSpec, Tensor};
-use pto_device::platform::{HostPlatform, Platform};
+use pto_device::platform::{Clock, HostPlatform};
 use pto_device::runtime::{Budgets, FuncTable, Runtime};
 use pto_device::sched::deterministic::{run_deterministic, VirtualCores};
 use pto_device::testkit::HostRuntime;
