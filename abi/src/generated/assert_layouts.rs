@@ -441,4 +441,4 @@ const_assert_eq!(offset_of!(CoreCallableHeader, signature), 24);
 const_assert_eq!(offset_of!(CoreCallableHeader, name), 56);
 const_assert_eq!(offset_of!(CoreCallableHeader, reserved), 120);
 
-const_assert_eq!(crate::ABI_FINGERPRINT, 0x5ec07505ec5a6a98);
+const_assert_eq!(crate::ABI_FINGERPRINT, 0x5326cf6a95d370bf);

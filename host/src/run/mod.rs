@@ -2,3 +2,10 @@
 //! the scheduling benchmarks.
 
 pub mod bench;
+pub mod examples;
+pub mod failure;
+pub mod request;
+pub mod runner;
+
+pub use failure::DeviceFailure;
+pub use request::{f32s, RunArg, RunError, RunMode, RunReport, RunRequest};
