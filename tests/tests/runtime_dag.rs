@@ -72,3 +72,91 @@ fn thousands_of_tasks_through_windows_of_4_and_16() {
         }
     }
 }
+
+mod threaded {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use pto_abi::sizing::ArenaSizingKey;
+    use pto_abi::task::DType;
+    use pto_device::kernel::SimKernelFn;
+    use pto_device::runtime::Budgets;
+    use pto_host::backend::{DeviceBackend, SimBackend};
+    use pto_host::run::{RunArg, RunMode, RunRequest};
+    use pto_host::runner::DeviceRunner;
+
+    use super::runtime_support::*;
+
+    const KERNELS: [SimKernelFn; 2] = [dag_kernel, nop_kernel];
+
+    fn u32s(b: &[u8]) -> Vec<u32> {
+        b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    }
+
+    /// Runs `dag` through `DeviceRunner::run` in the threaded mode; returns the external buffers.
+    pub fn run_threaded(
+        runner: &mut DeviceRunner,
+        sim: &Arc<SimBackend>,
+        dag: &Dag,
+        sizing: ArenaSizingKey,
+        threads: u32,
+        clusters: u32,
+    ) -> Vec<Vec<u32>> {
+        let mut args: Vec<RunArg> = (0..dag.ext_buffers)
+            .map(|b| RunArg::InOut {
+                data: initial_ext(dag, b).iter().flat_map(|v| v.to_le_bytes()).collect(),
+                dtype: DType::I32,
+            })
+            .collect();
+        args.push(RunArg::Scalar(dag as *const Dag as u64));
+        let req = RunRequest {
+            orchestration: dag_orchestration,
+            kernels: &KERNELS,
+            args: &args,
+            sizing,
+            mode: RunMode::Threaded { threads, clusters },
+            budgets: Budgets::DEFAULT,
+        };
+        let report = runner.run(sim, &req).unwrap_or_else(|e| panic!("threaded run: {e}"));
+        assert_eq!(report.tasks_completed as usize, dag.task_count);
+        (0..dag.ext_buffers).map(|b| u32s(report.outputs[b].as_ref().unwrap())).collect()
+    }
+
+    fn setup() -> (Arc<SimBackend>, DeviceRunner) {
+        let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
+        let runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
+        (sim, runner)
+    }
+
+    fn limits(window: usize, tasks: usize) -> Limits {
+        Limits { tasks, window, max_depth: 5, ext_buffers: 3, ext_chunks: 8, max_blocks: 5 }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        #[test]
+        fn random_graphs_match_the_reference_on_threads(
+            seed in any::<u64>(),
+            window_log in 2u32..7,
+            threads in 2u32..5,
+            clusters in 1u32..4,
+        ) {
+            let (sim, mut runner) = setup();
+            let window = 1usize << window_log;
+            let dag = generate(seed, limits(window, 120));
+            let sizing = ArenaSizingKey::uniform(window as u64, 1 << 20, 4096);
+            prop_assert_eq!(run_threaded(&mut runner, &sim, &dag, sizing, threads, clusters), reference(&dag));
+        }
+    }
+
+    #[test]
+    fn thousands_of_tasks_through_windows_of_4_and_16_on_threads() {
+        let (sim, mut runner) = setup();
+        for window in [4u64, 16] {
+            let dag = generate(window + 100, limits(window as usize, 2000));
+            let sizing = ArenaSizingKey::uniform(window, 64 << 10, 256);
+            assert_eq!(run_threaded(&mut runner, &sim, &dag, sizing, 3, 2), reference(&dag), "window {window}");
+        }
+    }
+}

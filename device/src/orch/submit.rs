@@ -194,14 +194,16 @@ impl Orchestrator<'_, '_> {
             }
         }
 
-        // Room for one fanout node per producer (the upper bound of what wiring appends).
-        let need = fanin.count as u64;
+        // Room for one fanout node per producer still pending (wiring appends to those lists
+        // only; a producer seen pending now may complete before wiring, never the reverse).
+        let mut need = self.pending_producers(payload, &fanin);
         if need > self.rings[ring].pool.capacity as u64 {
             return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, need));
         }
         let mut w = Waiter::new();
         while self.rings[ring].pool.free(self.dep_tail(ring)) < need {
             self.wait_step(ring, Resource::DepPool, need, &mut w)?;
+            need = self.pending_producers(payload, &fanin);
         }
 
         // Commit: prepare the slot, then publish the new submit counter.
@@ -399,6 +401,22 @@ impl Orchestrator<'_, '_> {
                 return Ok(());
             }
         }
+    }
+
+    /// How many listed producers are still pending (each needs a fanout node when wired).
+    fn pending_producers(&self, payload: *mut TaskPayload, f: &Fanin) -> u64 {
+        let pending =
+            |p: u64| p != NO_TASK && self.rt.slot(p).task_state().load(Ordering::Acquire) == TaskState::Pending as u32;
+        let inline = (f.count as usize).min(INLINE_FANIN);
+        // SAFETY: the payload is the new task's (its slot is free); `i < INLINE_FANIN`.
+        let mut n = (0..inline).filter(|i| pending(unsafe { (*payload).fanin[*i] })).count() as u64;
+        let mut node = f.spill_head;
+        while !node.is_null() {
+            let (p, next) = self.rt.view.dep_pools.read(node);
+            n += pending(p) as u64;
+            node = next;
+        }
+        n
     }
 
     /// Wires the new task `id` to each listed producer under the producer's lock; returns the
