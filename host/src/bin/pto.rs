@@ -20,8 +20,6 @@ enum Command {
     Image(cli::image::ImageArgs),
     /// Inspect or write ChipCallable blobs.
     Callable(cli::callable::CallableArgs),
-    /// Measure the runtime's scheduling cost (deterministic mode), the tensor map and the ready queue.
-    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,7 +29,6 @@ fn main() -> ExitCode {
         Command::Layout(args) => cli::layout::run(args, &mut stdout),
         Command::Image(args) => cli::image::run(args, &mut stdout),
         Command::Callable(args) => cli::callable::run(args, &mut stdout),
-        Command::Bench(args) => cli::bench::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,5 @@
 //! The `pto` command line tool: one module per subcommand; `bin/pto.rs` only dispatches.
 
-pub mod bench;
 pub mod callable;
 pub mod image;
 pub mod layout;

@@ -1,7 +1,5 @@
-//! Running task graphs on the simulated device: the run path of `DeviceRunner`, the examples, and
-//! the scheduling benchmarks.
+//! Running task graphs on the simulated device: the run path of `DeviceRunner`, and the examples.
 
-pub mod bench;
 pub mod examples;
 pub mod failure;
 pub mod request;
