@@ -75,3 +75,15 @@ pub struct CoreCallableHeader {
     /// Reserved; zero.
     pub reserved: [u64; 3],
 }
+
+/// Bytes of a [`ChipCallableHeader`]; the blob's storage starts here.
+pub const CHIP_HEADER_SIZE: u64 = core::mem::size_of::<ChipCallableHeader>() as u64;
+/// Bytes of a [`CoreCallableHeader`].
+pub const CORE_HEADER_SIZE: u64 = core::mem::size_of::<CoreCallableHeader>() as u64;
+
+const _: () = assert!(CHIP_HEADER_SIZE % CHILD_ALIGN == 0);
+const _: () = assert!(CORE_HEADER_SIZE <= CORE_CODE_OFFSET && CORE_CODE_OFFSET % CHILD_ALIGN == 0);
+
+mod view;
+
+pub use view::{BlobPart, CallableError, ChildView, ChipCallableView, NameField, NameRule};

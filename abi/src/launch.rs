@@ -34,9 +34,9 @@ pub struct LaunchDescriptor {
     pub heap_region_size: u64,
     /// Orchestration entry (a device address of its bytes or a registered function).
     pub orchestration: DevAddr,
-    /// Device address of the orchestration's argument words.
+    /// Device address of the orchestration's arguments ([`OrchArg`] array).
     pub orch_args: DevAddr,
-    /// Number of argument words at `orch_args`.
+    /// Number of [`OrchArg`]s at `orch_args`.
     pub orch_arg_count: u32,
     /// AICPU threads of this run (the last is the orchestrator).
     pub aicpu_thread_count: u32,
@@ -48,7 +48,7 @@ pub struct LaunchDescriptor {
     pub orch_timeout_ns: u64,
     /// Scheduler no-progress budget, nanoseconds.
     pub sched_timeout_ns: u64,
-    /// Run flags.
+    /// Run flags (`LAUNCH_FLAG_*`).
     pub flags: u64,
     /// Device address of the [`BootReport`] the device writes for this launch (null = none).
     pub boot_report: DevAddr,
@@ -58,6 +58,29 @@ pub struct LaunchDescriptor {
     pub _pad: [u8; 56],
     /// Kernel code address by func id (null = unused).
     pub func_table: [DevAddr; MAX_FUNC_IDS],
+}
+
+/// `LaunchDescriptor::flags`: run the deterministic single-thread mode (the orchestrator thread
+/// also schedules, virtual cores complete a task when it is dispatched).
+pub const LAUNCH_FLAG_DETERMINISTIC: u64 = 1 << 0;
+
+/// `OrchArg::kind`: a tensor (`value` = device address, `bytes` = size).
+pub const ORCH_ARG_TENSOR: u32 = 0;
+/// `OrchArg::kind`: a scalar (`value` = raw 64-bit word, `bytes` = 0).
+pub const ORCH_ARG_SCALAR: u32 = 1;
+
+/// One argument of a run, as the orchestration receives it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct OrchArg {
+    /// Device address of a tensor, or a scalar's raw value.
+    pub value: u64,
+    /// Bytes of a tensor; 0 for a scalar.
+    pub bytes: u64,
+    /// [`ORCH_ARG_TENSOR`] or [`ORCH_ARG_SCALAR`].
+    pub kind: u32,
+    /// A `DType` value of a tensor (0 for a scalar).
+    pub dtype: u32,
 }
 
 /// `BootReport::state`: the boot of this launch has not finished yet.

@@ -18,6 +18,8 @@ enum Command {
     Layout(cli::layout::LayoutArgs),
     /// Build an arena image file, or validate and describe one.
     Image(cli::image::ImageArgs),
+    /// Inspect or write ChipCallable blobs.
+    Callable(cli::callable::CallableArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let result: Result<(), CliError> = match &cli.command {
         Command::Layout(args) => cli::layout::run(args, &mut stdout),
         Command::Image(args) => cli::image::run(args, &mut stdout),
+        Command::Callable(args) => cli::callable::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

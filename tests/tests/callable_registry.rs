@@ -1,0 +1,256 @@
+//! The callable registry: register/unregister by cid, content-hash dedup with a refcount, name
+//! resolution, failure cleanup, and replaying a callable into a launch descriptor.
+
+mod callable_support;
+
+use callable_support::MemBackend;
+use pto_abi::callable::{ChipCallableView, CHIP_HEADER_SIZE};
+use pto_abi::launch::LaunchDescriptor;
+use pto_abi::task::TensorDirection::{InOut, Input, Output, OutputExisting};
+use pto_abi::DevAddr;
+use pto_device::kernel::{KernelInvocation, SimKernelFn};
+use pto_host::backend::{BackendError, BackendOp};
+use pto_host::callable::example::{
+    vector_example_callable, VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION,
+};
+use pto_host::callable::{
+    check_args_against_signature, compute_chip_callable_layout, BindError, CallableRegistry, ChipCallable,
+    CoreCallable, Orchestration, RegistryCounters, RegistryError, SymbolError, SymbolKind, Symbols, UploadError,
+};
+use zerocopy::FromZeros;
+
+/// The orchestration function type of these tests.
+type TestOrch = fn() -> &'static str;
+
+fn orch_vector() -> &'static str {
+    "vector"
+}
+fn k_add(_: &KernelInvocation<'_>) {}
+fn k_add_scalar(_: &KernelInvocation<'_>) {}
+fn k_mul(_: &KernelInvocation<'_>) {}
+
+fn symbols() -> Symbols<TestOrch> {
+    let mut s = Symbols::default();
+    s.kernels.define(VECTOR_ADD, k_add as SimKernelFn).unwrap();
+    s.kernels.define(VECTOR_ADD_SCALAR, k_add_scalar as SimKernelFn).unwrap();
+    s.kernels.define(VECTOR_MUL, k_mul as SimKernelFn).unwrap();
+    s.orchestrations.define(VECTOR_ORCHESTRATION, orch_vector as TestOrch).unwrap();
+    s
+}
+
+fn other_callable() -> ChipCallable {
+    ChipCallable::build(
+        &[InOut],
+        &Orchestration::named(VECTOR_ORCHESTRATION),
+        &[CoreCallable::sim(7, VECTOR_MUL, &[InOut, Input])],
+    )
+    .unwrap()
+}
+
+fn counters(uploads: u64, dedup_hits: u64, frees: u64) -> RegistryCounters {
+    RegistryCounters { uploads, dedup_hits, frees, orchestration_registrations: uploads }
+}
+
+#[test]
+fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
+    let backend = MemBackend::new();
+    let syms = symbols();
+    let mut reg = CallableRegistry::new();
+    let blob = vector_example_callable().unwrap();
+    let layout = compute_chip_callable_layout(blob.as_bytes()).unwrap();
+    let art = reg.register_callable(&backend, &syms, 3, &blob).unwrap();
+
+    assert_eq!(art.cid, 3);
+    assert_eq!(art.content_hash, layout.content_hash);
+    assert_eq!(art.aicore_image_hash, layout.aicore_image_hash);
+    assert_eq!(art.device_size, layout.total_size);
+    assert_eq!(art.orchestration_addr, DevAddr(art.device_base.get() + CHIP_HEADER_SIZE));
+    assert_eq!(art.orchestration_name, VECTOR_ORCHESTRATION);
+    assert_eq!((art.orchestration)(), "vector");
+    assert_eq!(art.config_name, "default");
+    assert_eq!(art.signature, vec![Input, Input, OutputExisting]);
+    let expected: Vec<(u32, DevAddr)> =
+        layout.children.iter().map(|c| (c.func_id, DevAddr(art.device_base.get() + c.code_offset))).collect();
+    assert_eq!(art.child_addrs().collect::<Vec<_>>(), expected);
+    let kernels: [SimKernelFn; 3] = [k_add, k_add_scalar, k_mul];
+    for (child, k) in art.children.iter().zip(kernels) {
+        assert!(std::ptr::fn_addr_eq(child.kernel, k), "child {} resolves to its kernel", child.name);
+        assert_eq!(child.kernel_name, child.name);
+    }
+    assert_eq!(art.children[1].signature, vec![Input, Output]);
+    let by_id = art.sim_kernels_by_func_id();
+    assert_eq!(by_id.len(), 3);
+    assert!(std::ptr::fn_addr_eq(by_id[2].unwrap(), k_mul as SimKernelFn));
+    assert!(std::ptr::fn_addr_eq(art.kernel_at(expected[1].1).unwrap(), k_add_scalar as SimKernelFn));
+    assert!(art.kernel_at(art.device_base).is_none());
+
+    // One allocation, one copy; the device copy validates and carries the resolved addresses.
+    let calls = backend.calls();
+    assert_eq!((calls.mallocs, calls.copies_to_device), (1, 1));
+    let device_bytes = backend.read(art.device_base, art.device_size);
+    let device_view = ChipCallableView::parse(&device_bytes).unwrap();
+    for (child, (_, addr)) in device_view.children().zip(&expected) {
+        assert_eq!(child.resolved_addr, *addr);
+    }
+    assert_eq!(device_view.aicore_image_hash(), art.aicore_image_hash);
+    assert_eq!(reg.counters(), counters(1, 0, 0));
+    assert_eq!(reg.artifacts(3).unwrap().device_base, art.device_base);
+}
+
+#[test]
+fn identical_blobs_upload_once_and_unregister_independently() {
+    let backend = MemBackend::new();
+    let syms = symbols();
+    let mut reg = CallableRegistry::new();
+    // Two separately built, byte-identical blobs.
+    let a = reg.register_callable(&backend, &syms, 0, &vector_example_callable().unwrap()).unwrap();
+    let b = reg.register_callable(&backend, &syms, 1, &vector_example_callable().unwrap()).unwrap();
+    assert_eq!(a.device_base, b.device_base);
+    assert_eq!(reg.counters(), counters(1, 1, 0));
+    assert_eq!(backend.calls().copies_to_device, 1);
+    assert_eq!(reg.resident_count(), 1);
+
+    reg.unregister_callable(&backend, 0).unwrap();
+    assert_eq!(backend.live_allocations(), 1, "cid 1 still uses the copy");
+    assert!(reg.artifacts(0).is_none());
+    assert_eq!(reg.artifacts(1).unwrap().device_base, b.device_base);
+    reg.unregister_callable(&backend, 1).unwrap();
+    assert_eq!(backend.live_allocations(), 0);
+    assert_eq!(reg.counters(), counters(1, 1, 1));
+    assert_eq!(reg.resident_count(), 0);
+}
+
+#[test]
+fn register_unregister_register_uploads_twice() {
+    let backend = MemBackend::new();
+    let syms = symbols();
+    let mut reg = CallableRegistry::new();
+    let blob = vector_example_callable().unwrap();
+    reg.register_callable(&backend, &syms, 5, &blob).unwrap();
+    reg.unregister_callable(&backend, 5).unwrap();
+    reg.register_callable(&backend, &syms, 5, &blob).unwrap();
+    assert_eq!(reg.counters(), counters(2, 0, 1));
+    assert_eq!(backend.live_allocations(), 1);
+}
+
+#[test]
+fn different_blobs_get_their_own_copies() {
+    let backend = MemBackend::new();
+    let syms = symbols();
+    let mut reg = CallableRegistry::new();
+    let a = reg.register_callable(&backend, &syms, 0, &vector_example_callable().unwrap()).unwrap();
+    let b = reg.register_callable(&backend, &syms, 1, &other_callable()).unwrap();
+    assert_ne!(a.device_base, b.device_base);
+    assert_ne!(a.content_hash, b.content_hash);
+    assert_eq!(reg.counters(), counters(2, 0, 0));
+    reg.release_all(&backend).unwrap();
+    assert_eq!(backend.live_allocations(), 0);
+    assert!(reg.artifacts(1).is_none());
+}
+
+#[test]
+fn cid_range_and_occupancy_are_checked() {
+    let backend = MemBackend::new();
+    let syms = symbols();
+    let mut reg = CallableRegistry::new();
+    let blob = vector_example_callable().unwrap();
+    let err = reg.register_callable(&backend, &syms, 64, &blob).unwrap_err();
+    assert_eq!(err, RegistryError::CidOutOfRange { cid: 64, max: 64 });
+    assert!(reg.register_callable(&backend, &syms, 63, &blob).is_ok());
+    let err = reg.register_callable(&backend, &syms, 63, &other_callable()).unwrap_err();
+    assert_eq!(err, RegistryError::CidInUse { cid: 63, content_hash: blob.content_hash() });
+    assert_eq!(reg.counters().uploads, 1, "a refused registration uploads nothing");
+    assert_eq!(reg.unregister_callable(&backend, 2), Err(RegistryError::NotRegistered { cid: 2 }));
+    assert_eq!(reg.unregister_callable(&backend, 99), Err(RegistryError::CidOutOfRange { cid: 99, max: 64 }));
+}
+
+#[test]
+fn unknown_names_fail_with_the_name_before_touching_the_device() {
+    let backend = MemBackend::new();
+    let syms = symbols();
+    let mut reg = CallableRegistry::<TestOrch>::new();
+    let blob = ChipCallable::build(
+        &[],
+        &Orchestration::named(VECTOR_ORCHESTRATION),
+        &[CoreCallable::sim(0, VECTOR_ADD, &[]), CoreCallable::sim(1, "softmax_fused", &[])],
+    )
+    .unwrap();
+    let err = reg.register_callable(&backend, &syms, 0, &blob).unwrap_err();
+    assert!(err.to_string().contains("softmax_fused"), "{err}");
+    assert!(matches!(
+        &err,
+        RegistryError::Kernel { child: 1, func_id: 1, source: SymbolError::Unknown { kind: SymbolKind::Kernel, name }, .. }
+            if name == "softmax_fused"
+    ));
+
+    let blob = ChipCallable::build(&[], &Orchestration::named("flash_attention"), &[]).unwrap();
+    let err = reg.register_callable(&backend, &syms, 0, &blob).unwrap_err();
+    assert!(err.to_string().contains("flash_attention"), "{err}");
+    assert!(matches!(err, RegistryError::Orchestration { .. }));
+
+    let raw = CoreCallable { func_id: 0, name: "elf".into(), signature: vec![], binary: b"\x7fELF....".to_vec() };
+    let blob = ChipCallable::build(&[], &Orchestration::named(VECTOR_ORCHESTRATION), &[raw]).unwrap();
+    let err = reg.register_callable(&backend, &syms, 0, &blob).unwrap_err();
+    assert!(matches!(err, RegistryError::Kernel { source: SymbolError::NotSimBinary { .. }, .. }), "{err:?}");
+
+    assert_eq!(backend.calls().mallocs, 0);
+    assert_eq!(reg.counters(), RegistryCounters::default());
+    assert!(reg.artifacts(0).is_none());
+}
+
+#[test]
+fn a_failed_upload_leaves_nothing_behind() {
+    let backend = MemBackend::new();
+    let syms = symbols();
+    let mut reg = CallableRegistry::new();
+    let blob = vector_example_callable().unwrap();
+
+    backend.fail_copy_in(1);
+    let err = reg.register_callable(&backend, &syms, 0, &blob).unwrap_err();
+    let RegistryError::Upload { cid: 0, source: UploadError::Backend { source, .. } } = err else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(source, BackendError::InjectedFault { op: BackendOp::CopyToDevice, nth: 1 });
+    assert_eq!(backend.live_allocations(), 0, "the allocation was released");
+    assert_eq!(reg.resident_count(), 0);
+    assert!(reg.artifacts(0).is_none());
+    assert_eq!(reg.counters(), RegistryCounters::default());
+
+    backend.fail_malloc_in(1);
+    assert!(matches!(reg.register_callable(&backend, &syms, 0, &blob), Err(RegistryError::Upload { .. })));
+    assert_eq!(backend.live_allocations(), 0);
+
+    // The cid is free and the same blob registers normally afterwards.
+    reg.register_callable(&backend, &syms, 0, &blob).unwrap();
+    assert_eq!(reg.counters(), counters(1, 0, 0));
+    assert_eq!(backend.live_allocations(), 1);
+}
+
+#[test]
+fn replay_clears_stale_func_table_entries() {
+    let backend = MemBackend::new();
+    let syms = symbols();
+    let mut reg = CallableRegistry::new();
+    let art = reg.register_callable(&backend, &syms, 0, &other_callable()).unwrap();
+    let mut desc = LaunchDescriptor::new_zeroed();
+    desc.func_table.fill(DevAddr(0xdead_0000));
+    desc.func_count = 1024;
+    art.replay_into(&mut desc).unwrap();
+    assert_eq!(desc.func_count, 8);
+    assert_eq!(desc.orchestration, art.orchestration_addr);
+    for (id, addr) in desc.func_table.iter().enumerate() {
+        let expected = if id == 7 { art.children[0].code_addr } else { DevAddr::NULL };
+        assert_eq!(*addr, expected, "func id {id}");
+    }
+}
+
+#[test]
+fn run_args_are_checked_against_the_signature() {
+    let sig = [Input, Input, OutputExisting];
+    assert_eq!(check_args_against_signature(4, &sig, &[Input, Input, OutputExisting]), Ok(()));
+    let err = check_args_against_signature(4, &sig, &[Input, Input]).unwrap_err();
+    assert_eq!(err, BindError::ArgCount { cid: 4, expected: 3, got: 2 });
+    assert!(err.to_string().contains("2 arguments given") && err.to_string().contains("takes 3"), "{err}");
+    let err = check_args_against_signature(4, &sig, &[Input, InOut, OutputExisting]).unwrap_err();
+    assert_eq!(err, BindError::Direction { cid: 4, index: 1, expected: Input, got: InOut });
+}
