@@ -11,7 +11,7 @@
 //! * [`SimCores::join`] waits for the workers to exit on their own (after the AICPU side's
 //!   shutdown); [`SimCores::stop_and_join`] raises the stop flag first, for when the AICPU side
 //!   died. Both are bounded: a worker stuck inside a kernel is reported, never waited on forever.
-//! * [`StdClock`] is the [`Clock`] the AICPU side uses on the host.
+//! * The AICPU side waits through [`HostPlatform`](pto_device::platform::HostPlatform).
 
 use std::collections::HashMap;
 use std::mem::size_of;
@@ -26,8 +26,7 @@ use pto_abi::launch::{BootReport, CoreFault};
 use pto_abi::DevAddr;
 use pto_device::aicore::tables::TABLE_BYTES;
 use pto_device::aicore::{
-    run_core, wait_for_boot, Clock, CoreEndpoint, CoreMask, CoreReport, CoreTables, CoreWait, EndpointError,
-    KernelResolver,
+    run_core, wait_for_boot, CoreEndpoint, CoreMask, CoreReport, CoreTables, CoreWait, EndpointError, KernelResolver,
 };
 use pto_device::boot::dev_ptr;
 use pto_device::kernel::{KernelInvocation, SimKernelFn};
@@ -51,35 +50,6 @@ pub fn sim_pause(empty_polls: u32) {
         std::thread::yield_now();
     } else {
         std::thread::sleep(SLEEP_STEP);
-    }
-}
-
-/// The AICPU side's [`Clock`] on the host: `Instant` since creation, pauses by [`sim_pause`].
-#[derive(Clone, Copy, Debug)]
-pub struct StdClock {
-    origin: Instant,
-}
-
-impl StdClock {
-    /// A clock whose zero is now.
-    pub fn new() -> Self {
-        StdClock { origin: Instant::now() }
-    }
-}
-
-impl Default for StdClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for StdClock {
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    fn pause(&self, empty_polls: u32) {
-        sim_pause(empty_polls);
     }
 }
 

@@ -12,9 +12,10 @@ use pto_abi::launch::LaunchDescriptor;
 use pto_abi::DevAddr;
 use pto_device::aicore::{CoreChannels, CoreExit, CoreTables, Dispatch, TaskOutcome};
 use pto_device::boot::{boot, dev_ptr};
+use pto_device::platform::HostPlatform;
 use pto_host::backend::DeviceBackend;
 use pto_host::runner::{BoundImage, DeviceRunner, LaunchParams};
-use pto_host::sim_cores::{SimCoreConfig, SimCores, StdClock};
+use pto_host::sim_cores::{sim_pause, SimCoreConfig, SimCores};
 
 use aicore_support::{kernels, HANG_GUARD, WRITE};
 use image_support::{runner, sim, sizing};
@@ -51,8 +52,8 @@ fn run_once(
 
     // SAFETY: tables of this boot; one scheduler owns every core.
     let mut ch = unsafe { CoreChannels::for_scheduler(tables, 0, 1, CLUSTERS).unwrap() };
-    let clock = StdClock::new();
-    ch.wait_online(&clock, HANG_GUARD.as_nanos() as u64).unwrap();
+    let platform = HostPlatform;
+    ch.wait_online(&platform, HANG_GUARD.as_nanos() as u64).unwrap();
     for core in ch.owned() {
         let args = [out.get(), core as u64, stamp + core as u64];
         let token = ch
@@ -70,10 +71,10 @@ fn run_once(
                 done += 1;
             }
         }
-        pto_device::aicore::Clock::pause(&clock, polls);
+        sim_pause(polls);
         polls += 1;
     }
-    ch.shutdown(&clock, HANG_GUARD.as_nanos() as u64).unwrap();
+    ch.shutdown(&platform, HANG_GUARD.as_nanos() as u64).unwrap();
     let reports = cores.join(HANG_GUARD).unwrap();
     assert!(reports.iter().all(|r| r.exit == CoreExit::Exited && r.last_token == 1), "{reports:?}");
 }
@@ -117,6 +118,6 @@ fn a_failed_boot_sends_waiting_cores_home_without_touching_their_registers() {
     // No core announced itself.
     // SAFETY: the tables lie in the runner's arena.
     let mut ch = unsafe { CoreChannels::for_scheduler(tables, 0, 1, CLUSTERS).unwrap() };
-    assert!(ch.wait_online(&StdClock::new(), 1_000_000).is_err());
+    assert!(ch.wait_online(&HostPlatform, 1_000_000).is_err());
     assert!(ch.poll(0).unwrap().is_empty());
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use pto_abi::launch::CoreFault;
 use pto_device::aicore::{CoreExit, TaskOutcome};
-use pto_host::sim_cores::StdClock;
+use pto_device::platform::HostPlatform;
+use pto_host::sim_cores::sim_pause;
 
 use aicore_support::*;
 
@@ -43,7 +44,7 @@ fn thousands_of_pipelined_tasks_finish_once_each_on_every_core_with_their_side_e
     let mut cores = fx.start(clusters);
     let mut ch = fx.channels(0, 1, clusters);
     assert_eq!(ch.owned(), cores.cores());
-    ch.wait_online(&StdClock::new(), HANG_GUARD.as_nanos() as u64).unwrap();
+    ch.wait_online(&HostPlatform, HANG_GUARD.as_nanos() as u64).unwrap();
     let work = writes(&fx, n, blocks);
     let done = drive(&mut ch, &work, 2);
 
@@ -58,7 +59,7 @@ fn thousands_of_pipelined_tasks_finish_once_each_on_every_core_with_their_side_e
     assert_eq!(seen.len(), work.len());
     check_writes(&fx, n, blocks);
 
-    ch.shutdown(&StdClock::new(), HANG_GUARD.as_nanos() as u64).unwrap();
+    ch.shutdown(&HostPlatform, HANG_GUARD.as_nanos() as u64).unwrap();
     let reports = cores.join(HANG_GUARD).unwrap();
     assert_eq!(reports.len(), 6);
     for r in &reports {
@@ -93,7 +94,7 @@ fn two_schedulers_drive_their_own_clusters_concurrently() {
                     .collect();
                 let done = drive(&mut ch, &work, 1);
                 assert!(done.iter().all(|c| ch.owned().contains(c.core)));
-                ch.shutdown(&StdClock::new(), HANG_GUARD.as_nanos() as u64).unwrap();
+                ch.shutdown(&HostPlatform, HANG_GUARD.as_nanos() as u64).unwrap();
             });
         }
     });
@@ -124,17 +125,17 @@ fn one_publish_releases_a_batch_prepared_on_every_core() {
     assert_eq!(fx.read_buffer(6), [0; 6]);
     assert_eq!(ch.publish(), 6);
     let mut finished = 0;
-    let clock = StdClock::new();
+    let platform = HostPlatform;
     let mut polls = 0;
     while finished < 6 {
         for core in ch.owned() {
             finished += ch.poll(core).unwrap().completions().len();
         }
-        pto_device::aicore::Clock::pause(&clock, polls);
+        sim_pause(polls);
         polls += 1;
     }
     assert_eq!(fx.read_buffer(6), [100; 6]);
-    ch.shutdown(&clock, HANG_GUARD.as_nanos() as u64).unwrap();
+    ch.shutdown(&platform, HANG_GUARD.as_nanos() as u64).unwrap();
     cores.join(HANG_GUARD).unwrap();
 }
 
@@ -169,7 +170,7 @@ fn unknown_kernels_and_failing_kernels_are_reported_as_faults_and_cores_keep_ser
     for i in (2..30).step_by(3) {
         assert_eq!(words[i], 1000 + i as u64);
     }
-    ch.shutdown(&StdClock::new(), HANG_GUARD.as_nanos() as u64).unwrap();
+    ch.shutdown(&HostPlatform, HANG_GUARD.as_nanos() as u64).unwrap();
     let reports = cores.join(HANG_GUARD).unwrap();
     assert_eq!(reports.iter().map(|r| r.faults).sum::<u64>(), 20);
     assert!(reports.iter().all(|r| r.exit == CoreExit::Exited));
@@ -181,7 +182,7 @@ fn shutdown_deadline_names_cores_without_a_worker() {
     let fx = Fixture::new(1);
     let mut cores = fx.start(1);
     let mut ch = fx.channels(0, 1, 2);
-    let e = ch.shutdown(&StdClock::new(), 20_000_000).unwrap_err();
+    let e = ch.shutdown(&HostPlatform, 20_000_000).unwrap_err();
     assert_eq!(e.not_exited.iter().collect::<Vec<_>>(), [3, 4, 5]);
     assert!(e.to_string().starts_with("cores 3, 4, 5 did not acknowledge exit"), "{e}");
     assert_eq!(ch.exited().iter().collect::<Vec<_>>(), [0, 1, 2]);
@@ -199,17 +200,17 @@ fn a_core_busy_in_a_kernel_misses_the_deadline_then_exits_after_its_kernel() {
     let d = pto_device::aicore::Dispatch { kernel: GATE, task_id: 1, block_idx: 0, block_num: 1, args: &args };
     ch.prepare(1, &d).unwrap();
     ch.publish();
-    let clock = StdClock::new();
+    let platform = HostPlatform;
     let mut polls = 0;
     while ch.poll(1).unwrap().running != Some(1) {
-        pto_device::aicore::Clock::pause(&clock, polls);
+        sim_pause(polls);
         polls += 1;
     }
-    let e = ch.shutdown(&clock, 20_000_000).unwrap_err();
+    let e = ch.shutdown(&platform, 20_000_000).unwrap_err();
     assert_eq!(e.not_exited.iter().collect::<Vec<_>>(), [1], "only the core inside the kernel is late");
     // SAFETY: `flag` is a live u64 of the sim pool that the gate kernel polls.
     unsafe { (*(flag.get() as usize as *const AtomicU64)).store(1, Ordering::Release) };
-    ch.shutdown(&clock, HANG_GUARD.as_nanos() as u64).unwrap();
+    ch.shutdown(&platform, HANG_GUARD.as_nanos() as u64).unwrap();
     let reports = cores.join(HANG_GUARD).unwrap();
     assert!(reports.iter().all(|r| r.exit == CoreExit::Exited));
     assert_eq!(reports[1].last_token, 1);
@@ -239,10 +240,9 @@ fn a_worker_stuck_in_a_kernel_is_reported_not_waited_on() {
     let d = pto_device::aicore::Dispatch { kernel: GATE, task_id: 1, block_idx: 0, block_num: 1, args: &args };
     ch.prepare(2, &d).unwrap();
     ch.publish();
-    let clock = StdClock::new();
     let mut polls = 0;
     while ch.poll(2).unwrap().running != Some(1) {
-        pto_device::aicore::Clock::pause(&clock, polls);
+        sim_pause(polls);
         polls += 1;
     }
     let e = cores.stop_and_join(Duration::from_millis(20)).unwrap_err();

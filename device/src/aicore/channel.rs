@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! let mut ch = unsafe { CoreChannels::for_scheduler(tables, sched, sched_count, clusters)? };
-//! ch.wait_online(&clock, budget)?;            // optional: every owned core announced itself
+//! ch.wait_online(&platform, budget)?;            // optional: every owned core announced itself
 //! loop {
 //!     for core in ch.owned() {
 //!         let p = ch.poll(core)?;              // one acquire load of the condition register
@@ -15,7 +15,7 @@
 //!     }
 //!     ch.publish();                            // one release fence, then every prepared token
 //! }
-//! ch.shutdown(&clock, budget)?;                // EXIT to every core, wait for COND_EXITED
+//! ch.shutdown(&platform, budget)?;                // EXIT to every core, wait for COND_EXITED
 //! ```
 //!
 //! **Pipelining.** A core runs its tokens strictly in order. At most two tokens of a core are in
@@ -43,10 +43,10 @@ use pto_abi::consts::{MAX_CORES, MAX_KERNEL_ARGS};
 use pto_abi::launch::{AicorePayload, CoreFault, HandshakeRecord, DISPATCH_EXIT};
 use pto_abi::DevAddr;
 
-use super::clock::{deadline_after, Clock};
 use super::ownership::{cluster_of, lane_of, owned_cores, CoreMask, OwnershipError};
 use super::signal::{fault_of, parity, Condition, LAST_TOKEN};
 use super::tables::CoreTables;
+use crate::platform::{Backoff, Platform};
 
 /// One block of one task to run on a core.
 #[derive(Clone, Copy, Debug)]
@@ -543,10 +543,10 @@ impl CoreChannels {
 
     /// Waits until every owned core has announced itself (`online`, with the core id, lane and
     /// cluster its index implies), or the budget runs out.
-    pub fn wait_online<C: Clock + ?Sized>(&self, clock: &C, timeout_ns: u64) -> Result<(), HandshakeError> {
-        let deadline = deadline_after(clock.now_ns(), timeout_ns);
+    pub fn wait_online(&self, platform: &dyn Platform, timeout_ns: u64) -> Result<(), HandshakeError> {
+        let deadline = platform.now_ns().saturating_add(timeout_ns);
+        let mut backoff = Backoff::new();
         let mut pending = self.owned;
-        let mut empty = 0u32;
         loop {
             for core in pending {
                 let h = self.handshake(core);
@@ -575,11 +575,10 @@ impl CoreChannels {
             if pending.is_empty() {
                 return Ok(());
             }
-            if clock.now_ns() >= deadline {
+            if platform.now_ns() >= deadline {
                 return Err(HandshakeError::NotOnline { cores: pending, timeout_ns });
             }
-            clock.pause(empty);
-            empty = empty.saturating_add(1);
+            backoff.snooze(platform);
         }
     }
 
@@ -590,7 +589,7 @@ impl CoreChannels {
     /// this call (successful or not) every operation but [`CoreChannels::exited`] and the queries
     /// fails with [`ChannelError::ShutDown`]; calling it again waits again for the cores still
     /// missing.
-    pub fn shutdown<C: Clock + ?Sized>(&mut self, clock: &C, timeout_ns: u64) -> Result<(), ShutdownError> {
+    pub fn shutdown(&mut self, platform: &dyn Platform, timeout_ns: u64) -> Result<(), ShutdownError> {
         self.prepared = CoreMask::EMPTY;
         let mut pending = self.owned.without(self.exited);
         if !self.shut_down {
@@ -599,8 +598,8 @@ impl CoreChannels {
             }
             self.shut_down = true;
         }
-        let deadline = deadline_after(clock.now_ns(), timeout_ns);
-        let mut empty = 0u32;
+        let deadline = platform.now_ns().saturating_add(timeout_ns);
+        let mut backoff = Backoff::new();
         loop {
             for core in pending {
                 if Condition::decode(self.condition(core).load(Ordering::Acquire)) == Condition::Exited {
@@ -611,11 +610,10 @@ impl CoreChannels {
             if pending.is_empty() {
                 return Ok(());
             }
-            if clock.now_ns() >= deadline {
+            if platform.now_ns() >= deadline {
                 return Err(ShutdownError { not_exited: pending, timeout_ns });
             }
-            clock.pause(empty);
-            empty = empty.saturating_add(1);
+            backoff.snooze(platform);
         }
     }
 }

@@ -25,7 +25,6 @@
 //! scheduler sees a [`Completion`] with [`TaskOutcome::Faulted`]; no hang, no panic.
 
 pub mod channel;
-pub mod clock;
 pub mod core_side;
 pub mod ownership;
 pub mod signal;
@@ -34,7 +33,6 @@ pub mod tables;
 pub use channel::{
     ChannelError, Completion, CoreChannels, CorePoll, Dispatch, HandshakeError, ShutdownError, TaskOutcome,
 };
-pub use clock::Clock;
 pub use core_side::{
     run_core, wait_for_boot, CoreEndpoint, CoreExit, CoreReport, CoreWait, EndpointError, KernelResolver, Step,
 };

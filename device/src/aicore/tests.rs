@@ -13,6 +13,7 @@ use super::signal::Condition;
 use super::tables::TABLE_BYTES;
 use super::*;
 use crate::kernel::{KernelInvocation, SimKernelFn};
+use crate::platform::Platform;
 
 /// Zeroed, 64-aligned core tables in host memory.
 struct TestTables {
@@ -257,20 +258,26 @@ fn a_condition_value_the_protocol_forbids_is_an_error_naming_the_core_and_value(
     assert!(matches!(ch.poll(6), Err(ChannelError::BadCondition { value: 0x7700, .. })));
 }
 
-/// A clock whose pauses step some cores, so shutdown is tested on one thread.
-struct SteppingClock<'a> {
-    now: std::cell::Cell<u64>,
-    cores: RefCell<Vec<&'a mut CoreEndpoint>>,
+/// A platform whose yields step some cores and advance time, so shutdown is tested on one thread.
+struct SteppingPlatform<'a> {
+    now: std::sync::atomic::AtomicU64,
+    cores: std::sync::Mutex<Vec<&'a mut CoreEndpoint>>,
 }
 
-impl Clock for SteppingClock<'_> {
+impl SteppingPlatform<'_> {
+    fn new(cores: Vec<&mut CoreEndpoint>) -> SteppingPlatform<'_> {
+        SteppingPlatform { now: 0.into(), cores: std::sync::Mutex::new(cores) }
+    }
+}
+
+impl Platform for SteppingPlatform<'_> {
     fn now_ns(&self) -> u64 {
-        self.now.get()
+        self.now.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn pause(&self, _: u32) {
-        self.now.set(self.now.get() + 1000);
-        for c in self.cores.borrow_mut().iter_mut() {
+    fn yield_now(&self) {
+        self.now.fetch_add(1000, std::sync::atomic::Ordering::Relaxed);
+        for c in self.cores.lock().unwrap().iter_mut() {
             c.step(&Table);
         }
     }
@@ -281,8 +288,8 @@ fn shutdown_waits_for_every_exit_and_names_the_cores_that_miss_the_deadline() {
     let t = TestTables::new();
     let mut ch = t.channels(&[0, 1, 2, 3, 4, 5]);
     let mut live: Vec<_> = [0, 1, 2].iter().map(|&c| t.endpoint(c)).collect();
-    let clock = SteppingClock { now: 0.into(), cores: RefCell::new(live.iter_mut().collect()) };
-    let e = ch.shutdown(&clock, 50_000).unwrap_err();
+    let platform = SteppingPlatform::new(live.iter_mut().collect());
+    let e = ch.shutdown(&platform, 50_000).unwrap_err();
     assert_eq!(e.not_exited.iter().collect::<Vec<_>>(), [3, 4, 5]);
     assert_eq!(std::format!("{e}"), "cores 3, 4, 5 did not acknowledge exit within 50000 ns");
     assert_eq!(ch.exited().iter().collect::<Vec<_>>(), [0, 1, 2]);
@@ -293,7 +300,7 @@ fn shutdown_waits_for_every_exit_and_names_the_cores_that_miss_the_deadline() {
     for c in &mut late {
         assert_eq!(c.step(&Table), Step::Exited);
     }
-    assert_eq!(ch.shutdown(&clock, 0), Ok(()));
+    assert_eq!(ch.shutdown(&platform, 0), Ok(()));
     let cond = unsafe { (*t.tables.registers_of(5)).condition };
     assert_eq!(Condition::decode(cond), Condition::Exited);
 }
@@ -314,15 +321,15 @@ fn a_core_seen_exited_by_poll_refuses_new_work() {
 fn wait_online_checks_every_announced_identity() {
     let t = TestTables::new();
     let ch = t.channels(&[9, 10, 11]);
-    let clock = SteppingClock { now: 0.into(), cores: RefCell::new(Vec::new()) };
-    let e = ch.wait_online(&clock, 10_000).unwrap_err();
+    let platform = SteppingPlatform::new(Vec::new());
+    let e = ch.wait_online(&platform, 10_000).unwrap_err();
     assert_eq!(e, HandshakeError::NotOnline { cores: ch.owned(), timeout_ns: 10_000 });
     for c in [9, 10, 11] {
         t.endpoint(c).announce();
     }
-    assert_eq!(ch.wait_online(&clock, 0), Ok(()));
+    assert_eq!(ch.wait_online(&platform, 0), Ok(()));
     unsafe { (*t.tables.handshake_of(10)).lane = 0 };
-    let e = ch.wait_online(&clock, 0).unwrap_err();
+    let e = ch.wait_online(&platform, 0).unwrap_err();
     assert_eq!(e, HandshakeError::Mismatch { core: 10, field: "lane", expected: 1, found: 0 });
 }
 

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use pto_abi::DevAddr;
 use pto_device::aicore::tables::TABLE_BYTES;
-use pto_device::aicore::{reset_core_tables, Clock, Completion, CoreChannels, CoreTables, Dispatch};
+use pto_device::aicore::{reset_core_tables, Completion, CoreChannels, CoreTables, Dispatch};
 use pto_device::kernel::KernelInvocation;
 use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::sim_cores::{SimCoreConfig, SimCores, SimKernelTable, StdClock};
+use pto_host::sim_cores::{sim_pause, SimCoreConfig, SimCores, SimKernelTable};
 
 /// Kernel address of [`write_kernel`].
 pub const WRITE: DevAddr = DevAddr(0x10_0000);
@@ -115,7 +115,6 @@ pub struct Work {
 /// flight per core, batched: prepare on every core that can take one, then one publish) and
 /// returns every completion in the order seen. Panics if the hang guard expires.
 pub fn drive(ch: &mut CoreChannels, work: &[Work], depth: u32) -> Vec<Completion> {
-    let clock = StdClock::new();
     let start = Instant::now();
     let mut next = 0usize;
     let mut done = Vec::with_capacity(work.len());
@@ -147,7 +146,7 @@ pub fn drive(ch: &mut CoreChannels, work: &[Work], depth: u32) -> Vec<Completion
         if progressed {
             empty = 0;
         } else {
-            clock.pause(empty);
+            sim_pause(empty);
             empty += 1;
         }
     }
