@@ -246,6 +246,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         cores_not_exited,
         kernel_faults,
         first_fault_task,
+        cores_busy,
         _pad
     }),
     abi_type!(ReadyQueueHeader { capacity, mask, _pad0, enqueue_pos, _pad1, dequeue_pos, _pad2 }),

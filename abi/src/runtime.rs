@@ -217,8 +217,10 @@ pub struct SchedThreadState {
     pub kernel_faults: u64,
     /// Task of the first faulted block, or `NO_TASK`.
     pub first_fault_task: u64,
+    /// Owned cores running a block, as of the thread's last round.
+    pub cores_busy: u32,
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 16],
+    pub _pad: [u8; 12],
 }
 
 /// Cursors of a bounded MPMC ready queue; cells follow the header.

@@ -16,10 +16,10 @@ use pto_abi::launch::{
 };
 use pto_abi::runtime::{RuntimeHeader, THREAD_EXITED};
 
-use crate::aicore::{Clock, CoreTables, KernelResolver};
+use crate::aicore::{CoreTables, KernelResolver};
 use crate::boot::{boot, dev_ptr, BootError};
 use crate::orch::{run_orchestration, OrchSummary, OrchestrationFn};
-use crate::platform::Backoff;
+use crate::platform::{Backoff, Platform};
 use crate::runtime::{Budgets, FuncTable, Runtime};
 use crate::sched::deterministic::{run_deterministic, DeterministicOutcome, VirtualCores};
 use crate::sched::threaded::{SchedExit, SchedulerThread};
@@ -28,7 +28,7 @@ use crate::view::{RuntimeView, ViewError};
 /// What the AICPU threads of a launch need from the platform.
 pub struct AicpuEnv<'a> {
     /// Time and waiting.
-    pub clock: &'a dyn Clock,
+    pub platform: &'a dyn Platform,
     /// Kernel addresses → code, for the deterministic mode's virtual cores.
     pub kernels: &'a dyn KernelResolver,
     /// The launch's orchestration (resolved from `LaunchDescriptor::orchestration` by the caller).
@@ -92,7 +92,7 @@ unsafe fn runtime_for<'e>(
     let count = d.func_count.min(d.func_table.len() as u32);
     // SAFETY: the func table lives in the launch descriptor for the whole launch.
     let funcs = unsafe { FuncTable::from_raw(d.func_table.as_ptr(), count) };
-    Ok(Runtime::new(view, env.clock, funcs, budgets(d)))
+    Ok(Runtime::new(view, env.platform, funcs, budgets(d)))
 }
 
 unsafe fn orch_args(d: &LaunchDescriptor) -> &[OrchArg] {
@@ -136,7 +136,7 @@ unsafe fn orchestrator_thread(
     let summary = run_orchestration(&rt, env.orchestration, args, None);
     // Wait for the schedulers to shut their cores down; then this thread alone reclaims.
     let deadline =
-        env.clock.now_ns().saturating_add(rt.budgets.sched_ns.saturating_mul(3)).saturating_add(1_000_000_000);
+        env.platform.now_ns().saturating_add(rt.budgets.sched_ns.saturating_mul(3)).saturating_add(1_000_000_000);
     let mut backoff = Backoff::new();
     let all_exited = loop {
         let exited = (0..threads - 1).all(|t| {
@@ -148,10 +148,10 @@ unsafe fn orchestrator_thread(
         if exited {
             break true;
         }
-        if env.clock.now_ns() > deadline {
+        if env.platform.now_ns() > deadline {
             break false;
         }
-        backoff.snooze(env.clock);
+        backoff.snooze(env.platform);
     };
     let sm = rt.view.sm;
     // SAFETY: the SM header is valid; the scheduler error word is read atomically.
@@ -171,13 +171,13 @@ unsafe fn scheduler_thread(d: &LaunchDescriptor, thread: u32, threads: u32, env:
     }
     // SAFETY: the launch's boot report, written by the orchestrator thread's boot.
     let state = unsafe { AtomicU32::from_ptr(addr_of_mut!((*report).state)) };
-    let deadline = env.clock.now_ns().saturating_add(d.sched_timeout_ns.max(5_000_000_000));
+    let deadline = env.platform.now_ns().saturating_add(d.sched_timeout_ns.max(5_000_000_000));
     let mut backoff = Backoff::new();
     while state.load(Ordering::Acquire) == BOOT_STATE_PENDING {
-        if env.clock.now_ns() > deadline {
+        if env.platform.now_ns() > deadline {
             return AicpuExit::BootNotReady;
         }
-        backoff.snooze(env.clock);
+        backoff.snooze(env.platform);
     }
     if state.load(Ordering::Acquire) != BOOT_STATE_READY {
         return AicpuExit::BootNotReady;

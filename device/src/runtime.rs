@@ -9,7 +9,7 @@ use pto_abi::task::{task_id_local, task_id_ring, TaskState, FANOUT_SCOPE_REF, NO
 use pto_abi::DevAddr;
 
 use crate::deppool::{DepPoolCursor, NodeRef};
-use crate::platform::{Backoff, Clock};
+use crate::platform::{Backoff, Platform};
 use crate::queue::Shape;
 use crate::slot::SlotRef;
 use crate::sync::{atomic_u32, atomic_u64, WordLock};
@@ -74,7 +74,7 @@ pub struct Runtime<'p> {
     /// The booted runtime's structures.
     pub view: RuntimeView,
     /// Clock and yield.
-    pub platform: &'p dyn Clock,
+    pub platform: &'p dyn Platform,
     /// Kernel addresses by func id.
     pub funcs: FuncTable,
     /// No-progress budgets.
@@ -104,7 +104,7 @@ impl RingSet {
 
 impl<'p> Runtime<'p> {
     /// A context over a booted runtime.
-    pub fn new(view: RuntimeView, platform: &'p dyn Clock, funcs: FuncTable, budgets: Budgets) -> Self {
+    pub fn new(view: RuntimeView, platform: &'p dyn Platform, funcs: FuncTable, budgets: Budgets) -> Self {
         Runtime { view, platform, funcs, budgets, exclusive: false }
     }
 

@@ -5,7 +5,7 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::platform::{Backoff, Clock};
+use crate::platform::{Backoff, Platform};
 
 /// Views a `u32` field of device memory as an atomic.
 ///
@@ -43,7 +43,7 @@ impl<'a> WordLock<'a> {
 
     /// Takes the lock, spinning then yielding while another thread holds it.
     #[inline]
-    pub fn lock(self, platform: &dyn Clock) {
+    pub fn lock(self, platform: &dyn Platform) {
         if self.word.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
             return;
         }
@@ -51,7 +51,7 @@ impl<'a> WordLock<'a> {
     }
 
     #[cold]
-    fn lock_slow(self, platform: &dyn Clock) {
+    fn lock_slow(self, platform: &dyn Platform) {
         let mut backoff = Backoff::new();
         loop {
             while self.word.load(Ordering::Relaxed) != 0 {

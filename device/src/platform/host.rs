@@ -1,14 +1,13 @@
-//! The host clock of device code running as threads of the simulated device.
+//! The host platform of the simulated device: `std::time::Instant` and `std::thread::yield_now`.
 
 extern crate std;
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::Clock;
+use super::Platform;
 
-/// Device code running as host threads: `Instant` time; waits spin 64 rounds, yield until 256,
-/// then sleep 20 µs per round (the machine may have fewer CPUs than device threads).
+/// Device code running as host threads.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HostPlatform;
 
@@ -17,18 +16,16 @@ fn origin() -> Instant {
     *ORIGIN.get_or_init(Instant::now)
 }
 
-impl Clock for HostPlatform {
+impl Platform for HostPlatform {
     fn now_ns(&self) -> u64 {
         origin().elapsed().as_nanos() as u64
     }
 
-    fn pause(&self, empty_polls: u32) {
-        if empty_polls < 64 {
-            core::hint::spin_loop();
-        } else if empty_polls < 256 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(20));
-        }
+    fn yield_now(&self) {
+        std::thread::yield_now();
+    }
+
+    fn idle(&self) {
+        std::thread::sleep(std::time::Duration::from_micros(20));
     }
 }

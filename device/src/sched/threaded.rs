@@ -136,8 +136,10 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
     }
 
     fn publish_counters(&self) {
+        let busy = self.owned.iter().filter(|c| self.running[*c as usize] != NO_TASK).count() as u32;
         // SAFETY: this thread is the only writer of its state line.
         unsafe {
+            atomic_u32(addr_of_mut!((*self.state).cores_busy)).store(busy, Ordering::Relaxed);
             atomic_u64(addr_of_mut!((*self.state).tasks_dispatched)).store(self.dispatched, Ordering::Relaxed);
             atomic_u64(addr_of_mut!((*self.state).kernel_faults)).store(self.faults, Ordering::Relaxed);
             atomic_u64(addr_of_mut!((*self.state).first_fault_task)).store(self.first_fault, Ordering::Relaxed);
@@ -203,25 +205,39 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                 seen = (completed, submitted);
                 since = now;
             } else if now.saturating_sub(since) > self.rt.budgets.sched_ns && (completed < submitted || !done) {
-                let (class, task) = self.stall_class(done);
-                latch_sched_error(self.rt, self.index, class, task);
-                return SchedExit::Stopped;
+                // A block running on another scheduler's core is that scheduler's to report; it
+                // gets one more budget before anyone else does.
+                let overdue = now.saturating_sub(since) > self.rt.budgets.sched_ns.saturating_mul(2);
+                if let Some((class, task)) = self.stall_class(done, overdue) {
+                    latch_sched_error(self.rt, self.index, class, task);
+                    return SchedExit::Stopped;
+                }
             }
             backoff.snooze(clock);
         }
     }
 
-    fn stall_class(&self, orch_done: bool) -> (StallClass, u64) {
+    /// The stall class this thread can report, or `None` when another scheduler's running core is
+    /// the likely culprit and that scheduler should report it (unless `overdue`).
+    fn stall_class(&self, orch_done: bool, overdue: bool) -> Option<(StallClass, u64)> {
         if let Some(core) = self.owned.iter().find(|c| self.running[*c as usize] != NO_TASK) {
-            return (StallClass::RunningStalled, self.running[core as usize]);
+            return Some((StallClass::RunningStalled, self.running[core as usize]));
+        }
+        let others_busy = (0..MAX_AICPU_THREADS).any(|t| {
+            // SAFETY: thread states are valid; the word is read atomically.
+            unsafe { atomic_u32(addr_of_mut!((*self.rt.view.sched_threads.add(t)).cores_busy)) }.load(Ordering::Relaxed)
+                != 0
+        });
+        if others_busy {
+            return overdue.then_some((StallClass::RunningStalled, NO_TASK));
         }
         if self.rt.view.queues.iter().any(|q| !q.is_empty()) {
-            return (StallClass::ReadyButIdle, NO_TASK);
+            return Some((StallClass::ReadyButIdle, NO_TASK));
         }
         if !orch_done {
-            return (StallClass::OrchestratorStarvation, NO_TASK);
+            return Some((StallClass::OrchestratorStarvation, NO_TASK));
         }
-        (StallClass::DependencyDeadlock, NO_TASK)
+        Some((StallClass::DependencyDeadlock, NO_TASK))
     }
 
     /// One round; true when anything completed or was dispatched.

@@ -203,7 +203,7 @@ impl DeviceRunner {
                 .map(|t| {
                     let table = &*table;
                     std::thread::Builder::new().name(format!("sim-aicpu-{t}")).spawn_scoped(s, move || {
-                        let env = AicpuEnv { clock: &HostPlatform, kernels: table, orchestration };
+                        let env = AicpuEnv { platform: &HostPlatform, kernels: table, orchestration };
                         catch_unwind(AssertUnwindSafe(|| {
                             // SAFETY: `desc` is the launch descriptor just uploaded into the sim
                             // pool; every thread of the launch gets a distinct index and the
