@@ -20,6 +20,8 @@ enum Command {
     Image(cli::image::ImageArgs),
     /// Inspect or write ChipCallable blobs.
     Callable(cli::callable::CallableArgs),
+    /// Run an example task graph on the simulated device and check its result.
+    Run(cli::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         Command::Layout(args) => cli::layout::run(args, &mut stdout),
         Command::Image(args) => cli::image::run(args, &mut stdout),
         Command::Callable(args) => cli::callable::run(args, &mut stdout),
+        Command::Run(args) => cli::run::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod callable;
 pub mod image;
 pub mod layout;
+pub mod run;
 pub mod sizing_args;
 
 use std::fmt;
