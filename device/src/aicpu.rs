@@ -204,3 +204,42 @@ unsafe fn scheduler_thread(d: &LaunchDescriptor, thread: u32, threads: u32, env:
         }
     }
 }
+
+/// `OrchErrorWord::detail` of an orchestration that aborted (a panic on the simulated device, an
+/// exception on the firmware) instead of returning.
+pub const ORCH_ABORT_DETAIL: u64 = u64::MAX;
+
+/// Reports that the orchestrator thread of the launch at `desc` aborted: latches
+/// `EXPLICIT_ORCH_FATAL` with [`ORCH_ABORT_DETAIL`] (unless an error is already latched) and
+/// publishes `orchestrator_done`, so the schedulers shut down at once. Does nothing when the
+/// launch never booted.
+///
+/// # Safety
+/// As for [`run_aicpu_thread`]; called on the orchestrator thread after it stopped running.
+pub unsafe fn report_orchestrator_abort(desc: *const LaunchDescriptor) {
+    // SAFETY: the caller's contract.
+    let d = unsafe { &*desc };
+    let report: *mut BootReport = dev_ptr(d.boot_report);
+    // SAFETY: the launch's boot report.
+    if report.is_null()
+        || unsafe { AtomicU32::from_ptr(addr_of_mut!((*report).state)) }.load(Ordering::Acquire) != BOOT_STATE_READY
+    {
+        return;
+    }
+    let image: *const ImageHeader = dev_ptr(d.arena_base);
+    // SAFETY: boot validated the image; the header it names was wired by this launch's boot.
+    let header: *mut RuntimeHeader =
+        unsafe { dev_ptr(pto_abi::DevAddr(d.arena_base.get() + (*image).runtime_header_offset)) };
+    // SAFETY: as above.
+    let sm: *mut pto_abi::sm::SmHeader = unsafe { dev_ptr((*header).sm_base) };
+    // SAFETY: the SM header of this launch; error words are written atomically, code first.
+    unsafe {
+        let code = AtomicU32::from_ptr(addr_of_mut!((*sm).orch.code));
+        let fatal = pto_abi::error::RuntimeErrorCode::ExplicitOrchFatal as u32;
+        if code.compare_exchange(0, fatal, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            core::sync::atomic::AtomicU64::from_ptr(addr_of_mut!((*sm).orch.detail))
+                .store(ORCH_ABORT_DETAIL, Ordering::Relaxed);
+        }
+        AtomicU32::from_ptr(addr_of_mut!((*sm).orch.orchestrator_done)).store(1, Ordering::Release);
+    }
+}

@@ -244,3 +244,18 @@ fn scheduler_timeout_names_the_stalled_task() {
     assert_eq!(fail.stall, Some(StallClass::RunningStalled));
     assert_eq!(fail.detail, 0, "the stalled task is task 0 of ring 0");
 }
+
+#[test]
+fn a_panicking_orchestration_fails_the_run_at_once() {
+    fn f(o: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
+        o.submit(&TaskSpec::aiv(SLEEP, &[]).scalars(&[0]))?;
+        panic!("orchestration bug");
+    }
+    let mut env = Env::new();
+    // A scheduler budget far above the test's run time: the schedulers must stop because of the
+    // abort report, not because they time out.
+    let budgets = Budgets { orch_ns: 500_000_000, sched_ns: 60_000_000_000 };
+    let fail = env.expect(f, &[], sizing(64, 64 << 10, 64), THREADED, budgets, RuntimeErrorCode::ExplicitOrchFatal);
+    assert_eq!(fail.detail, pto_device::aicpu::ORCH_ABORT_DETAIL);
+    assert!(fail.hint.contains("panicked"), "{fail}");
+}

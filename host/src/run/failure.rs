@@ -79,6 +79,9 @@ impl DeviceFailure {
                 Some(reason) => format!("{} (argument {})", reason.describe(), detail as u32),
                 None => format!("invalid argument (detail {detail:#x})"),
             },
+            Ok(RuntimeErrorCode::ExplicitOrchFatal) if detail == pto_device::aicpu::ORCH_ABORT_DETAIL => {
+                "the orchestration aborted (it panicked) instead of returning".to_string()
+            }
             Ok(RuntimeErrorCode::ExplicitOrchFatal) => format!("the orchestration stopped itself with detail {detail:#x}"),
             Ok(RuntimeErrorCode::TensormapOverflow) => {
                 "the tensor map is full (it holds 2 entries per task-window slot); enlarge --window or end scopes sooner"

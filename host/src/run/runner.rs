@@ -16,7 +16,7 @@ use pto_abi::runtime::SchedThreadState;
 use pto_abi::sm::SmHeader;
 use pto_abi::DevAddr;
 use pto_device::aicore::CoreTables;
-use pto_device::aicpu::{run_aicpu_thread, AicpuEnv, AicpuExit};
+use pto_device::aicpu::{report_orchestrator_abort, run_aicpu_thread, AicpuEnv, AicpuExit};
 use pto_device::platform::HostPlatform;
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -204,13 +204,17 @@ impl DeviceRunner {
                     let table = &*table;
                     std::thread::Builder::new().name(format!("sim-aicpu-{t}")).spawn_scoped(s, move || {
                         let env = AicpuEnv { platform: &HostPlatform, kernels: table, orchestration };
-                        catch_unwind(AssertUnwindSafe(|| {
+                        let r = catch_unwind(AssertUnwindSafe(|| {
                             // SAFETY: `desc` is the launch descriptor just uploaded into the sim
                             // pool; every thread of the launch gets a distinct index and the
                             // AICore workers above serve the launch's clusters.
                             unsafe { run_aicpu_thread(desc as *const LaunchDescriptor, t, &env) }
-                        }))
-                        .map_err(|_| format!("AICPU thread {t} panicked"))
+                        }));
+                        if r.is_err() && t + 1 == threads {
+                            // SAFETY: as above; this (orchestrator) thread stopped running.
+                            unsafe { report_orchestrator_abort(desc as *const LaunchDescriptor) };
+                        }
+                        r.map_err(|_| format!("AICPU thread {t} panicked"))
                     })
                 })
                 .collect();
