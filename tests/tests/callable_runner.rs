@@ -2,48 +2,51 @@
 
 mod callable_support;
 
-use callable_support::MemBackend;
+use std::sync::Arc;
+
+use callable_support::{sim, tracker, vector_symbols, TestOrch};
 use pto_abi::launch::{KernelArgs, LaunchDescriptor};
 use pto_abi::task::TensorDirection::{Input, OutputExisting};
 use pto_abi::DevAddr;
-use pto_device::kernel::{KernelInvocation, SimKernelFn};
-use pto_host::backend::DeviceBackend;
-use pto_host::callable::example::{
-    vector_example_callable, VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION,
-};
-use pto_host::callable::{BindError, CallableCounters, LaunchShape, PrepareRunError, RunnerCallables, Symbols};
+use pto_host::backend::sim::SimLaunch;
+use pto_host::backend::SimBackend;
+use pto_host::callable::example::vector_example_callable;
+use pto_host::callable::{BindError, CallableCounters, LaunchShape, PrepareRunError, RunnerCallables};
+use pto_host::runner::TrackingAllocator;
 use zerocopy::FromZeros;
 
-fn k(_: &KernelInvocation<'_>) {}
+fn noop_entry(_: &SimLaunch) -> Result<(), String> {
+    Ok(())
+}
 
-fn callables() -> RunnerCallables<fn()> {
-    let mut symbols: Symbols<fn()> = Symbols::default();
-    for name in [VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL] {
-        symbols.kernels.define(name, k as SimKernelFn).unwrap();
-    }
-    symbols.orchestrations.define(VECTOR_ORCHESTRATION, || {}).unwrap();
-    RunnerCallables::new(symbols, b"aicore".to_vec(), b"aicpu".to_vec())
+fn device() -> (Arc<SimBackend>, TrackingAllocator, RunnerCallables<TestOrch>) {
+    let sim = sim();
+    sim.register_entry("noop_aicore", noop_entry);
+    sim.register_entry("noop_aicpu", noop_entry);
+    let mem = tracker(&sim);
+    (sim, mem, RunnerCallables::new(vector_symbols(), b"noop_aicore".to_vec(), b"noop_aicpu".to_vec()))
 }
 
 const VECTOR_ARGS: [pto_abi::task::TensorDirection; 3] = [Input, Input, OutputExisting];
-const AICORE: LaunchShape = LaunchShape { block_dim: 24 };
-const AICPU: LaunchShape = LaunchShape { block_dim: 4 };
+const AICORE: LaunchShape = LaunchShape { block_dim: 2 };
+const AICPU: LaunchShape = LaunchShape { block_dim: 1 };
 
-/// What a run does with callables: bind the cid, then launch.
-fn run(c: &mut RunnerCallables<fn()>, backend: &MemBackend, cid: u32, desc: &mut LaunchDescriptor) {
-    let stream = backend.stream_create().unwrap();
+/// What a run does with callables: bind the cid, then launch with a KernelArgs copy.
+fn run(c: &mut RunnerCallables<TestOrch>, mem: &mut TrackingAllocator, cid: u32, desc: &mut LaunchDescriptor) {
     c.prepare_run(cid, &VECTOR_ARGS, desc).unwrap();
-    c.launch(backend, stream, &KernelArgs::new_zeroed(), AICORE, AICPU).unwrap();
+    let args = mem.alloc(size_of::<KernelArgs>() as u64).unwrap();
+    c.launch(mem.backend().as_ref(), args, AICORE, AICPU).unwrap();
+    c.synchronize(mem.backend().as_ref()).unwrap();
+    mem.free(args).unwrap();
 }
 
 #[test]
 fn n_runs_of_one_cid_upload_once_and_register_aicore_once() {
-    let backend = MemBackend::new();
-    let mut c = callables();
-    c.register_callable(&backend, 0, &vector_example_callable().unwrap()).unwrap();
+    let (sim, mut mem, mut c) = device();
+    c.register_callable(&mut mem, 0, &vector_example_callable().unwrap()).unwrap();
     let mut desc = LaunchDescriptor::new_zeroed();
     for _ in 0..8 {
-        run(&mut c, &backend, 0, &mut desc);
+        run(&mut c, &mut mem, 0, &mut desc);
     }
     assert_eq!(
         c.counters(),
@@ -56,23 +59,22 @@ fn n_runs_of_one_cid_upload_once_and_register_aicore_once() {
         }
     );
     assert_eq!(c.launcher().counters().aicore_launches, 8);
-    assert_eq!(backend.calls().registrations, 2, "AICore and AICPU binaries, once each");
+    assert_eq!(sim.counters().launches, 16, "AICore and AICPU per run");
 }
 
 #[test]
 fn shared_blob_register_unregister_register() {
-    let backend = MemBackend::new();
-    let mut c = callables();
+    let (_sim, mut mem, mut c) = device();
     let blob = vector_example_callable().unwrap();
     let mut desc = LaunchDescriptor::new_zeroed();
-    c.register_callable(&backend, 1, &blob).unwrap();
-    c.register_callable(&backend, 2, &blob).unwrap();
-    run(&mut c, &backend, 1, &mut desc);
-    c.unregister_callable(&backend, 1).unwrap();
-    run(&mut c, &backend, 2, &mut desc);
-    c.unregister_callable(&backend, 2).unwrap();
-    c.register_callable(&backend, 1, &blob).unwrap();
-    run(&mut c, &backend, 1, &mut desc);
+    c.register_callable(&mut mem, 1, &blob).unwrap();
+    c.register_callable(&mut mem, 2, &blob).unwrap();
+    run(&mut c, &mut mem, 1, &mut desc);
+    c.unregister_callable(&mut mem, 1).unwrap();
+    run(&mut c, &mut mem, 2, &mut desc);
+    c.unregister_callable(&mut mem, 2).unwrap();
+    c.register_callable(&mut mem, 1, &blob).unwrap();
+    run(&mut c, &mut mem, 1, &mut desc);
     assert_eq!(
         c.counters(),
         CallableCounters {
@@ -87,12 +89,11 @@ fn shared_blob_register_unregister_register() {
 
 #[test]
 fn prepare_run_checks_before_touching_the_descriptor() {
-    let backend = MemBackend::new();
-    let mut c = callables();
+    let (_sim, mut mem, mut c) = device();
     let mut desc = LaunchDescriptor::new_zeroed();
     desc.func_table.fill(DevAddr(0xbad));
     assert_eq!(c.prepare_run(9, &VECTOR_ARGS, &mut desc).map(|_| ()), Err(PrepareRunError::NotRegistered { cid: 9 }));
-    c.register_callable(&backend, 9, &vector_example_callable().unwrap()).unwrap();
+    c.register_callable(&mut mem, 9, &vector_example_callable().unwrap()).unwrap();
     let err = c.prepare_run(9, &[Input, OutputExisting, OutputExisting], &mut desc).map(|_| ()).unwrap_err();
     assert_eq!(
         err,
@@ -109,13 +110,13 @@ fn prepare_run_checks_before_touching_the_descriptor() {
 
 #[test]
 fn release_frees_every_device_copy() {
-    let backend = MemBackend::new();
-    let mut c = callables();
+    let (sim, mut mem, mut c) = device();
     let mut desc = LaunchDescriptor::new_zeroed();
-    c.register_callable(&backend, 0, &vector_example_callable().unwrap()).unwrap();
-    run(&mut c, &backend, 0, &mut desc);
-    assert_eq!(backend.live_allocations(), 2, "the blob and the KernelArgs copy");
-    c.release(&backend).unwrap();
-    assert_eq!(backend.live_allocations(), 0);
+    c.register_callable(&mut mem, 0, &vector_example_callable().unwrap()).unwrap();
+    run(&mut c, &mut mem, 0, &mut desc);
+    assert_eq!(sim.live_allocations(), 1, "the blob");
+    c.release(&mut mem).unwrap();
+    assert_eq!(sim.live_allocations(), 0);
+    assert_eq!(mem.committed_bytes(), 0);
     assert!(c.registry().artifacts(0).is_none());
 }
