@@ -34,9 +34,9 @@ pub struct LaunchDescriptor {
     pub heap_region_size: u64,
     /// Orchestration entry (a device address of its bytes or a registered function).
     pub orchestration: DevAddr,
-    /// Device address of the orchestration's argument words.
+    /// Device address of the orchestration's arguments ([`OrchArg`] array).
     pub orch_args: DevAddr,
-    /// Number of argument words at `orch_args`.
+    /// Number of [`OrchArg`]s at `orch_args`.
     pub orch_arg_count: u32,
     /// AICPU threads of this run (the last is the orchestrator).
     pub aicpu_thread_count: u32,
@@ -48,7 +48,7 @@ pub struct LaunchDescriptor {
     pub orch_timeout_ns: u64,
     /// Scheduler no-progress budget, nanoseconds.
     pub sched_timeout_ns: u64,
-    /// Run flags.
+    /// Run flags (`LAUNCH_FLAG_*`).
     pub flags: u64,
     /// Device address of the [`BootReport`] the device writes for this launch (null = none).
     pub boot_report: DevAddr,
@@ -58,6 +58,29 @@ pub struct LaunchDescriptor {
     pub _pad: [u8; 56],
     /// Kernel code address by func id (null = unused).
     pub func_table: [DevAddr; MAX_FUNC_IDS],
+}
+
+/// `LaunchDescriptor::flags`: run the deterministic single-thread mode (the orchestrator thread
+/// also schedules, virtual cores complete a task when it is dispatched).
+pub const LAUNCH_FLAG_DETERMINISTIC: u64 = 1 << 0;
+
+/// `OrchArg::kind`: a tensor (`value` = device address, `bytes` = size).
+pub const ORCH_ARG_TENSOR: u32 = 0;
+/// `OrchArg::kind`: a scalar (`value` = raw 64-bit word, `bytes` = 0).
+pub const ORCH_ARG_SCALAR: u32 = 1;
+
+/// One argument of a run, as the orchestration receives it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct OrchArg {
+    /// Device address of a tensor, or a scalar's raw value.
+    pub value: u64,
+    /// Bytes of a tensor; 0 for a scalar.
+    pub bytes: u64,
+    /// [`ORCH_ARG_TENSOR`] or [`ORCH_ARG_SCALAR`].
+    pub kind: u32,
+    /// A `DType` value of a tensor (0 for a scalar).
+    pub dtype: u32,
 }
 
 /// `BootReport::state`: the boot of this launch has not finished yet.
@@ -129,8 +152,27 @@ pub const COND_ACK: u64 = 1 << 56;
 pub const COND_FIN: u64 = 2 << 56;
 /// Condition register: kind bits for an exit acknowledgement.
 pub const COND_EXITED: u64 = 3 << 56;
+/// Condition register: kind bits for a task that did not run to completion (token in the low 56
+/// bits); the reason is in the core's [`HandshakeRecord::faults`] word of the token's parity.
+pub const COND_FAULT: u64 = 4 << 56;
 /// Mask of the token bits of a condition register value.
 pub const COND_TOKEN_MASK: u64 = (1 << 56) - 1;
+/// Mask of the kind bits of a condition register value (0 = nothing reported since boot).
+pub const COND_KIND_MASK: u64 = !COND_TOKEN_MASK;
+/// Bits of a [`HandshakeRecord::faults`] word below the token: the [`CoreFault`] reason.
+pub const FAULT_REASON_BITS: u32 = 8;
+
+crate::abi_enum! {
+    /// Why a core reported [`COND_FAULT`] for a token instead of [`COND_FIN`].
+    pub enum CoreFault {
+        /// The payload's kernel address names no kernel the core can run.
+        UnknownKernel = 1,
+        /// The payload's `arg_count` exceeds `MAX_KERNEL_ARGS`.
+        BadArgCount = 2,
+        /// The kernel started but did not complete (a panic on the simulated device).
+        KernelFailed = 3,
+    }
+}
 
 /// One core's registers; dispatch (AICPU writes) and condition (core writes) on separate lines.
 #[repr(C, align(64))]
@@ -162,8 +204,11 @@ pub struct HandshakeRecord {
     pub registers: DevAddr,
     /// This core's two [`AicorePayload`]s.
     pub payloads: DevAddr,
+    /// Per token parity, the last fault of that parity: `token << FAULT_REASON_BITS | CoreFault`
+    /// (0 = none). The core writes it before it publishes [`COND_FAULT`] for the token.
+    pub faults: [u64; 2],
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 32],
+    pub _pad: [u8; 16],
 }
 
 /// What a core runs for one dispatch token; two per core, chosen by token parity.

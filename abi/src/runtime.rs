@@ -108,34 +108,45 @@ pub struct SmHandle {
     pub _pad: [u8; 32],
 }
 
-/// Orchestrator view of one ring (single writer: the orchestrator).
+/// Orchestrator view of one ring (single writer: the orchestrator). Positions are monotonic across
+/// runs, so resetting for reuse needs no clearing.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct OrchRingState {
-    /// Next free byte of the ring heap (offset from the ring heap base).
+    /// Monotonic heap position of the next free byte (offset = position mod heap size).
     pub heap_head: u64,
-    /// Times the heap head wrapped to the ring start.
+    /// Positions below this are free by definition (raised when the ring is rebased while empty).
+    pub heap_floor: u64,
+    /// Times an allocation skipped the end of the ring heap to start again at offset 0.
     pub heap_wraps: u64,
-    /// Next dep-list pool node to hand out (monotonic; index = value mod capacity, skipping 0).
+    /// Monotonic count of dep-list nodes handed out.
     pub dep_pool_head: u64,
+    /// Index (1-based, wrapping) of the next dep-list node to hand out; 0 means 1.
+    pub dep_pool_cursor: u32,
+    /// Local index up to which the tensor-map chains of this ring's tasks were reclaimed.
+    pub tensormap_cleaned: u32,
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 40],
+    pub _pad: [u8; 24],
 }
 
 /// Orchestrator state.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct OrchState {
-    /// Current scope depth (0 = outermost).
+    /// Current scope depth (0 = the implicit outermost scope).
     pub scope_depth: u32,
     /// Used entries of the scope task list.
     pub scope_tasks_top: u32,
-    /// Tensor-map entries in use.
-    pub tensor_map_used: u32,
     /// Head of the tensor-map free list (0 = empty).
     pub tensor_map_free: u32,
+    /// Tensor-map entries ever taken from the never-used tail of the pool.
+    pub tensor_map_fresh: u32,
+    /// Tensor-map entries in use.
+    pub tensor_map_used: u32,
+    /// Serial number of the last scope opened.
+    pub scope_serial: u32,
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 48],
+    pub _pad: [u8; 40],
     /// Per-ring allocators.
     pub rings: [OrchRingState; RING_COUNT],
 }
@@ -160,8 +171,8 @@ pub struct ScopeFrame {
     pub ring: u32,
     /// A [`ScopeKind`] value.
     pub kind: u32,
-    /// Explicit padding.
-    pub _pad: [u8; 4],
+    /// Serial number of the scope (unique per run).
+    pub serial: u32,
 }
 
 /// Number of frames in the scope stack region.
@@ -221,7 +232,8 @@ pub struct ReadyQueueHeader {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ReadyQueueCell {
-    /// Cell sequence number (initialised to the cell index by the device).
+    /// Cell sequence number, stored relative to the cell index (`position - index`), so a zeroed
+    /// queue is a valid empty queue.
     pub sequence: u64,
     /// The queued task id.
     pub task_id: u64,
@@ -241,14 +253,17 @@ pub struct TensorMapEntry {
     pub producer_task: u64,
     /// Next entry in the same bucket (0 = end).
     pub next_in_bucket: u32,
+    /// Previous entry in the same bucket (0 = this entry is the bucket head).
+    pub prev_in_bucket: u32,
     /// Next entry of the same producer task (0 = end).
     pub next_in_task: u32,
     /// Bucket index of this entry.
     pub bucket: u32,
-    /// Nonzero while the entry is linked.
+    /// Nonzero while the entry is linked into its bucket. In the sentinel entry 0: nonzero while
+    /// a run may have left entries linked (the next boot then clears the buckets).
     pub live: u32,
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 16],
+    pub _pad: [u8; 12],
 }
 
 /// Cursors of the completion mailbox (MPSC); messages follow the header.

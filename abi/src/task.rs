@@ -146,8 +146,13 @@ pub struct TaskDescriptor {
     pub packed_buffer_base: DevAddr,
     /// End (exclusive) of the packed output block.
     pub packed_buffer_end: DevAddr,
+    /// Monotonic ring-heap position just past this task's block; the heap tail follows it when the
+    /// task is consumed.
+    pub heap_end_pos: u64,
+    /// Serial number of the scope the task was submitted in (manual-scope locality checks).
+    pub scope_serial: u32,
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 16],
+    pub _pad: [u8; 4],
 }
 
 /// Arguments and fanin edges of a task in SM.
@@ -178,11 +183,13 @@ pub struct TaskPayload {
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SlotState {
-    /// Spin lock guarding the fanout list (0 free, 1 held).
+    /// Id of the task occupying the slot (written when the slot is prepared).
+    pub task_id: u64,
+    /// Spin lock guarding the fanout list and the lifetime counters (0 free, 1 held).
     pub fanout_lock: u32,
-    /// Consumers still retaining this task; bit 31 = [`FANOUT_SCOPE_REF`].
+    /// Consumers retaining this task; bit 31 = [`FANOUT_SCOPE_REF`].
     pub fanout_count: u32,
-    /// Dep-list pool index of the first consumer (0 = empty).
+    /// Encoded dep-list node of the first consumer (0 = empty; see the device's dep pool).
     pub fanout_head: u32,
     /// A [`TaskState`] value.
     pub task_state: u32,
@@ -194,22 +201,19 @@ pub struct SlotState {
     pub fanout_refcount: u32,
     /// Active lanes, as in the descriptor.
     pub lane_mask: u32,
-    /// Ring of the task.
-    pub ring_id: u32,
     /// `SLOT_FLAG_*` bits.
     pub flags: u32,
-    /// Dep-list pool allocation mark at submit, for reclamation behind the watermark.
+    /// Low 32 bits of the ring's dep-pool head after this task's submit (reclaimed behind the
+    /// watermark).
     pub dep_pool_mark: u32,
     /// FINs expected: `block_num × active lanes`.
     pub subtask_total: u32,
     /// FINs received so far.
     pub subtask_done: u32,
-    /// Boot epoch in which this slot was last prepared.
-    pub epoch: u32,
+    /// Blocks handed to cores so far (SPMD tasks); touched only by the scheduler holding the task.
+    pub next_block: u32,
     /// Head of this task's tensor-map entry chain (0 = none).
     pub tensormap_chain: u32,
-    /// Explicit padding to one cache line.
-    pub _pad: [u8; 4],
 }
 
 /// A node of a ring's dep-list pool; entry 0 is the null sentinel.

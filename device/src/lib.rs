@@ -2,9 +2,26 @@
 //!
 //! `no_std` and allocation-free: every structure lives in the arena or in shared memory. Built as a
 //! library for the host (the simulated device) and for `aarch64-unknown-none` (the firmware).
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub use pto_abi as abi;
 
+pub mod aicore;
 pub mod boot;
+pub mod deppool;
+#[cfg(any(test, feature = "std"))]
+pub mod hostmem;
 pub mod kernel;
+pub mod orch;
+pub mod platform;
+pub mod queue;
+pub mod reset;
+pub mod ring;
+pub mod runtime;
+pub mod sched;
+pub mod slot;
+pub mod sync;
+pub mod tensormap;
+#[cfg(any(test, feature = "std"))]
+pub mod testkit;
+pub mod view;

@@ -8,3 +8,4 @@ pub mod callable;
 pub mod cli;
 pub mod image;
 pub mod runner;
+pub mod sim_cores;

@@ -127,12 +127,13 @@ pub unsafe fn reset_orchestrator_and_scheduler_state(rt: &BootedRuntime) {
 
 /// Hook for the runtime's own structures, called last by [`reset_for_reuse`] on every boot.
 ///
-/// Today it writes the O(1) headers whose values follow from the layout (ready-queue capacity and
-/// mask, mailbox capacity) and drops stale mailbox messages by moving the consumer ticket up to
-/// the producer ticket (tickets are monotonic, so a stale message never matches a fresh ticket).
-/// Ready-queue cursors and cells, the tensor map and the dep pools are left as the runtime left
-/// them: the runtime code that owns their representation initialises them here (or lazily),
-/// keeping the per-boot cost independent of the window for [`ResetKind::Reuse`].
+/// Writes the O(1) headers whose values follow from the layout (ready-queue capacity and mask,
+/// mailbox capacity), drops stale mailbox messages by moving the consumer ticket up to the producer
+/// ticket (tickets are monotonic, so a stale message never matches a fresh ticket), puts every
+/// AICore's registers and handshake in their boot state ([`crate::aicore::reset_core_tables`],
+/// O(`MAX_CORES`)), then hands over to the runtime ([`crate::reset::reset_runtime_structures`]):
+/// leftover ready-queue entries of a failed run are drained and the tensor-map buckets are cleared
+/// only if the previous run left entries linked, so a boot after a clean run stays O(1).
 ///
 /// # Safety
 /// As for [`reset_for_reuse`].
@@ -150,6 +151,12 @@ pub unsafe fn reset_runtime_structures(rt: &BootedRuntime, _kind: ResetKind) {
         let mb = dev_ptr::<MailboxHeader>(h.mailbox);
         (*mb).capacity = o.mailbox_capacity;
         (*mb).tail = (*mb).head;
+        // AICore registers and handshakes start every run idle, so tokens restart at 1.
+        crate::aicore::reset_core_tables(&crate::aicore::CoreTables::from_header(h));
+    }
+    // SAFETY: the header is wired and rebound (every pointer the view takes is this boot's).
+    if let Ok(view) = unsafe { crate::view::RuntimeView::from_header(rt.header()) } {
+        crate::reset::reset_runtime_structures(&view);
     }
 }
 

@@ -1,0 +1,220 @@
+//! What an orchestration hands to `submit`: tensors, arguments with their direction, kernels per
+//! lane, SPMD block count, scalars and explicit dependencies; and what it gets back.
+
+use heapless::Vec;
+use pto_abi::consts::{LANE_COUNT, MAX_TENSOR_ARGS};
+use pto_abi::launch::{OrchArg, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
+use pto_abi::task::{DType, Lane, INACTIVE_KERNEL, NO_TASK};
+use pto_abi::DevAddr;
+
+use super::error::{InvalidArgs, OrchError};
+
+/// A submitted task: `(ring << 32) | local index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub u64);
+
+impl TaskId {
+    /// Names no task.
+    pub const NONE: TaskId = TaskId(NO_TASK);
+}
+
+/// A view of a device buffer: the bytes `[offset, offset + bytes)` of the buffer at `buffer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tensor {
+    /// Base address of the whole buffer (the tensor-map key).
+    pub buffer: DevAddr,
+    /// Bytes of the whole buffer.
+    pub buffer_bytes: u64,
+    /// Start of the view in bytes from `buffer`.
+    pub offset: u64,
+    /// Bytes of the view.
+    pub bytes: u64,
+    /// The task that allocated the buffer (runtime-allocated outputs), or [`TaskId::NONE`].
+    pub creator: TaskId,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl Tensor {
+    /// A whole existing buffer (not created by a task).
+    pub const fn external(buffer: DevAddr, bytes: u64, dtype: DType) -> Tensor {
+        Tensor { buffer, buffer_bytes: bytes, offset: 0, bytes, creator: TaskId::NONE, dtype }
+    }
+
+    /// The sub-view `[offset, offset + bytes)` of this view; `None` when it leaves the view.
+    pub fn slice(&self, offset: u64, bytes: u64) -> Option<Tensor> {
+        let end = offset.checked_add(bytes)?;
+        if end > self.bytes {
+            return None;
+        }
+        Some(Tensor { offset: self.offset + offset, bytes, ..*self })
+    }
+
+    /// Device address of the first byte of the view.
+    pub fn addr(&self) -> u64 {
+        self.buffer.0.wrapping_add(self.offset)
+    }
+
+    /// Number of elements of the view.
+    pub fn elements(&self) -> u64 {
+        self.bytes / self.dtype.size()
+    }
+}
+
+/// A runtime-allocated output: the runtime places it in the task's packed heap block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// Bytes of the output.
+    pub bytes: u64,
+    /// Element type.
+    pub dtype: DType,
+}
+
+/// One tensor argument of a task, with its direction (DESIGN §5 dependency rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// Read: depends on the creator and on earlier overlapping writers.
+    Input(Tensor),
+    /// Runtime-allocated output in the task's heap block; returned by `submit`.
+    Output(OutputSpec),
+    /// Read and written: depends like `Input`, then registers as the newest writer.
+    InOut(Tensor),
+    /// Written, existing buffer: registers as the newest writer.
+    OutputExisting(Tensor),
+    /// Passed through: creator retention only, no tensor-map work.
+    NoDep(Tensor),
+}
+
+/// Everything about one task to submit.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskSpec<'a> {
+    /// Kernel id per lane [AIC, AIV0, AIV1]; [`INACTIVE_KERNEL`] for an unused lane. All inactive
+    /// makes a dependency-only task.
+    pub kernels: [i32; LANE_COUNT],
+    /// SPMD block count (1 for a plain task).
+    pub block_num: u32,
+    /// Tensor arguments.
+    pub args: &'a [Arg],
+    /// Scalar arguments.
+    pub scalars: &'a [u64],
+    /// Tasks to wait for in addition to the automatic dependencies.
+    pub deps: &'a [TaskId],
+}
+
+impl<'a> TaskSpec<'a> {
+    const NONE: [i32; LANE_COUNT] = [INACTIVE_KERNEL; LANE_COUNT];
+
+    /// A task running `kernel` on one lane.
+    pub const fn on(lane: Lane, kernel: i32, args: &'a [Arg]) -> Self {
+        let mut kernels = Self::NONE;
+        kernels[lane as usize] = kernel;
+        TaskSpec { kernels, block_num: 1, args, scalars: &[], deps: &[] }
+    }
+
+    /// A vector-core task.
+    pub const fn aiv(kernel: i32, args: &'a [Arg]) -> Self {
+        Self::on(Lane::Aiv0, kernel, args)
+    }
+
+    /// A cube-core task.
+    pub const fn aic(kernel: i32, args: &'a [Arg]) -> Self {
+        Self::on(Lane::Aic, kernel, args)
+    }
+
+    /// A mixed task: one kernel per lane (inactive lanes [`INACTIVE_KERNEL`]).
+    pub const fn mix(kernels: [i32; LANE_COUNT], args: &'a [Arg]) -> Self {
+        TaskSpec { kernels, block_num: 1, args, scalars: &[], deps: &[] }
+    }
+
+    /// A dependency-only task (no kernel; completes as soon as it is ready).
+    pub const fn dep_only(args: &'a [Arg]) -> Self {
+        TaskSpec { kernels: Self::NONE, block_num: 1, args, scalars: &[], deps: &[] }
+    }
+
+    /// With `block_num` SPMD blocks.
+    pub const fn blocks(mut self, block_num: u32) -> Self {
+        self.block_num = block_num;
+        self
+    }
+
+    /// With scalar arguments.
+    pub const fn scalars(mut self, scalars: &'a [u64]) -> Self {
+        self.scalars = scalars;
+        self
+    }
+
+    /// With explicit dependencies.
+    pub const fn deps(mut self, deps: &'a [TaskId]) -> Self {
+        self.deps = deps;
+        self
+    }
+
+    /// Bit `l` set when lane `l` has a kernel.
+    pub fn lane_mask(&self) -> u32 {
+        let mut m = 0;
+        for (l, k) in self.kernels.iter().enumerate() {
+            if *k != INACTIVE_KERNEL {
+                m |= 1 << l;
+            }
+        }
+        m
+    }
+}
+
+/// What `submit` returns: the task id and its runtime-allocated outputs in argument order.
+#[derive(Clone, Debug)]
+pub struct Submitted {
+    /// The new task.
+    pub task: TaskId,
+    /// One tensor per [`Arg::Output`], in argument order; each names the task as its creator.
+    pub outputs: Vec<Tensor, MAX_TENSOR_ARGS>,
+}
+
+impl Submitted {
+    /// Output `i` (panics when the task has fewer outputs: a programming error of the caller).
+    pub fn output(&self, i: usize) -> Tensor {
+        self.outputs[i]
+    }
+}
+
+/// The arguments of a run as the orchestration receives them.
+#[derive(Clone, Copy, Debug)]
+pub struct OrchArgs<'a> {
+    args: &'a [OrchArg],
+}
+
+impl<'a> OrchArgs<'a> {
+    /// Wraps the run's argument records.
+    pub const fn new(args: &'a [OrchArg]) -> Self {
+        OrchArgs { args }
+    }
+
+    /// Number of arguments.
+    pub fn len(&self) -> usize {
+        self.args.len()
+    }
+
+    /// True when the run has no arguments.
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+    }
+
+    /// Argument `i` as a whole external tensor.
+    pub fn tensor(&self, i: usize) -> Result<Tensor, OrchError> {
+        let bad = OrchError::invalid(InvalidArgs::BadRunArgument, i as u32);
+        let a = self.args.get(i).ok_or(bad)?;
+        if a.kind != ORCH_ARG_TENSOR || a.value == 0 {
+            return Err(bad);
+        }
+        let dtype = DType::try_from(a.dtype).map_err(|_| bad)?;
+        Ok(Tensor::external(DevAddr(a.value), a.bytes, dtype))
+    }
+
+    /// Argument `i` as a scalar word.
+    pub fn scalar(&self, i: usize) -> Result<u64, OrchError> {
+        match self.args.get(i) {
+            Some(a) if a.kind == ORCH_ARG_SCALAR => Ok(a.value),
+            _ => Err(OrchError::invalid(InvalidArgs::BadRunArgument, i as u32)),
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The submit path (DESIGN §5): validate → scope admission → task slot and packed output block in
+//! the ring of the current scope → tensor-map cleanup → explicit and automatic dependencies →
+//! prepare and publish the task → wire fanin edges → register outputs → route when ready.
+//!
+//! Everything that can wait or fail (window, heap, tensor-map room, dep-pool room) happens before
+//! the task is committed, so a failed submit leaves no task behind.
+
+use core::sync::atomic::Ordering;
+
+use heapless::Vec;
+use pto_abi::consts::{HEAP_OUTPUT_ALIGN, INLINE_FANIN, LANE_COUNT, MAX_KERNEL_ARGS, MAX_SCALAR_ARGS, MAX_TENSOR_ARGS};
+use pto_abi::error::RuntimeErrorCode;
+use pto_abi::runtime::{ScopeFrame, ScopeKind};
+use pto_abi::task::{
+    make_task_id, TaskDescriptor, TaskPayload, TaskState, TensorDesc, TensorDirection, FANOUT_SCOPE_REF,
+    INACTIVE_KERNEL, NO_TASK,
+};
+use pto_abi::DevAddr;
+
+use super::wait::{Resource, Waiter};
+use super::{Arg, InvalidArgs, OrchError, Orchestrator, Submitted, TaskId, TaskSpec, Tensor};
+use crate::deppool::NodeRef;
+use crate::ring::HeapAlloc;
+use crate::sync::atomic_u64;
+
+/// What validation learned about a spec.
+struct Plan {
+    lane_mask: u32,
+    heap_bytes: u64,
+    writes: u32,
+}
+
+/// The producers a new task waits for: the first `INLINE_FANIN` in its payload, the rest in a
+/// spill list of its ring's dep pool.
+struct Fanin {
+    count: u32,
+    spill_head: NodeRef,
+}
+
+impl Orchestrator<'_, '_> {
+    /// Submits one task; returns its id and its runtime-allocated outputs.
+    pub fn submit(&mut self, spec: &TaskSpec<'_>) -> Result<Submitted, OrchError> {
+        self.check_running()?;
+        match self.submit_inner(spec) {
+            Ok(s) => Ok(s),
+            Err(e) => Err(self.latch(e)),
+        }
+    }
+
+    /// Allocates runtime tensors without running a kernel (a dependency-only task with outputs).
+    pub fn alloc(&mut self, outputs: &[super::OutputSpec]) -> Result<Submitted, OrchError> {
+        let mut args: Vec<Arg, MAX_TENSOR_ARGS> = Vec::new();
+        for (i, o) in outputs.iter().enumerate() {
+            args.push(Arg::Output(*o)).map_err(|_| OrchError::invalid(InvalidArgs::TooManyTensors, i as u32))?;
+        }
+        self.submit(&TaskSpec::dep_only(&args))
+    }
+
+    fn validate(&self, spec: &TaskSpec<'_>, ring: usize) -> Result<Plan, OrchError> {
+        let nt = spec.args.len();
+        if nt > MAX_TENSOR_ARGS {
+            return Err(OrchError::invalid(InvalidArgs::TooManyTensors, nt as u32));
+        }
+        if spec.scalars.len() > MAX_SCALAR_ARGS {
+            return Err(OrchError::invalid(InvalidArgs::TooManyScalars, spec.scalars.len() as u32));
+        }
+        if nt + spec.scalars.len() > MAX_KERNEL_ARGS {
+            return Err(OrchError::invalid(InvalidArgs::TooManyKernelArgs, (nt + spec.scalars.len()) as u32));
+        }
+        if spec.block_num == 0 {
+            return Err(OrchError::invalid(InvalidArgs::ZeroBlocks, 0));
+        }
+        let lane_mask = spec.lane_mask();
+        if self.rt.funcs.is_checked() {
+            for (l, k) in spec.kernels.iter().enumerate() {
+                if *k != INACTIVE_KERNEL && self.rt.funcs.get(*k).is_none() {
+                    return Err(OrchError::invalid(InvalidArgs::UnknownKernel, l as u32));
+                }
+            }
+        }
+        let mut heap_bytes: u64 = 0;
+        let mut writes = 0u32;
+        for (i, a) in spec.args.iter().enumerate() {
+            match a {
+                Arg::Output(o) => {
+                    if o.bytes == 0 {
+                        return Err(OrchError::invalid(InvalidArgs::EmptyOutput, i as u32));
+                    }
+                    heap_bytes = o
+                        .bytes
+                        .checked_next_multiple_of(HEAP_OUTPUT_ALIGN)
+                        .and_then(|b| heap_bytes.checked_add(b))
+                        .ok_or(OrchError::new(RuntimeErrorCode::HeapRingDeadlock, ring as u32, u64::MAX))?;
+                }
+                Arg::Input(t) | Arg::InOut(t) | Arg::OutputExisting(t) | Arg::NoDep(t) => {
+                    let end = t.offset.checked_add(t.bytes);
+                    if t.buffer.is_null() || end.is_none_or(|e| e > t.buffer_bytes) {
+                        return Err(OrchError::invalid(InvalidArgs::BadTensorView, i as u32));
+                    }
+                    if t.creator != TaskId::NONE && !self.was_submitted(t.creator.0) {
+                        return Err(OrchError::invalid(InvalidArgs::UnknownCreator, i as u32));
+                    }
+                    if matches!(a, Arg::InOut(_) | Arg::OutputExisting(_)) {
+                        writes += 1;
+                    }
+                }
+            }
+        }
+        for (i, d) in spec.deps.iter().enumerate() {
+            if !self.was_submitted(d.0) {
+                return Err(OrchError::invalid(InvalidArgs::UnknownDependency, i as u32));
+            }
+        }
+        if heap_bytes > self.rings[ring].heap.size {
+            return Err(OrchError::new(RuntimeErrorCode::HeapRingDeadlock, ring as u32, heap_bytes));
+        }
+        if writes > self.tensor_map.capacity() {
+            return Err(OrchError::new(RuntimeErrorCode::TensormapOverflow, u32::MAX, writes as u64));
+        }
+        if self.scope_top >= self.scope_task_capacity {
+            return Err(OrchError::new(RuntimeErrorCode::ScopeTasksOverflow, ring as u32, self.scope_top as u64));
+        }
+        Ok(Plan { lane_mask, heap_bytes, writes })
+    }
+
+    /// True when `t` was created by a task of the current scope and that scope is MANUAL: such
+    /// tensors get no automatic dependencies (the orchestration orders them explicitly).
+    fn manual_local(&self, frame: &ScopeFrame, t: &Tensor) -> bool {
+        if frame.kind != ScopeKind::Manual as u32 || t.creator == TaskId::NONE {
+            return false;
+        }
+        let d = self.rt.view.descriptor(t.creator.0);
+        // SAFETY: descriptors are plain SM memory written by this orchestrator only.
+        unsafe { (*d).task_id == t.creator.0 && (*d).scope_serial == frame.serial }
+    }
+
+    fn submit_inner(&mut self, spec: &TaskSpec<'_>) -> Result<Submitted, OrchError> {
+        let ring = self.current_ring();
+        let plan = self.validate(spec, ring)?;
+
+        // Task window: the slot to use must be free (its previous task consumed).
+        let mut w = Waiter::new();
+        while !self.rings[ring].window_has_room(self.rt.last_alive(ring)) {
+            self.wait_step(ring, Resource::Window, 1, &mut w)?;
+        }
+        self.cleanup_ring(ring);
+
+        // Tensor-map room for the writes of this task.
+        let mut w = Waiter::new();
+        while self.tensor_map.capacity() - self.tensor_map.used() < plan.writes {
+            self.wait_step(ring, Resource::TensorMap, plan.writes as u64, &mut w)?;
+        }
+
+        // The packed output block.
+        let (heap_offset, heap_end_pos) = self.alloc_heap(ring, plan.heap_bytes)?;
+
+        let rv = self.rt.view.rings[ring];
+        let local = self.rings[ring].current as u32;
+        let id = make_task_id(ring as u32, local);
+        let payload = rv.payload(local);
+        // SAFETY: the frame at the current depth was written by `push_frame`.
+        let frame = unsafe { *self.frame(self.depth) };
+
+        // Producers: explicit dependencies, creators, and earlier overlapping writers.
+        let mut fanin = Fanin { count: 0, spill_head: NodeRef::NULL };
+        for d in spec.deps {
+            self.add_producer(ring, payload, &mut fanin, d.0)?;
+        }
+        for a in spec.args {
+            let (t, lookup) = match a {
+                Arg::Input(t) | Arg::InOut(t) => (t, true),
+                Arg::OutputExisting(t) | Arg::NoDep(t) => (t, false),
+                Arg::Output(_) => continue,
+            };
+            if self.manual_local(&frame, t) {
+                continue;
+            }
+            self.add_producer(ring, payload, &mut fanin, t.creator.0)?;
+            if lookup {
+                let (s, e) = (t.offset, t.offset + t.bytes);
+                let mut found: Vec<u64, 16> = Vec::new();
+                let mut more = false;
+                self.tensor_map.lookup(t.buffer.0, s, e, |p| {
+                    if found.push(p).is_err() {
+                        more = true;
+                    }
+                });
+                for p in found.iter() {
+                    self.add_producer(ring, payload, &mut fanin, *p)?;
+                }
+                if more {
+                    self.add_overflowing_lookup(ring, payload, &mut fanin, (t.buffer.0, s, e), found.len())?;
+                }
+            }
+        }
+
+        // Room for one fanout node per producer (the upper bound of what wiring appends).
+        let need = fanin.count as u64;
+        if need > self.rings[ring].pool.capacity as u64 {
+            return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, need));
+        }
+        let mut w = Waiter::new();
+        while self.rings[ring].pool.free(self.dep_tail(ring)) < need {
+            self.wait_step(ring, Resource::DepPool, need, &mut w)?;
+        }
+
+        // Commit: prepare the slot, then publish the new submit counter.
+        let slot = self.rt.slot(id);
+        let subtasks = if plan.lane_mask == 0 { 0 } else { spec.block_num * plan.lane_mask.count_ones() };
+        slot.task_id().store(id, Ordering::Relaxed);
+        slot.fanout_lock().store(0, Ordering::Relaxed);
+        slot.fanout_count().store(FANOUT_SCOPE_REF, Ordering::Relaxed);
+        slot.fanout_head().store(0, Ordering::Relaxed);
+        slot.fanout_refcount().store(0, Ordering::Relaxed);
+        slot.fanin_count().store(fanin.count + 1, Ordering::Relaxed);
+        slot.fanin_refcount().store(0, Ordering::Relaxed);
+        slot.lane_mask().store(plan.lane_mask, Ordering::Relaxed);
+        slot.flags().store(0, Ordering::Relaxed);
+        slot.subtask_total().store(subtasks, Ordering::Relaxed);
+        slot.subtask_done().store(0, Ordering::Relaxed);
+        slot.next_block().store(0, Ordering::Relaxed);
+        slot.tensormap_chain().store(0, Ordering::Relaxed);
+        slot.task_state().store(TaskState::Pending as u32, Ordering::Release);
+        self.rings[ring].current += 1;
+        // SAFETY: flow control is valid; the orchestrator is its only writer.
+        unsafe { atomic_u64(core::ptr::addr_of_mut!((*rv.flow).current_task_index)) }
+            .store(self.rings[ring].current, Ordering::Release);
+        // SAFETY: `scope_top < capacity` was checked in `validate`.
+        unsafe { *self.rt.view.scope_tasks.add(self.scope_top as usize) = id };
+        self.scope_top += 1;
+
+        // Descriptor and payload.
+        let block_base = rv.heap_base + heap_offset;
+        let mut kernel_ids = [INACTIVE_KERNEL; LANE_COUNT];
+        kernel_ids.copy_from_slice(&spec.kernels);
+        // SAFETY: the slot's descriptor and payload belong to the new task, not yet visible to
+        // any other thread.
+        unsafe {
+            let d: *mut TaskDescriptor = rv.descriptor(local);
+            (*d).task_id = id;
+            (*d).kernel_ids = kernel_ids;
+            (*d).block_num = if plan.lane_mask == 0 { 1 } else { spec.block_num };
+            (*d).lane_mask = plan.lane_mask;
+            (*d).flags = 0;
+            (*d).packed_buffer_base = DevAddr(block_base);
+            (*d).packed_buffer_end = DevAddr(block_base + plan.heap_bytes);
+            (*d).heap_end_pos = heap_end_pos;
+            (*d).scope_serial = frame.serial;
+            let p: &mut TaskPayload = &mut *payload;
+            p.tensor_count = spec.args.len() as u32;
+            p.scalar_count = spec.scalars.len() as u32;
+            p.fanin_count = fanin.count;
+            p.fanin_spill_count = fanin.count.saturating_sub(INLINE_FANIN as u32);
+            p.fanin_spill_head = fanin.spill_head.0;
+            p.scalars[..spec.scalars.len()].copy_from_slice(spec.scalars);
+        }
+        let mut outputs: Vec<Tensor, MAX_TENSOR_ARGS> = Vec::new();
+        let mut out_at = block_base;
+        for (i, a) in spec.args.iter().enumerate() {
+            let (t, dir) = match a {
+                Arg::Input(t) => (*t, TensorDirection::Input),
+                Arg::InOut(t) => (*t, TensorDirection::InOut),
+                Arg::OutputExisting(t) => (*t, TensorDirection::OutputExisting),
+                Arg::NoDep(t) => (*t, TensorDirection::NoDep),
+                Arg::Output(o) => {
+                    let t = Tensor {
+                        buffer: DevAddr(out_at),
+                        buffer_bytes: o.bytes,
+                        offset: 0,
+                        bytes: o.bytes,
+                        creator: TaskId(id),
+                        dtype: o.dtype,
+                    };
+                    out_at += o.bytes.next_multiple_of(HEAP_OUTPUT_ALIGN);
+                    // At most MAX_TENSOR_ARGS outputs (validated).
+                    let _ = outputs.push(t);
+                    (t, TensorDirection::Output)
+                }
+            };
+            // SAFETY: `i < MAX_TENSOR_ARGS` (validated); the payload is the new task's.
+            unsafe { write_tensor(&mut (*payload).tensors[i], &t, dir) };
+        }
+
+        // Wire every producer: retain it, and either count it as done or join its fanout list.
+        let observed = self.wire(ring, id, payload, &fanin);
+
+        // Register this task as the newest writer of its INOUT / OUTPUT_EXISTING ranges.
+        let mut chain = 0u32;
+        for a in spec.args {
+            if let Arg::InOut(t) | Arg::OutputExisting(t) = a {
+                if self.manual_local(&frame, t) {
+                    continue;
+                }
+                self.tensor_map
+                    .insert(t.buffer.0, t.offset, t.offset + t.bytes, id, &mut chain)
+                    .map_err(|_| OrchError::new(RuntimeErrorCode::TensormapOverflow, u32::MAX, 1))?;
+            }
+        }
+        slot.tensormap_chain().store(chain, Ordering::Relaxed);
+        slot.dep_pool_mark().store(self.rings[ring].pool.head as u32, Ordering::Relaxed);
+        self.submitted += 1;
+
+        // Drop the wiring guard: the task is routed here if every producer was already done.
+        self.rt.add_fanin(id, observed + 1);
+        Ok(Submitted { task: TaskId(id), outputs })
+    }
+
+    fn alloc_heap(&mut self, ring: usize, bytes: u64) -> Result<(u64, u64), OrchError> {
+        let mut w = Waiter::new();
+        loop {
+            let tail = self.heap_tail(ring);
+            match self.rings[ring].heap.try_alloc(bytes, tail) {
+                HeapAlloc::Fits { offset, end_pos } => return Ok((offset, end_pos)),
+                HeapAlloc::TooLarge => {
+                    return Err(OrchError::new(RuntimeErrorCode::HeapRingDeadlock, ring as u32, bytes))
+                }
+                HeapAlloc::Wait => self.wait_step(ring, Resource::Heap, bytes, &mut w)?,
+            }
+        }
+    }
+
+    fn heap_tail(&self, ring: usize) -> u64 {
+        // SAFETY: flow control is valid for the run.
+        unsafe { atomic_u64(core::ptr::addr_of_mut!((*self.rt.view.rings[ring].flow).heap_tail)) }
+            .load(Ordering::Acquire)
+    }
+
+    fn dep_tail(&self, ring: usize) -> u64 {
+        // SAFETY: the ring's scheduler state is valid for the run.
+        unsafe { atomic_u64(core::ptr::addr_of_mut!((*self.rt.view.rings[ring].sched).dep_pool_tail)) }
+            .load(Ordering::Acquire)
+    }
+
+    /// Adds producer `p` to the new task's fanin unless it is no task, already consumed, or
+    /// already listed.
+    fn add_producer(&mut self, ring: usize, payload: *mut TaskPayload, f: &mut Fanin, p: u64) -> Result<(), OrchError> {
+        if p == NO_TASK || !self.rt.is_live(p) {
+            return Ok(());
+        }
+        let inline = (f.count as usize).min(INLINE_FANIN);
+        // SAFETY: the payload is the new task's (its slot is free); `inline <= INLINE_FANIN`.
+        let listed = unsafe { (&(*payload).fanin)[..inline].contains(&p) };
+        if listed {
+            return Ok(());
+        }
+        if (f.count as usize) < INLINE_FANIN {
+            // SAFETY: as above.
+            unsafe { (*payload).fanin[f.count as usize] = p };
+        } else {
+            let mut node = f.spill_head;
+            while !node.is_null() {
+                let (q, next) = self.rt.view.dep_pools.read(node);
+                if q == p {
+                    return Ok(());
+                }
+                node = next;
+            }
+            // A spill node now, and room for the fanout nodes later.
+            let mut w = Waiter::new();
+            while self.rings[ring].pool.free(self.dep_tail(ring)) < 1 {
+                if self.rings[ring].pool.capacity == 0 {
+                    return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, f.count as u64));
+                }
+                self.wait_step(ring, Resource::DepPool, 1, &mut w)?;
+            }
+            let index = self.rings[ring].pool.take();
+            let node = NodeRef::new(ring as u32, index);
+            self.rt.view.dep_pools.write(node, p, f.spill_head);
+            f.spill_head = node;
+        }
+        f.count += 1;
+        Ok(())
+    }
+
+    /// A lookup that found more producers than fit in the scratch list: walk it again, adding
+    /// all of them (the map does not change in between).
+    fn add_overflowing_lookup(
+        &mut self,
+        ring: usize,
+        payload: *mut TaskPayload,
+        f: &mut Fanin,
+        (buffer, s, e): (u64, u64, u64),
+        already: usize,
+    ) -> Result<(), OrchError> {
+        let mut skip = already;
+        loop {
+            let mut batch: Vec<u64, 16> = Vec::new();
+            let mut seen = 0usize;
+            self.tensor_map.lookup(buffer, s, e, |p| {
+                if seen >= skip {
+                    let _ = batch.push(p);
+                }
+                seen += 1;
+            });
+            for p in batch.iter() {
+                self.add_producer(ring, payload, f, *p)?;
+            }
+            skip += batch.len();
+            if skip >= seen {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Wires the new task `id` to each listed producer under the producer's lock; returns the
+    /// number of producers found already done (counted by this thread).
+    fn wire(&mut self, ring: usize, id: u64, payload: *mut TaskPayload, f: &Fanin) -> u32 {
+        let mut observed = 0;
+        let inline = (f.count as usize).min(INLINE_FANIN);
+        for i in 0..inline {
+            // SAFETY: the payload is the new task's; `i < INLINE_FANIN`.
+            let p = unsafe { (*payload).fanin[i] };
+            if !self.wire_one(ring, id, p, &mut observed) {
+                // SAFETY: as above.
+                unsafe { (*payload).fanin[i] = NO_TASK };
+            }
+        }
+        let mut node = f.spill_head;
+        while !node.is_null() {
+            let (p, next) = self.rt.view.dep_pools.read(node);
+            if !self.wire_one(ring, id, p, &mut observed) {
+                self.rt.view.dep_pools.write(node, NO_TASK, next);
+            }
+            node = next;
+        }
+        observed
+    }
+
+    /// Wires one edge; false when the producer turned out to be gone (no edge, nothing to release).
+    #[inline]
+    fn wire_one(&mut self, ring: usize, id: u64, p: u64, observed: &mut u32) -> bool {
+        let ps = self.rt.slot(p);
+        let lock = ps.lock();
+        lock.lock(self.rt.platform);
+        let state = ps.task_state().load(Ordering::Relaxed);
+        if ps.task_id().load(Ordering::Relaxed) != p || state == TaskState::Consumed as u32 {
+            lock.unlock();
+            *observed += 1;
+            return false;
+        }
+        let c = ps.fanout_count().load(Ordering::Relaxed);
+        ps.fanout_count().store(c + 1, Ordering::Relaxed);
+        if state == TaskState::Completed as u32 {
+            *observed += 1;
+        } else {
+            let index = self.rings[ring].pool.take();
+            let node = NodeRef::new(ring as u32, index);
+            self.rt.view.dep_pools.write(node, id, NodeRef(ps.fanout_head().load(Ordering::Relaxed)));
+            ps.fanout_head().store(node.0, Ordering::Relaxed);
+        }
+        lock.unlock();
+        true
+    }
+}
+
+impl super::OrchRing {
+    #[inline(always)]
+    fn window_has_room(&self, alive: u64) -> bool {
+        self.current.wrapping_sub(alive) < self.window
+    }
+}
+
+fn write_tensor(d: &mut TensorDesc, t: &Tensor, dir: TensorDirection) {
+    d.buffer = t.buffer;
+    d.buffer_bytes = t.buffer_bytes;
+    d.view_offset = t.offset;
+    d.view_bytes = t.bytes;
+    d.creator_task = t.creator.0;
+    d.dtype = t.dtype as u32;
+    d.ndims = 1;
+    d.shape[0] = t.elements().min(u32::MAX as u64) as u32;
+    d.strides[0] = 1;
+    d.direction = dir as u32;
+}

@@ -1,0 +1,127 @@
+//! Back-pressure: waiting for the schedulers to retire work, and telling a wait that will end from
+//! a deadlock.
+
+use core::sync::atomic::Ordering;
+
+use pto_abi::consts::RING_COUNT;
+use pto_abi::error::RuntimeErrorCode;
+use pto_abi::task::FANOUT_SCOPE_REF;
+
+use super::{OrchError, Orchestrator};
+use crate::platform::Backoff;
+use crate::sync::atomic_u32;
+
+/// The resource a submit waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Resource {
+    /// A free slot in the ring's task window.
+    Window,
+    /// Room in the ring heap.
+    Heap,
+    /// Free nodes in the ring's dep-list pool.
+    DepPool,
+    /// Free tensor-map entries.
+    TensorMap,
+}
+
+impl Resource {
+    /// The code of a wait on this resource that can never end (or made no progress in time).
+    fn deadlock_code(self, pinned: bool) -> RuntimeErrorCode {
+        match self {
+            Resource::Window if pinned => RuntimeErrorCode::ScopeDeadlock,
+            Resource::Window => RuntimeErrorCode::FlowControlDeadlock,
+            Resource::Heap => RuntimeErrorCode::HeapRingDeadlock,
+            Resource::DepPool => RuntimeErrorCode::DepPoolOverflow,
+            Resource::TensorMap => RuntimeErrorCode::TensormapOverflow,
+        }
+    }
+}
+
+/// The state of one blocking wait.
+pub(super) struct Waiter {
+    since_ns: u64,
+    seen: [u64; RING_COUNT],
+    backoff: Backoff,
+}
+
+impl Waiter {
+    pub(super) fn new() -> Self {
+        Waiter { since_ns: u64::MAX, seen: [u64::MAX; RING_COUNT], backoff: Backoff::new() }
+    }
+}
+
+impl Orchestrator<'_, '_> {
+    /// True when ring `ring`'s oldest live task still holds its scope reference: only this
+    /// (blocked) orchestrator can drop it, so the ring cannot drain.
+    pub(super) fn ring_pinned(&self, ring: usize) -> bool {
+        let alive = self.rt.last_alive(ring);
+        if alive >= self.rings[ring].current {
+            return false;
+        }
+        let slot = self.rt.view.rings[ring].slot(alive as u32);
+        // SAFETY: the slot of a live task; its fanout count is read atomically.
+        let count = unsafe { atomic_u32(core::ptr::addr_of_mut!((*slot).fanout_count)) }.load(Ordering::Acquire);
+        count & FANOUT_SCOPE_REF != 0
+    }
+
+    fn pinned(&self, ring: usize, what: Resource) -> bool {
+        match what {
+            Resource::TensorMap => {
+                (0..RING_COUNT).all(|r| self.ring_pinned(r) || self.rt.last_alive(r) >= self.rings[r].current)
+            }
+            _ => self.ring_pinned(ring),
+        }
+    }
+
+    fn deadlock(&mut self, ring: usize, what: Resource, amount: u64) -> OrchError {
+        let pinned = self.pinned(ring, what);
+        let ring = if what == Resource::TensorMap { u32::MAX } else { ring as u32 };
+        OrchError::new(what.deadlock_code(pinned), ring, amount)
+    }
+
+    /// One round of waiting for `what` in ring `ring`: Ok to re-check the resource, Err when the
+    /// wait can never succeed, timed out, or the run stopped.
+    pub(super) fn wait_step(
+        &mut self,
+        ring: usize,
+        what: Resource,
+        amount: u64,
+        w: &mut Waiter,
+    ) -> Result<(), OrchError> {
+        if what == Resource::TensorMap {
+            let before = self.tensor_map.used();
+            self.cleanup_all();
+            if self.tensor_map.used() < before {
+                return Ok(());
+            }
+        }
+        if let Some(d) = self.drain.as_deref_mut() {
+            if d.drain(self.rt) {
+                return Ok(());
+            }
+            // Nothing is left to run on this thread: the resource cannot free up.
+            return Err(self.deadlock(ring, what, amount));
+        }
+        let sm = self.rt.view.sm;
+        // SAFETY: the SM header is valid; the scheduler error word is read atomically.
+        let sched = unsafe { atomic_u32(core::ptr::addr_of_mut!((*sm).sched.code)) }.load(Ordering::Acquire);
+        if sched != 0 {
+            let code = RuntimeErrorCode::try_from(sched).unwrap_or(RuntimeErrorCode::SchedulerTimeout);
+            return Err(OrchError::new(code, u32::MAX, 0));
+        }
+        if self.pinned(ring, what) {
+            return Err(self.deadlock(ring, what, amount));
+        }
+        let now = self.rt.platform.now_ns();
+        let seen: [u64; RING_COUNT] = core::array::from_fn(|r| self.rt.last_alive(r));
+        if seen != w.seen {
+            w.seen = seen;
+            w.since_ns = now;
+            w.backoff.reset();
+        } else if now.saturating_sub(w.since_ns) > self.rt.budgets.orch_ns {
+            return Err(self.deadlock(ring, what, amount));
+        }
+        w.backoff.snooze(self.rt.platform);
+        Ok(())
+    }
+}

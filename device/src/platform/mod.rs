@@ -1,0 +1,51 @@
+//! What device code needs from the machine it runs on: a monotonic clock and a way to give the
+//! processor away while waiting.
+//!
+//! The simulated device runs AICPU and AICore code as host threads on a machine with few cores,
+//! so every wait in device code spins briefly and then yields through [`Platform::yield_now`].
+
+#[cfg(any(test, feature = "std"))]
+mod host;
+#[cfg(any(test, feature = "std"))]
+pub use host::HostPlatform;
+
+/// Clock and scheduling hooks of the machine running device code.
+pub trait Platform: Sync {
+    /// Monotonic time in nanoseconds (any origin).
+    fn now_ns(&self) -> u64;
+    /// Gives the processor to another thread for a moment (a no-op on a dedicated core).
+    fn yield_now(&self);
+}
+
+/// Spins a few times, then yields: the waiting policy of every device loop.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    step: u32,
+}
+
+/// Busy-wait rounds before a [`Backoff`] starts yielding.
+const SPIN_ROUNDS: u32 = 6;
+
+impl Backoff {
+    /// A fresh backoff (spins first).
+    pub const fn new() -> Self {
+        Backoff { step: 0 }
+    }
+
+    /// Waits a little longer than last time: `2^step` spin hints, then a yield per call.
+    pub fn snooze(&mut self, platform: &dyn Platform) {
+        if self.step < SPIN_ROUNDS {
+            for _ in 0..(1u32 << self.step) {
+                core::hint::spin_loop();
+            }
+            self.step += 1;
+        } else {
+            platform.yield_now();
+        }
+    }
+
+    /// Starts over with spinning (after progress).
+    pub fn reset(&mut self) {
+        self.step = 0;
+    }
+}

@@ -1,0 +1,364 @@
+//! A bounded lock-free multi-producer multi-consumer queue of task ids, laid out in the arena.
+//!
+//! Every cell carries a sequence number that tells producers and consumers whose turn it is
+//! (D. Vyukov's bounded MPMC queue). The number is stored relative to the cell index
+//! (`position - index`, i.e. the "lap" of the position), so an all-zero region is a valid empty
+//! queue and the device never needs a ramp of initial values. The producer and consumer cursors
+//! live on separate cache lines of [`ReadyQueueHeader`].
+
+use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use pto_abi::runtime::{ReadyQueueCell, ReadyQueueHeader};
+
+use crate::sync::atomic_u64;
+
+/// A ready queue in the arena (a view: header plus `capacity` cells).
+#[derive(Clone, Copy, Debug)]
+pub struct ReadyQueue {
+    header: *mut ReadyQueueHeader,
+    cells: *mut ReadyQueueCell,
+    mask: u64,
+}
+
+// SAFETY: every access to the shared memory goes through atomics.
+unsafe impl Send for ReadyQueue {}
+// SAFETY: as above.
+unsafe impl Sync for ReadyQueue {}
+
+impl ReadyQueue {
+    /// A view of the queue whose header starts at `base`, with `capacity` cells following it.
+    ///
+    /// # Safety
+    /// `base` is 64-aligned and valid for reads and writes of
+    /// `size_of::<ReadyQueueHeader>() + capacity * size_of::<ReadyQueueCell>()` bytes for as long
+    /// as the view (or a copy) is used, and that memory is only accessed through queue views.
+    /// `capacity` is a power of two, at least 2.
+    pub unsafe fn from_raw(base: *mut u8, capacity: u64) -> Self {
+        debug_assert!(capacity.is_power_of_two() && capacity >= 2);
+        let header = base.cast::<ReadyQueueHeader>();
+        // SAFETY: the cells follow the header inside the caller's region.
+        let cells = unsafe { base.add(core::mem::size_of::<ReadyQueueHeader>()) }.cast::<ReadyQueueCell>();
+        ReadyQueue { header, cells, mask: capacity - 1 }
+    }
+
+    /// Number of cells.
+    pub fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
+    fn enqueue_pos(&self) -> &AtomicU64 {
+        // SAFETY: the header lies in the region promised to `from_raw`.
+        unsafe { atomic_u64(addr_of_mut!((*self.header).enqueue_pos)) }
+    }
+
+    fn dequeue_pos(&self) -> &AtomicU64 {
+        // SAFETY: as above.
+        unsafe { atomic_u64(addr_of_mut!((*self.header).dequeue_pos)) }
+    }
+
+    #[inline(always)]
+    fn cell(&self, pos: u64) -> (&AtomicU64, &AtomicU64) {
+        // SAFETY: `pos & mask` is below the capacity promised to `from_raw`.
+        unsafe {
+            let c = self.cells.add((pos & self.mask) as usize);
+            (atomic_u64(addr_of_mut!((*c).sequence)), atomic_u64(addr_of_mut!((*c).task_id)))
+        }
+    }
+
+    /// Resets the queue to empty: cursors and every cell to zero, capacity and mask written.
+    /// Only while no other thread uses the queue.
+    pub fn init(&self) {
+        // SAFETY: exclusive use is the caller's contract; the memory lies in the region.
+        unsafe {
+            (*self.header).capacity = self.capacity();
+            (*self.header).mask = self.mask;
+        }
+        self.enqueue_pos().store(0, Ordering::Relaxed);
+        self.dequeue_pos().store(0, Ordering::Relaxed);
+        for i in 0..self.capacity() {
+            let (seq, task) = self.cell(i);
+            seq.store(0, Ordering::Relaxed);
+            task.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Appends `task`; `Err(task)` when the queue is full.
+    #[inline]
+    pub fn push(&self, task: u64) -> Result<(), u64> {
+        let enq = self.enqueue_pos();
+        let mut pos = enq.load(Ordering::Relaxed);
+        loop {
+            let (seq, slot) = self.cell(pos);
+            let lap = pos & !self.mask;
+            let s = seq.load(Ordering::Acquire);
+            let diff = s.wrapping_sub(lap) as i64;
+            if diff == 0 {
+                match enq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => {
+                        slot.store(task, Ordering::Relaxed);
+                        seq.store(lap + 1, Ordering::Release);
+                        return Ok(());
+                    }
+                    Err(now) => pos = now,
+                }
+            } else if diff < 0 {
+                return Err(task);
+            } else {
+                pos = enq.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Removes the oldest task, or `None` when the queue is empty.
+    #[inline]
+    pub fn pop(&self) -> Option<u64> {
+        let deq = self.dequeue_pos();
+        let mut pos = deq.load(Ordering::Relaxed);
+        loop {
+            let (seq, slot) = self.cell(pos);
+            let lap = pos & !self.mask;
+            let s = seq.load(Ordering::Acquire);
+            let diff = s.wrapping_sub(lap + 1) as i64;
+            if diff == 0 {
+                match deq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => {
+                        let task = slot.load(Ordering::Relaxed);
+                        seq.store(lap + self.mask + 1, Ordering::Release);
+                        return Some(task);
+                    }
+                    Err(now) => pos = now,
+                }
+            } else if diff < 0 {
+                return None;
+            } else {
+                pos = deq.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Appends as many of `tasks` as fit, claiming them with one cursor update; returns how many.
+    pub fn push_batch(&self, tasks: &[u64]) -> usize {
+        let enq = self.enqueue_pos();
+        let mut pos = enq.load(Ordering::Relaxed);
+        loop {
+            let mut n = 0u64;
+            while (n as usize) < tasks.len() {
+                let p = pos + n;
+                if self.cell(p).0.load(Ordering::Acquire) != p & !self.mask {
+                    break;
+                }
+                n += 1;
+            }
+            if n == 0 {
+                let (seq, _) = self.cell(pos);
+                let diff = seq.load(Ordering::Acquire).wrapping_sub(pos & !self.mask) as i64;
+                if diff < 0 || tasks.is_empty() {
+                    return 0;
+                }
+                pos = enq.load(Ordering::Relaxed);
+                continue;
+            }
+            match enq.compare_exchange_weak(pos, pos + n, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    for (i, &task) in tasks[..n as usize].iter().enumerate() {
+                        let p = pos + i as u64;
+                        let (seq, slot) = self.cell(p);
+                        slot.store(task, Ordering::Relaxed);
+                        seq.store((p & !self.mask) + 1, Ordering::Release);
+                    }
+                    return n as usize;
+                }
+                Err(now) => pos = now,
+            }
+        }
+    }
+
+    /// Removes up to `out.len()` of the oldest tasks with one cursor update; returns how many.
+    pub fn pop_batch(&self, out: &mut [u64]) -> usize {
+        let deq = self.dequeue_pos();
+        let mut pos = deq.load(Ordering::Relaxed);
+        loop {
+            let mut n = 0u64;
+            while (n as usize) < out.len() {
+                let p = pos + n;
+                if self.cell(p).0.load(Ordering::Acquire) != (p & !self.mask) + 1 {
+                    break;
+                }
+                n += 1;
+            }
+            if n == 0 {
+                let (seq, _) = self.cell(pos);
+                let diff = seq.load(Ordering::Acquire).wrapping_sub((pos & !self.mask) + 1) as i64;
+                if diff < 0 || out.is_empty() {
+                    return 0;
+                }
+                pos = deq.load(Ordering::Relaxed);
+                continue;
+            }
+            match deq.compare_exchange_weak(pos, pos + n, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    for (i, o) in out[..n as usize].iter_mut().enumerate() {
+                        let p = pos + i as u64;
+                        let (seq, slot) = self.cell(p);
+                        *o = slot.load(Ordering::Relaxed);
+                        seq.store((p & !self.mask) + self.mask + 1, Ordering::Release);
+                    }
+                    return n as usize;
+                }
+                Err(now) => pos = now,
+            }
+        }
+    }
+
+    /// Tasks queued, as seen by a racy read of both cursors (exact when no one else runs).
+    pub fn len(&self) -> u64 {
+        let tail = self.dequeue_pos().load(Ordering::Acquire);
+        let head = self.enqueue_pos().load(Ordering::Acquire);
+        head.saturating_sub(tail)
+    }
+
+    /// True when [`ReadyQueue::len`] is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every queued task (reset for reuse after a failed run); returns how many.
+    pub fn drain(&self) -> u64 {
+        let mut n = 0;
+        while self.pop().is_some() {
+            n += 1;
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::hostmem::HostRegion;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::vec::Vec;
+
+    fn queue(capacity: u64) -> (HostRegion, ReadyQueue) {
+        let bytes = core::mem::size_of::<ReadyQueueHeader>() as u64 + capacity * 16;
+        let region = HostRegion::new(bytes);
+        // SAFETY: the region is large enough, aligned and outlives the queue in every test.
+        let q = unsafe { ReadyQueue::from_raw(region.ptr(), capacity) };
+        (region, q)
+    }
+
+    #[test]
+    fn zeroed_memory_is_an_empty_queue_and_fifo_order_holds_across_laps() {
+        let (_r, q) = queue(4);
+        assert_eq!(q.pop(), None);
+        for lap in 0..5u64 {
+            for i in 0..4 {
+                q.push(lap * 10 + i).unwrap();
+            }
+            assert_eq!(q.push(99), Err(99), "a full queue refuses");
+            assert_eq!(q.len(), 4);
+            for i in 0..4 {
+                assert_eq!(q.pop(), Some(lap * 10 + i));
+            }
+            assert_eq!(q.pop(), None);
+        }
+    }
+
+    #[test]
+    fn batches_claim_what_fits_and_keep_order() {
+        let (_r, q) = queue(8);
+        assert_eq!(q.push_batch(&[1, 2, 3]), 3);
+        q.push(4).unwrap();
+        assert_eq!(q.push_batch(&[5, 6, 7, 8, 9, 10]), 4, "only four cells were free");
+        let mut out = [0u64; 5];
+        assert_eq!(q.pop_batch(&mut out), 5);
+        assert_eq!(out, [1, 2, 3, 4, 5]);
+        assert_eq!(q.pop_batch(&mut out), 3);
+        assert_eq!(&out[..3], &[6, 7, 8]);
+        assert_eq!(q.pop_batch(&mut out), 0);
+        assert_eq!(q.push_batch(&[]), 0);
+    }
+
+    #[test]
+    fn init_and_drain_empty_the_queue() {
+        let (_r, q) = queue(4);
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        assert_eq!(q.drain(), 2);
+        assert!(q.is_empty());
+        q.push(3).unwrap();
+        q.init();
+        assert!(q.is_empty());
+        assert_eq!(q.pop(), None);
+        q.push(4).unwrap();
+        assert_eq!(q.pop(), Some(4));
+    }
+
+    #[test]
+    fn concurrent_producers_and_consumers_deliver_every_item_once() {
+        const PER_PRODUCER: u64 = 20_000;
+        let (region, q) = queue(64);
+        let region = Arc::new(region);
+        let done = Arc::new(AtomicBool::new(false));
+        let producers: Vec<_> = (0..2u64)
+            .map(|p| {
+                let _keep = region.clone();
+                std::thread::spawn(move || {
+                    let _keep = _keep;
+                    for i in 0..PER_PRODUCER {
+                        let mut v = (p << 32) | i;
+                        let mut spins = 0;
+                        while let Err(back) = q.push(v) {
+                            v = back;
+                            spins += 1;
+                            if spins % 64 == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..2)
+            .map(|c| {
+                let (_keep, done) = (region.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let _keep = _keep;
+                    let mut seen = Vec::new();
+                    let mut batch = [0u64; 8];
+                    loop {
+                        let n = if c == 0 {
+                            q.pop()
+                                .map(|v| {
+                                    batch[0] = v;
+                                    1
+                                })
+                                .unwrap_or(0)
+                        } else {
+                            q.pop_batch(&mut batch)
+                        };
+                        if n == 0 {
+                            if done.load(Ordering::Acquire) && q.is_empty() {
+                                return seen;
+                            }
+                            std::thread::yield_now();
+                        }
+                        seen.extend_from_slice(&batch[..n]);
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        done.store(true, Ordering::Release);
+        let mut all: Vec<u64> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        assert_eq!(all.len() as u64, 2 * PER_PRODUCER);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len() as u64, 2 * PER_PRODUCER, "no item delivered twice");
+    }
+}

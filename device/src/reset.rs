@@ -1,0 +1,106 @@
+//! The runtime's part of preparing a resident arena for the next run.
+//!
+//! Boot (`boot::reset`) zeroes the orchestrator, scheduler and flow-control state at every boot, so
+//! task ids, heap and dep-pool positions restart at zero each run; slot states and descriptors are
+//! only read for tasks of the current run. What remains is the structures whose representation the
+//! runtime owns: ready-queue entries a failed run left behind are drained (the cursors keep their
+//! values: a zeroed or drained queue is valid at any position), and the tensor-map buckets are
+//! cleared only when the previous run did not end with an empty map (a dirty mark in the map's
+//! sentinel entry). A clean previous run therefore costs O(1).
+
+use core::ptr::addr_of_mut;
+
+use crate::tensormap::TensorMap;
+use crate::view::RuntimeView;
+
+fn dirty_mark(view: &RuntimeView) -> *mut u32 {
+    // SAFETY: entry 0 of the tensor-map pool is the sentinel, never handed out.
+    unsafe { addr_of_mut!((*view.tensor_map_entries).live) }
+}
+
+/// The tensor map of `view` (allocation state as persisted in the orchestrator state).
+///
+/// # Safety
+/// Only one thread uses the returned map (the orchestrator during a run, or the thread finishing
+/// or booting a run when no other thread runs).
+pub unsafe fn tensor_map(view: &RuntimeView) -> TensorMap {
+    let o = &view.layout.offsets;
+    // SAFETY: the regions come from the wired header; exclusivity is the caller's contract.
+    let mut map = unsafe {
+        TensorMap::from_raw(
+            view.tensor_map_buckets,
+            o.tensor_map_bucket_count,
+            view.tensor_map_entries,
+            o.tensor_map_entry_count,
+        )
+    };
+    // SAFETY: the orchestrator state is valid.
+    map.load_state(unsafe { &*view.orch_state });
+    map
+}
+
+/// Marks the tensor map as possibly holding linked entries (the orchestrator, before inserting).
+pub fn mark_tensor_map_dirty(view: &RuntimeView) {
+    // SAFETY: the sentinel is written by one thread at a time (see `tensor_map`).
+    unsafe { *dirty_mark(view) = 1 };
+}
+
+/// Marks the tensor map empty (a run ended with every entry reclaimed).
+pub fn mark_tensor_map_clean(view: &RuntimeView) {
+    // SAFETY: as above.
+    unsafe { *dirty_mark(view) = 0 };
+}
+
+/// True when the previous run may have left tensor-map entries linked.
+pub fn tensor_map_dirty(view: &RuntimeView) -> bool {
+    // SAFETY: as above.
+    unsafe { *dirty_mark(view) != 0 }
+}
+
+/// The runtime hook of boot's reset for reuse: drains leftover queue entries and clears the
+/// tensor-map buckets after a run that left entries linked. Called after boot zeroed the
+/// orchestrator state (the map's allocation state restarts empty).
+pub fn reset_runtime_structures(view: &RuntimeView) {
+    for q in &view.queues {
+        q.drain();
+    }
+    if tensor_map_dirty(view) {
+        // SAFETY: boot runs before any other thread touches the runtime.
+        unsafe { tensor_map(view) }.init();
+        mark_tensor_map_clean(view);
+    }
+}
+
+/// End of a run, once every task completed and the watermarks advanced: reclaims the tensor-map
+/// chains of every consumed task (continuing from the cursors the orchestrator persisted) and marks
+/// the map clean when nothing is left, so the next boot skips the bucket clear.
+///
+/// # Safety
+/// No other thread uses the runtime (the orchestrator finished and every scheduler stopped).
+pub unsafe fn reclaim_after_run(view: &RuntimeView) {
+    use crate::ring::TaskWindow;
+    use pto_abi::consts::RING_COUNT;
+    // SAFETY: exclusive use is the caller's contract.
+    let mut map = unsafe { tensor_map(view) };
+    // SAFETY: as above.
+    let st = unsafe { &mut *view.orch_state };
+    for r in 0..RING_COUNT {
+        let rv = &view.rings[r];
+        // SAFETY: flow control is valid.
+        let alive = unsafe { (*rv.flow).last_task_alive };
+        let mut cleaned = TaskWindow::widen(st.rings[r].tensormap_cleaned, alive).min(alive);
+        while cleaned < alive {
+            // SAFETY: slots behind the watermark keep their chains until reused by a later run.
+            let chain = unsafe { (*rv.slot(cleaned as u32)).tensormap_chain };
+            if chain != 0 {
+                map.release_chain(chain);
+            }
+            cleaned += 1;
+        }
+        st.rings[r].tensormap_cleaned = cleaned as u32;
+    }
+    map.store_state(st);
+    if map.used() == 0 {
+        mark_tensor_map_clean(view);
+    }
+}

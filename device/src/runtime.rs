@@ -1,0 +1,322 @@
+//! The runtime context shared by the orchestrator and the schedulers of one run, and the task
+//! lifecycle operations both sides perform: routing a ready task, completing a task, releasing a
+//! producer, ending a scope's reference, and advancing a ring's watermark (DESIGN §5).
+
+use core::sync::atomic::Ordering;
+
+use pto_abi::consts::RING_COUNT;
+use pto_abi::task::{task_id_local, task_id_ring, TaskState, FANOUT_SCOPE_REF, NO_TASK, SLOT_FLAG_READY_CLAIMED};
+use pto_abi::DevAddr;
+
+use crate::deppool::{DepPoolCursor, NodeRef};
+use crate::platform::{Backoff, Platform};
+use crate::queue::Shape;
+use crate::slot::SlotRef;
+use crate::sync::{atomic_u32, atomic_u64, WordLock};
+use crate::view::RuntimeView;
+
+/// Kernel addresses by func id (the launch descriptor's table).
+#[derive(Clone, Copy, Debug)]
+pub struct FuncTable {
+    entries: *const DevAddr,
+    count: u32,
+}
+
+// SAFETY: the table is read-only during a run.
+unsafe impl Send for FuncTable {}
+// SAFETY: as above.
+unsafe impl Sync for FuncTable {}
+
+impl FuncTable {
+    /// No kernels: every kernel id is accepted (virtual cores that never call code).
+    pub const EMPTY: FuncTable = FuncTable { entries: core::ptr::null(), count: 0 };
+
+    /// A table of `count` entries at `entries`.
+    ///
+    /// # Safety
+    /// `entries` is valid for `count` reads for as long as the table is used.
+    pub unsafe fn from_raw(entries: *const DevAddr, count: u32) -> Self {
+        FuncTable { entries, count }
+    }
+
+    /// True when the table has entries (kernel ids are checked against it).
+    pub fn is_checked(&self) -> bool {
+        !self.entries.is_null()
+    }
+
+    /// The kernel address of `id`, if the table has a non-null entry for it.
+    pub fn get(&self, id: i32) -> Option<DevAddr> {
+        if id < 0 || id as u32 >= self.count || self.entries.is_null() {
+            return None;
+        }
+        // SAFETY: `id < count`.
+        let a = unsafe { *self.entries.add(id as usize) };
+        (!a.is_null()).then_some(a)
+    }
+}
+
+/// No-progress budgets of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budgets {
+    /// How long the orchestrator may stay blocked without the runtime making progress.
+    pub orch_ns: u64,
+    /// How long a scheduler may see outstanding work without progress.
+    pub sched_ns: u64,
+}
+
+impl Budgets {
+    /// The reference budgets: 500 ms each.
+    pub const DEFAULT: Budgets = Budgets { orch_ns: 500_000_000, sched_ns: 500_000_000 };
+}
+
+/// Everything one run's device threads share.
+pub struct Runtime<'p> {
+    /// The booted runtime's structures.
+    pub view: RuntimeView,
+    /// Clock and yield.
+    pub platform: &'p dyn Platform,
+    /// Kernel addresses by func id.
+    pub funcs: FuncTable,
+    /// No-progress budgets.
+    pub budgets: Budgets,
+}
+
+impl<'p> Runtime<'p> {
+    /// A context over a booted runtime.
+    pub fn new(view: RuntimeView, platform: &'p dyn Platform, funcs: FuncTable, budgets: Budgets) -> Self {
+        Runtime { view, platform, funcs, budgets }
+    }
+
+    /// The slot state of a task.
+    #[inline(always)]
+    pub fn slot(&self, task: u64) -> SlotRef {
+        // SAFETY: the view's slot arrays are valid for the runtime's lifetime.
+        unsafe { SlotRef::new(self.view.slot(task)) }
+    }
+
+    /// Pushes a ready task onto the queue of its shape, exactly once per readiness.
+    pub fn route(&self, task: u64) {
+        let slot = self.slot(task);
+        let prev = slot.flags().fetch_or(SLOT_FLAG_READY_CLAIMED, Ordering::AcqRel);
+        debug_assert!(prev & SLOT_FLAG_READY_CLAIMED == 0, "task {task:#x} routed twice");
+        if prev & SLOT_FLAG_READY_CLAIMED != 0 {
+            return;
+        }
+        let shape = Shape::of_lane_mask(slot.lane_mask().load(Ordering::Relaxed));
+        self.push_ready(shape, task);
+    }
+
+    /// Pushes onto a ready queue. The queues hold every live task, so a push cannot fail for
+    /// long; a transient refusal is waited out.
+    pub fn push_ready(&self, shape: Shape, task: u64) {
+        let q = &self.view.queues[shape.index()];
+        let mut backoff = Backoff::new();
+        while q.push(task).is_err() {
+            backoff.snooze(self.platform);
+        }
+    }
+
+    /// Adds `n` completed-producer observations to `task`'s fanin refcount and routes it when the
+    /// count is reached.
+    #[inline]
+    pub fn add_fanin(&self, task: u64, n: u32) {
+        let slot = self.slot(task);
+        let before = slot.fanin_refcount().fetch_add(n, Ordering::AcqRel);
+        if before + n == slot.fanin_count().load(Ordering::Relaxed) {
+            self.route(task);
+        }
+    }
+
+    /// True when a slot may become CONSUMED: completed, every retaining consumer released, and the
+    /// scope reference dropped (refcounts never reach bit 31, so equality implies it is clear).
+    /// Call with the slot's lock held.
+    #[inline(always)]
+    fn consumable(slot: &SlotRef) -> bool {
+        slot.task_state().load(Ordering::Relaxed) == TaskState::Completed as u32
+            && slot.fanout_count().load(Ordering::Relaxed) == slot.fanout_refcount().load(Ordering::Relaxed)
+    }
+
+    /// Marks a consumable slot CONSUMED (lock held); true when it did.
+    #[inline(always)]
+    fn consume_if_done(slot: &SlotRef) -> bool {
+        if Self::consumable(slot) {
+            slot.task_state().store(TaskState::Consumed as u32, Ordering::Release);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Completes `task` (every FIN received, or a dependency-only task made ready): releases its
+    /// producers, marks it COMPLETED, and notifies every consumer waiting for it.
+    pub fn complete(&self, task: u64) {
+        // Release producers first: once COMPLETED the slot may be consumed and reused at once.
+        self.release_producers(task);
+        let slot = self.slot(task);
+        let lock = slot.lock();
+        lock.lock(self.platform);
+        slot.task_state().store(TaskState::Completed as u32, Ordering::Release);
+        let head = NodeRef(slot.fanout_head().load(Ordering::Relaxed));
+        let consumed = Self::consume_if_done(&slot);
+        lock.unlock();
+        // Every node of the list belongs to a consumer still waiting for this task, so none is
+        // reclaimed before it is read; each node is read before its consumer is notified.
+        let mut node = head;
+        while !node.is_null() {
+            let (consumer, next) = self.view.dep_pools.read(node);
+            self.add_fanin(consumer, 1);
+            node = next;
+        }
+        if consumed {
+            self.try_advance(task_id_ring(task) as usize);
+        }
+    }
+
+    fn release_producers(&self, task: u64) {
+        let payload = self.view.payload(task);
+        // SAFETY: the payload belongs to a live task being completed by this thread.
+        let (count, spill_head) = unsafe { ((*payload).fanin_count, (*payload).fanin_spill_head) };
+        let inline = (count as usize).min(pto_abi::consts::INLINE_FANIN);
+        for i in 0..inline {
+            // SAFETY: `i < INLINE_FANIN`.
+            let p = unsafe { (*payload).fanin[i] };
+            if p != NO_TASK {
+                self.release(p);
+            }
+        }
+        let mut node = NodeRef(spill_head);
+        while !node.is_null() {
+            let (p, next) = self.view.dep_pools.read(node);
+            if p != NO_TASK {
+                self.release(p);
+            }
+            node = next;
+        }
+    }
+
+    /// A consumer of `producer` is done with it.
+    pub fn release(&self, producer: u64) {
+        let slot = self.slot(producer);
+        let lock = slot.lock();
+        lock.lock(self.platform);
+        let r = slot.fanout_refcount().load(Ordering::Relaxed);
+        slot.fanout_refcount().store(r + 1, Ordering::Relaxed);
+        let consumed = Self::consume_if_done(&slot);
+        lock.unlock();
+        if consumed {
+            self.try_advance(task_id_ring(producer) as usize);
+        }
+    }
+
+    /// The scope holding `task` ended.
+    pub fn drop_scope_ref(&self, task: u64) {
+        let slot = self.slot(task);
+        let lock = slot.lock();
+        lock.lock(self.platform);
+        let c = slot.fanout_count().load(Ordering::Relaxed);
+        slot.fanout_count().store(c & !FANOUT_SCOPE_REF, Ordering::Relaxed);
+        let consumed = Self::consume_if_done(&slot);
+        lock.unlock();
+        if consumed {
+            self.try_advance(task_id_ring(task) as usize);
+        }
+    }
+
+    /// Advances ring `ring`'s watermark over consecutive CONSUMED tasks, publishing the freed heap
+    /// and dep-pool tails. A thread that finds the advance lock held leaves a note for the holder
+    /// instead of waiting.
+    pub fn try_advance(&self, ring: usize) {
+        let rv = &self.view.rings[ring];
+        // SAFETY: the ring's scheduler state and flow control are valid for the run.
+        let (lock_word, pending, dep_tail, flow) = unsafe {
+            (
+                atomic_u32(core::ptr::addr_of_mut!((*rv.sched).advance_lock)),
+                atomic_u32(core::ptr::addr_of_mut!((*rv.sched).advance_pending)),
+                atomic_u64(core::ptr::addr_of_mut!((*rv.sched).dep_pool_tail)),
+                rv.flow,
+            )
+        };
+        // SAFETY: as above.
+        let (alive_word, current_word, heap_tail) = unsafe {
+            (
+                atomic_u64(core::ptr::addr_of_mut!((*flow).last_task_alive)),
+                atomic_u64(core::ptr::addr_of_mut!((*flow).current_task_index)),
+                atomic_u64(core::ptr::addr_of_mut!((*flow).heap_tail)),
+            )
+        };
+        let lock = WordLock::new(lock_word);
+        loop {
+            if !lock.try_lock() {
+                pending.store(1, Ordering::SeqCst);
+                if lock_word.load(Ordering::SeqCst) != 0 {
+                    return; // the holder will see the note
+                }
+                continue;
+            }
+            pending.store(0, Ordering::SeqCst);
+            let start = alive_word.load(Ordering::Relaxed);
+            let current = current_word.load(Ordering::Acquire);
+            let mut alive = start;
+            while alive < current {
+                // SAFETY: the slot array is valid; the slot of `alive` holds task `alive`.
+                let slot = unsafe { SlotRef::new(rv.slot(alive as u32)) };
+                if slot.task_state().load(Ordering::Acquire) != TaskState::Consumed as u32 {
+                    break;
+                }
+                alive += 1;
+            }
+            if alive != start {
+                let last = (alive - 1) as u32;
+                // SAFETY: the last consumed task's descriptor and slot stay intact until the
+                // watermark published below lets the orchestrator reuse them.
+                let (end_pos, mark) = unsafe {
+                    (
+                        (*rv.descriptor(last)).heap_end_pos,
+                        SlotRef::new(rv.slot(last)).dep_pool_mark().load(Ordering::Relaxed),
+                    )
+                };
+                heap_tail.store(end_pos, Ordering::Relaxed);
+                let tail = dep_tail.load(Ordering::Relaxed);
+                dep_tail.store(DepPoolCursor::widen_mark(mark, tail).max(tail), Ordering::Relaxed);
+                alive_word.store(alive, Ordering::Release);
+            }
+            lock_word.store(0, Ordering::SeqCst);
+            if pending.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Advances every ring's watermark (end of run).
+    pub fn advance_all(&self) {
+        for r in 0..RING_COUNT {
+            self.try_advance(r);
+        }
+    }
+
+    /// The ring's published watermark (oldest live local index).
+    #[inline(always)]
+    pub fn last_alive(&self, ring: usize) -> u64 {
+        // SAFETY: flow control is valid for the run.
+        unsafe { atomic_u64(core::ptr::addr_of_mut!((*self.view.rings[ring].flow).last_task_alive)) }
+            .load(Ordering::Acquire)
+    }
+
+    /// The ring's published submit counter.
+    #[inline(always)]
+    pub fn current(&self, ring: usize) -> u64 {
+        // SAFETY: flow control is valid for the run.
+        unsafe { atomic_u64(core::ptr::addr_of_mut!((*self.view.rings[ring].flow).current_task_index)) }
+            .load(Ordering::Acquire)
+    }
+
+    /// True when `task` is live (submitted, not consumed) by the published counters.
+    #[inline(always)]
+    pub fn is_live(&self, task: u64) -> bool {
+        let r = task_id_ring(task) as usize;
+        if r >= RING_COUNT {
+            return false;
+        }
+        crate::ring::TaskWindow::is_live(task_id_local(task), self.last_alive(r), self.current(r))
+    }
+}

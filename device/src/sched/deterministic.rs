@@ -1,0 +1,184 @@
+//! The deterministic single-thread mode: the orchestrator's thread also schedules, and virtual
+//! cores finish a task the moment it is dispatched. Runs are reproducible, and the cost measured
+//! is pure runtime overhead.
+
+use core::sync::atomic::Ordering;
+
+use pto_abi::consts::{LANE_COUNT, MAX_KERNEL_ARGS};
+use pto_abi::launch::OrchArg;
+
+use crate::kernel::{call_sim_kernel, KernelInvocation};
+use crate::orch::{run_orchestration, Drain, OrchError, OrchestrationFn};
+use crate::queue::Shape;
+use crate::runtime::Runtime;
+use crate::sync::atomic_u64;
+
+/// What a virtual core does with a dispatched task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VirtualCores {
+    /// Completes it at once without calling any code (scheduling-cost benchmarks).
+    Instant,
+    /// Calls the task's simulated kernels (every block, every active lane), then completes it.
+    RunKernels,
+}
+
+/// The scheduler of the deterministic mode.
+#[derive(Debug)]
+pub struct DeterministicScheduler {
+    cores: VirtualCores,
+    /// When set, each round runs the ready tasks in an order drawn from this xorshift state
+    /// (still reproducible; any order of ready tasks is a valid schedule).
+    shuffle: Option<u64>,
+    /// Tasks dispatched to virtual cores (dependency-only tasks included).
+    pub dispatched: u64,
+    /// Tasks completed.
+    pub completed: u64,
+}
+
+impl DeterministicScheduler {
+    /// A scheduler whose virtual cores behave as `cores` says.
+    pub fn new(cores: VirtualCores) -> Self {
+        DeterministicScheduler { cores, shuffle: None, dispatched: 0, completed: 0 }
+    }
+
+    /// Runs each round's ready tasks in a seeded pseudo-random order instead of queue order.
+    pub fn with_shuffle(mut self, seed: u64) -> Self {
+        self.shuffle = Some(seed | 1);
+        self
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let x = self.shuffle.as_mut().expect("shuffle enabled");
+        *x ^= *x >> 12;
+        *x ^= *x << 25;
+        *x ^= *x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn drain_shuffled(&mut self, rt: &Runtime<'_>) -> bool {
+        let mut any = false;
+        loop {
+            let mut round: heapless::Vec<u64, 256> = heapless::Vec::new();
+            'fill: for shape in Shape::ALL {
+                while !round.is_full() {
+                    match rt.view.queues[shape.index()].pop() {
+                        Some(t) => {
+                            let _ = round.push(t);
+                        }
+                        None => continue 'fill,
+                    }
+                }
+            }
+            if round.is_empty() {
+                return any;
+            }
+            any = true;
+            for i in (1..round.len()).rev() {
+                let j = (self.next_random() % (i as u64 + 1)) as usize;
+                round.swap(i, j);
+            }
+            for t in round {
+                self.run(rt, t);
+            }
+        }
+    }
+
+    fn run(&mut self, rt: &Runtime<'_>, task: u64) {
+        self.dispatched += 1;
+        if self.cores == VirtualCores::RunKernels {
+            let d = rt.view.descriptor(task);
+            // SAFETY: the descriptor belongs to a ready task held by this thread.
+            let (kernels, blocks, mask) = unsafe { ((*d).kernel_ids, (*d).block_num, (*d).lane_mask) };
+            if mask != 0 {
+                let mut args = [0u64; MAX_KERNEL_ARGS];
+                // SAFETY: the payload of a ready task held by this thread, published at submit.
+                let n = super::kernel_args(unsafe { &*rt.view.payload(task) }, &mut args);
+                for block_idx in 0..blocks {
+                    for (lane, kernel) in kernels.iter().enumerate().take(LANE_COUNT) {
+                        if mask & (1 << lane) == 0 {
+                            continue;
+                        }
+                        if let Some(addr) = rt.funcs.get(*kernel) {
+                            let inv = KernelInvocation { args: &args[..n], block_idx, block_num: blocks };
+                            // SAFETY: func-table entries of the simulated device are kernel fns.
+                            unsafe { call_sim_kernel(addr, &inv) };
+                        }
+                    }
+                }
+            }
+        }
+        rt.complete(task);
+        self.completed += 1;
+    }
+}
+
+impl Drain for DeterministicScheduler {
+    fn drain(&mut self, rt: &Runtime<'_>) -> bool {
+        if self.shuffle.is_some() {
+            return self.drain_shuffled(rt);
+        }
+        let mut any = false;
+        loop {
+            let mut progressed = false;
+            for shape in Shape::ALL {
+                while let Some(task) = rt.view.queues[shape.index()].pop() {
+                    self.run(rt, task);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return any;
+            }
+            any = true;
+        }
+    }
+}
+
+/// The result of a deterministic run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeterministicOutcome {
+    /// Tasks submitted.
+    pub tasks_submitted: u64,
+    /// Tasks completed.
+    pub tasks_completed: u64,
+    /// The orchestrator's error, if any.
+    pub error: Option<OrchError>,
+}
+
+/// Runs an orchestration in the deterministic mode on a booted, reset runtime: orchestrates,
+/// drains every ready task, and advances every watermark.
+pub fn run_deterministic(
+    rt: &Runtime<'_>,
+    f: OrchestrationFn,
+    args: &[OrchArg],
+    cores: VirtualCores,
+) -> DeterministicOutcome {
+    run_with(rt, f, args, DeterministicScheduler::new(cores))
+}
+
+/// Runs an orchestration in the deterministic mode with a configured scheduler.
+pub fn run_with(
+    rt: &Runtime<'_>,
+    f: OrchestrationFn,
+    args: &[OrchArg],
+    mut sched: DeterministicScheduler,
+) -> DeterministicOutcome {
+    let summary = run_orchestration(rt, f, args, Some(&mut sched));
+    if summary.error.is_none() {
+        sched.drain(rt);
+        rt.advance_all();
+        // SAFETY: this thread is the only one using the runtime.
+        unsafe { crate::reset::reclaim_after_run(&rt.view) };
+    }
+    let t = rt.view.sched_threads;
+    // SAFETY: thread state 0 is this thread's; the host reads it after the run.
+    unsafe {
+        atomic_u64(core::ptr::addr_of_mut!((*t).tasks_dispatched)).store(sched.dispatched, Ordering::Relaxed);
+        atomic_u64(core::ptr::addr_of_mut!((*t).tasks_completed)).store(sched.completed, Ordering::Release);
+    }
+    DeterministicOutcome {
+        tasks_submitted: summary.tasks_submitted,
+        tasks_completed: sched.completed,
+        error: summary.error,
+    }
+}

@@ -1,0 +1,361 @@
+//! The tensor map: which live task last wrote which byte range of which buffer.
+//!
+//! Entries are keyed by the buffer's base address (hashed into buckets of doubly linked chains),
+//! taken from a fixed pool with a free list, and also linked per producer task so all of a task's
+//! entries are reclaimed together once the task is consumed (behind the ring's watermark). Only
+//! the orchestrator touches the map, so plain memory accesses suffice.
+//!
+//! A new writer whose range covers an older entry of the same buffer entirely supersedes it: the
+//! older entry leaves its bucket at once (lookups stay short) and returns to the pool with its
+//! task's chain.
+
+use pto_abi::runtime::{OrchState, TensorMapEntry};
+
+/// How an existing entry's range relates to a query range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overlap {
+    /// No byte in common.
+    Disjoint,
+    /// The entry lies entirely inside the query range.
+    Covered,
+    /// Some bytes in common, and the entry reaches outside the query range.
+    Other,
+}
+
+impl Overlap {
+    /// Classifies entry range `[a, b)` against query range `[s, e)`.
+    #[inline(always)]
+    pub fn classify(a: u64, b: u64, s: u64, e: u64) -> Overlap {
+        if b <= s || e <= a || a == b || s == e {
+            Overlap::Disjoint
+        } else if s <= a && b <= e {
+            Overlap::Covered
+        } else {
+            Overlap::Other
+        }
+    }
+}
+
+/// The entry pool is exhausted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorMapFull;
+
+/// The tensor map of a runtime (orchestrator-owned view plus its allocation state).
+#[derive(Debug)]
+pub struct TensorMap {
+    buckets: *mut u32,
+    bucket_shift: u32,
+    entries: *mut TensorMapEntry,
+    capacity: u32,
+    free: u32,
+    fresh: u32,
+    used: u32,
+}
+
+const HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl TensorMap {
+    /// A view over `bucket_count` bucket heads and `capacity + 1` entries (entry 0 is the null
+    /// sentinel), with an empty allocation state (see [`TensorMap::load_state`]).
+    ///
+    /// # Safety
+    /// Both regions are valid for reads and writes for as long as the map is used, only this map
+    /// touches them, `bucket_count` is a power of two of at least 2, and `capacity < 2^32 - 1`.
+    pub unsafe fn from_raw(buckets: *mut u32, bucket_count: u64, entries: *mut TensorMapEntry, capacity: u64) -> Self {
+        debug_assert!(bucket_count.is_power_of_two() && bucket_count >= 2);
+        TensorMap {
+            buckets,
+            bucket_shift: 64 - bucket_count.trailing_zeros(),
+            entries,
+            capacity: capacity.min(u32::MAX as u64 - 1) as u32,
+            free: 0,
+            fresh: 0,
+            used: 0,
+        }
+    }
+
+    /// Empties the map: every bucket cleared, every entry free. O(buckets).
+    pub fn init(&mut self) {
+        let count = 1usize << (64 - self.bucket_shift);
+        // SAFETY: the bucket array holds `count` heads.
+        unsafe { core::ptr::write_bytes(self.buckets, 0, count) };
+        self.free = 0;
+        self.fresh = 0;
+        self.used = 0;
+    }
+
+    /// Resumes the allocation state persisted in `state`.
+    pub fn load_state(&mut self, state: &OrchState) {
+        self.free = state.tensor_map_free;
+        self.fresh = state.tensor_map_fresh;
+        self.used = state.tensor_map_used;
+    }
+
+    /// Persists the allocation state into `state`.
+    pub fn store_state(&self, state: &mut OrchState) {
+        state.tensor_map_free = self.free;
+        state.tensor_map_fresh = self.fresh;
+        state.tensor_map_used = self.used;
+    }
+
+    /// Usable entries.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Entries in use.
+    pub fn used(&self) -> u32 {
+        self.used
+    }
+
+    /// True when an insert would fail.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.used >= self.capacity
+    }
+
+    #[inline(always)]
+    fn bucket_of(&self, buffer: u64) -> u32 {
+        (buffer.wrapping_mul(HASH_MULTIPLIER) >> self.bucket_shift) as u32
+    }
+
+    #[inline(always)]
+    fn e(&self, index: u32) -> *mut TensorMapEntry {
+        debug_assert!(index >= 1 && index <= self.capacity);
+        // SAFETY: allocator-issued indices are within `1..=capacity`.
+        unsafe { self.entries.add(index as usize) }
+    }
+
+    #[inline(always)]
+    fn head(&self, bucket: u32) -> *mut u32 {
+        // SAFETY: bucket indices come from `bucket_of`, below the bucket count.
+        unsafe { self.buckets.add(bucket as usize) }
+    }
+
+    /// Calls `visit(producer)` for every linked entry of `buffer` whose range overlaps
+    /// `[start, end)`, newest first.
+    #[inline]
+    pub fn lookup(&self, buffer: u64, start: u64, end: u64, mut visit: impl FnMut(u64)) {
+        // SAFETY: heads and links only ever hold valid entry indices (or 0).
+        unsafe {
+            let mut i = *self.head(self.bucket_of(buffer));
+            while i != 0 {
+                let e = &*self.e(i);
+                if e.buffer.0 == buffer
+                    && Overlap::classify(e.range_start, e.range_end, start, end) != Overlap::Disjoint
+                {
+                    visit(e.producer_task);
+                }
+                i = e.next_in_bucket;
+            }
+        }
+    }
+
+    fn take_entry(&mut self) -> Result<u32, TensorMapFull> {
+        if self.free != 0 {
+            let i = self.free;
+            // SAFETY: free entries link the free list through `next_in_bucket`.
+            self.free = unsafe { (*self.e(i)).next_in_bucket };
+            self.used += 1;
+            Ok(i)
+        } else if self.fresh < self.capacity {
+            self.fresh += 1;
+            self.used += 1;
+            Ok(self.fresh)
+        } else {
+            Err(TensorMapFull)
+        }
+    }
+
+    fn unlink(&mut self, i: u32) {
+        // SAFETY: `i` is a linked entry; its neighbours are valid indices or 0.
+        unsafe {
+            let e = &mut *self.e(i);
+            let (prev, next) = (e.prev_in_bucket, e.next_in_bucket);
+            if prev == 0 {
+                *self.head(e.bucket) = next;
+            } else {
+                (*self.e(prev)).next_in_bucket = next;
+            }
+            if next != 0 {
+                (*self.e(next)).prev_in_bucket = prev;
+            }
+            e.live = 0;
+        }
+    }
+
+    /// Records `producer` as the newest writer of `[start, end)` of `buffer` and pushes the entry
+    /// onto the task chain `chain`. Older entries of the buffer that the range covers leave their
+    /// bucket.
+    #[inline]
+    pub fn insert(
+        &mut self,
+        buffer: u64,
+        start: u64,
+        end: u64,
+        producer: u64,
+        chain: &mut u32,
+    ) -> Result<(), TensorMapFull> {
+        let i = self.take_entry()?;
+        let bucket = self.bucket_of(buffer);
+        // SAFETY: `i` is a fresh entry; the bucket head and chain hold valid indices.
+        unsafe {
+            let mut j = *self.head(bucket);
+            while j != 0 {
+                let next = (*self.e(j)).next_in_bucket;
+                let old = &*self.e(j);
+                if old.buffer.0 == buffer
+                    && Overlap::classify(old.range_start, old.range_end, start, end) == Overlap::Covered
+                {
+                    self.unlink(j);
+                }
+                j = next;
+            }
+            let head = *self.head(bucket);
+            let e = &mut *self.e(i);
+            e.buffer = pto_abi::DevAddr(buffer);
+            e.range_start = start;
+            e.range_end = end;
+            e.producer_task = producer;
+            e.next_in_bucket = head;
+            e.prev_in_bucket = 0;
+            e.bucket = bucket;
+            e.live = 1;
+            e.next_in_task = *chain;
+            if head != 0 {
+                (*self.e(head)).prev_in_bucket = i;
+            }
+            *self.head(bucket) = i;
+        }
+        *chain = i;
+        Ok(())
+    }
+
+    /// Returns every entry of a task chain to the pool (unlinking those still in a bucket).
+    pub fn release_chain(&mut self, head: u32) {
+        let mut i = head;
+        while i != 0 {
+            // SAFETY: chains hold valid entry indices.
+            let (next, live) = unsafe { ((*self.e(i)).next_in_task, (*self.e(i)).live) };
+            if live != 0 {
+                self.unlink(i);
+            }
+            // SAFETY: as above; the entry now joins the free list.
+            unsafe { (*self.e(i)).next_in_bucket = self.free };
+            self.free = i;
+            self.used -= 1;
+            i = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::hostmem::HostRegion;
+    use std::vec::Vec;
+
+    struct Fixture {
+        _b: HostRegion,
+        _e: HostRegion,
+        map: TensorMap,
+    }
+
+    fn map(buckets: u64, capacity: u64) -> Fixture {
+        let b = HostRegion::new(buckets * 4);
+        let e = HostRegion::new((capacity + 1) * 64);
+        // SAFETY: both regions are large enough and live as long as the fixture.
+        let map = unsafe { TensorMap::from_raw(b.ptr().cast(), buckets, e.ptr().cast(), capacity) };
+        Fixture { _b: b, _e: e, map }
+    }
+
+    fn producers(m: &TensorMap, buffer: u64, s: u64, e: u64) -> Vec<u64> {
+        let mut v = Vec::new();
+        m.lookup(buffer, s, e, |p| v.push(p));
+        v
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(Overlap::classify(0, 10, 10, 20), Overlap::Disjoint);
+        assert_eq!(Overlap::classify(10, 20, 0, 10), Overlap::Disjoint);
+        assert_eq!(Overlap::classify(5, 10, 0, 20), Overlap::Covered);
+        assert_eq!(Overlap::classify(0, 20, 0, 20), Overlap::Covered);
+        assert_eq!(Overlap::classify(0, 20, 5, 10), Overlap::Other);
+        assert_eq!(Overlap::classify(0, 10, 5, 15), Overlap::Other);
+        assert_eq!(Overlap::classify(0, 0, 0, 10), Overlap::Disjoint, "empty ranges overlap nothing");
+    }
+
+    #[test]
+    fn lookup_finds_overlapping_writers_of_the_same_buffer_only() {
+        let mut f = map(2, 16);
+        let (mut c1, mut c2, mut c3) = (0, 0, 0);
+        f.map.insert(0x1000, 0, 512, 1, &mut c1).unwrap();
+        f.map.insert(0x1000, 512, 1024, 2, &mut c2).unwrap();
+        f.map.insert(0x2000, 0, 1024, 3, &mut c3).unwrap();
+        assert_eq!(producers(&f.map, 0x1000, 0, 1024), [2, 1], "newest first");
+        assert_eq!(producers(&f.map, 0x1000, 0, 100), [1], "disjoint slices do not depend on each other");
+        assert_eq!(producers(&f.map, 0x1000, 600, 700), [2]);
+        assert_eq!(producers(&f.map, 0x2000, 10, 20), [3]);
+        assert!(producers(&f.map, 0x3000, 0, 1024).is_empty());
+        assert_eq!(f.map.used(), 3);
+    }
+
+    #[test]
+    fn a_covering_writer_supersedes_older_entries() {
+        let mut f = map(4, 16);
+        let (mut c1, mut c2, mut c3) = (0, 0, 0);
+        f.map.insert(0x1000, 0, 512, 1, &mut c1).unwrap();
+        f.map.insert(0x1000, 256, 2048, 2, &mut c2).unwrap();
+        // Task 3 covers task 1's range but only part of task 2's.
+        f.map.insert(0x1000, 0, 1024, 3, &mut c3).unwrap();
+        assert_eq!(producers(&f.map, 0x1000, 0, 4096), [3, 2]);
+        assert_eq!(f.map.used(), 3, "superseded entries stay allocated until their task is reclaimed");
+        f.map.release_chain(c1);
+        assert_eq!(f.map.used(), 2);
+        assert_eq!(producers(&f.map, 0x1000, 0, 4096), [3, 2]);
+    }
+
+    #[test]
+    fn chains_release_all_entries_of_a_task_and_the_pool_reuses_them() {
+        let mut f = map(2, 4);
+        let (mut a, mut b) = (0, 0);
+        for k in 0..3u64 {
+            f.map.insert(0x1000 + k * 0x400, 0, 64, 7, &mut a).unwrap();
+        }
+        f.map.insert(0x9000, 0, 64, 8, &mut b).unwrap();
+        assert!(f.map.is_full());
+        assert_eq!(f.map.insert(0xA000, 0, 64, 9, &mut 0), Err(TensorMapFull));
+        f.map.release_chain(a);
+        assert_eq!(f.map.used(), 1);
+        for k in 0..3u64 {
+            assert!(producers(&f.map, 0x1000 + k * 0x400, 0, 64).is_empty());
+        }
+        assert_eq!(producers(&f.map, 0x9000, 0, 64), [8]);
+        let mut c = 0;
+        for k in 0..3u64 {
+            f.map.insert(0xB000 + k * 0x400, 0, 64, 10, &mut c).unwrap();
+        }
+        assert!(f.map.is_full());
+        f.map.release_chain(b);
+        f.map.release_chain(c);
+        assert_eq!(f.map.used(), 0);
+    }
+
+    #[test]
+    fn state_round_trips_through_orch_state_and_init_empties_the_map() {
+        let mut f = map(8, 8);
+        let mut c = 0;
+        f.map.insert(0x1000, 0, 64, 1, &mut c).unwrap();
+        let mut st: OrchState = zerocopy::FromZeros::new_zeroed();
+        f.map.store_state(&mut st);
+        assert_eq!((st.tensor_map_used, st.tensor_map_fresh), (1, 1));
+        let mut g = map(8, 8);
+        g.map.load_state(&st);
+        assert_eq!(g.map.used(), 1);
+        f.map.init();
+        assert_eq!(f.map.used(), 0);
+        assert!(producers(&f.map, 0x1000, 0, 64).is_empty());
+    }
+}
