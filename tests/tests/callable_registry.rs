@@ -8,6 +8,7 @@ use pto_abi::callable::{ChipCallableView, CHIP_HEADER_SIZE};
 use pto_abi::launch::LaunchDescriptor;
 use pto_abi::task::TensorDirection::{InOut, Input, Output, OutputExisting};
 use pto_abi::DevAddr;
+use pto_device::aicore::KernelResolver;
 use pto_device::kernel::SimKernelFn;
 use pto_host::backend::{BackendError, BackendOp};
 use pto_host::callable::example::{vector_example_callable, VECTOR_ADD, VECTOR_MUL, VECTOR_ORCHESTRATION};
@@ -58,11 +59,11 @@ fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
         assert_eq!(child.kernel_name, child.name);
     }
     assert_eq!(art.children[1].signature, vec![Input, Output]);
-    let by_id = art.sim_kernels_by_func_id();
-    assert_eq!(by_id.len(), 3);
-    assert!(std::ptr::fn_addr_eq(by_id[2].unwrap(), k_mul as SimKernelFn));
-    assert!(std::ptr::fn_addr_eq(art.kernel_at(expected[1].1).unwrap(), k_add_scalar as SimKernelFn));
-    assert!(art.kernel_at(art.device_base).is_none());
+    assert_eq!(art.func_table(), expected.iter().map(|&(_, a)| a).collect::<Vec<_>>());
+    let table = art.sim_kernel_table();
+    assert_eq!(table.len(), 3);
+    assert!(std::ptr::fn_addr_eq(table.resolve(expected[1].1).unwrap(), k_add_scalar as SimKernelFn));
+    assert!(table.resolve(art.device_base).is_none(), "only code addresses resolve");
 
     // One allocation, one copy; the device copy validates and carries the resolved addresses.
     let calls = sim.counters();
@@ -226,6 +227,9 @@ fn replay_clears_stale_func_table_entries() {
     desc.func_count = 1024;
     art.replay_into(&mut desc).unwrap();
     assert_eq!(desc.func_count, 8);
+    let table = art.func_table();
+    assert_eq!(table.len(), 8);
+    assert!(table[..7].iter().all(|a| a.is_null()) && table[7] == art.children[0].code_addr);
     assert_eq!(desc.orchestration, art.orchestration_addr);
     for (id, addr) in desc.func_table.iter().enumerate() {
         let expected = if id == 7 { art.children[0].code_addr } else { DevAddr::NULL };

@@ -120,3 +120,125 @@ fn release_frees_every_device_copy() {
     assert_eq!(mem.committed_bytes(), 0);
     assert!(c.registry().artifacts(0).is_none());
 }
+
+// ---- The registry attached to a DeviceRunner ----
+
+mod on_runner {
+    use std::sync::{Arc, Mutex};
+
+    use pto_abi::launch::KernelArgs;
+    use pto_abi::sizing::ArenaSizingKey;
+    use pto_device::kernel::{KernelInvocation, SimKernelFn};
+    use pto_device::orch::{OrchArgs, OrchError, OrchestrationFn, Orchestrator};
+    use pto_host::backend::sim::SimLaunch;
+    use pto_host::backend::{DeviceBackend, SimBackend};
+    use pto_host::callable::example::{
+        vector_example_callable, VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION,
+    };
+    use pto_host::callable::runner_ext::{KernelLaunchError, AICORE_KERNEL_BINARY};
+    use pto_host::callable::{CallableCounters, LaunchShape, RegistryError, SymbolError};
+    use pto_host::runner::{DeviceRunner, LaunchParams};
+
+    fn orch(_: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
+        Ok(())
+    }
+    fn k(_: &KernelInvocation<'_>) {}
+
+    fn runner() -> (Arc<SimBackend>, DeviceRunner) {
+        let sim = super::sim();
+        let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
+        let symbols = runner.callable_symbols_mut();
+        for name in [VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL] {
+            symbols.kernels.define(name, k as SimKernelFn).unwrap();
+        }
+        symbols.orchestrations.define(VECTOR_ORCHESTRATION, orch as OrchestrationFn).unwrap();
+        (sim, runner)
+    }
+
+    #[test]
+    fn register_dedups_on_the_runner_and_uploads_are_tracked() {
+        let (sim, mut runner) = runner();
+        let blob = vector_example_callable().unwrap();
+        let a = runner.register_callable(0, &blob).unwrap();
+        let b = runner.register_callable(1, &vector_example_callable().unwrap()).unwrap();
+        assert_eq!(a.device_base, b.device_base);
+        assert!(std::ptr::fn_addr_eq(a.orchestration, orch as OrchestrationFn));
+        assert_eq!(runner.allocator().committed_bytes(), blob.total_size(), "one tracked device copy");
+        assert_eq!(runner.callable(1).unwrap().content_hash, blob.content_hash());
+
+        runner.unregister_callable(0).unwrap();
+        assert_eq!(runner.allocator().committed_bytes(), blob.total_size());
+        runner.unregister_callable(1).unwrap();
+        assert_eq!(runner.allocator().committed_bytes(), 0);
+        runner.register_callable(0, &blob).unwrap();
+        assert_eq!(
+            runner.callable_counters(),
+            CallableCounters {
+                uploads: 2,
+                dedup_hits: 1,
+                frees: 1,
+                aicore_registrations: 0,
+                orchestration_registrations: 2
+            }
+        );
+
+        // Finalize frees the device copy and forgets the cid.
+        runner.finalize().unwrap();
+        assert_eq!(sim.live_allocations(), 0);
+        assert!(runner.callable(0).is_none());
+        runner.register_callable(0, &blob).unwrap();
+        assert_eq!(runner.callable_counters().uploads, 3);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_by_the_runner() {
+        let (sim, mut runner) = runner();
+        runner.callable_symbols_mut().orchestrations.define("other", orch as OrchestrationFn).unwrap();
+        let err = runner.callable_symbols_mut().orchestrations.define("other", orch as OrchestrationFn).unwrap_err();
+        assert!(matches!(err, SymbolError::Duplicate { .. }));
+        let blob =
+            pto_host::callable::ChipCallable::build(&[], &pto_host::callable::Orchestration::named("not_linked"), &[])
+                .unwrap();
+        let err = runner.register_callable(3, &blob).unwrap_err();
+        assert!(matches!(err, RegistryError::Orchestration { .. }) && err.to_string().contains("not_linked"), "{err}");
+        assert_eq!(sim.counters().mallocs, 0);
+    }
+
+    static SEEN: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+    fn aicore_entry(launch: &SimLaunch) -> Result<(), String> {
+        let ptr = launch.args.get() as usize as *const KernelArgs;
+        if ptr.is_null() || !ptr.is_aligned() {
+            return Err(format!("bad kernel args address {}", launch.args));
+        }
+        // SAFETY: on the simulated device a device address is the real address in the pool; the
+        // runner wrote the launch block (KernelArgs first) before launching.
+        let args = unsafe { ptr.read() };
+        SEEN.lock().unwrap().push((launch.args.get(), args.runtime_desc.get()));
+        Ok(())
+    }
+
+    #[test]
+    fn launch_aicore_kernel_registers_once_and_passes_the_launch_blocks_kernel_args() {
+        let (sim, mut runner) = runner();
+        sim.register_entry(AICORE_KERNEL_BINARY, aicore_entry);
+        assert_eq!(runner.launch_aicore_kernel(LaunchShape { block_dim: 1 }), Err(KernelLaunchError::NoLaunchBlock));
+
+        let bound = runner.bind(&ArenaSizingKey::uniform(16, 64 << 10, 64)).unwrap();
+        let block = runner.prepare_launch(&bound, &LaunchParams::default()).unwrap();
+        for _ in 0..3 {
+            let args = runner.launch_aicore_kernel(LaunchShape { block_dim: 2 }).unwrap();
+            assert_eq!(args, block.kernel_args());
+        }
+        let launcher = runner.kernel_launcher();
+        assert_eq!((launcher.counters().aicore_registrations, launcher.counters().aicore_launches), (1, 3));
+        assert_eq!(runner.callable_counters().aicore_registrations, 1);
+        runner.kernel_launcher().synchronize(sim.as_ref()).unwrap();
+        let seen: Vec<_> = SEEN.lock().unwrap().iter().filter(|s| s.0 == block.kernel_args().get()).copied().collect();
+        assert_eq!(seen.len(), 6, "3 launches × 2 blocks");
+        assert!(
+            seen.iter().all(|&(_, desc)| desc == block.descriptor().get()),
+            "the kernel read the device KernelArgs"
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod memory;
 pub mod registry;
 pub mod runner_callables;
+pub mod runner_ext;
 pub mod symbols;
 pub mod upload;
 

@@ -71,11 +71,6 @@ impl<O> PreparedCallableArtifacts<O> {
     pub fn child_addrs(&self) -> impl Iterator<Item = (u32, DevAddr)> + '_ {
         self.children.iter().map(|c| (c.func_id, c.code_addr))
     }
-
-    /// The Rust kernel at a device code address, if a child of this callable lives there.
-    pub fn kernel_at(&self, code_addr: DevAddr) -> Option<SimKernelFn> {
-        self.children.iter().find(|c| c.code_addr == code_addr).map(|c| c.kernel)
-    }
 }
 
 /// Counters of device work done by the registry.
