@@ -6,7 +6,7 @@ mod callable_support;
 use callable_support::{k_add, k_add_scalar, k_mul, read, sim, tracker, vector_symbols as symbols, TestOrch};
 use pto_abi::callable::{ChipCallableView, CHIP_HEADER_SIZE};
 use pto_abi::launch::LaunchDescriptor;
-use pto_abi::task::TensorDirection::{InOut, Input, Output, OutputExisting};
+use pto_abi::task::TensorDirection::{InOut, Input, NoDep, Output, OutputExisting};
 use pto_abi::DevAddr;
 use pto_device::aicore::KernelResolver;
 use pto_device::kernel::SimKernelFn;
@@ -49,7 +49,7 @@ fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
     assert_eq!(art.orchestration_name, VECTOR_ORCHESTRATION);
     assert_eq!((art.orchestration)(), "vector");
     assert_eq!(art.config_name, "default");
-    assert_eq!(art.signature, vec![Input, Input, OutputExisting]);
+    assert_eq!(art.signature, vec![Input, Input, OutputExisting, NoDep]);
     let expected: Vec<(u32, DevAddr)> =
         layout.children.iter().map(|c| (c.func_id, DevAddr(art.device_base.get() + c.code_offset))).collect();
     assert_eq!(art.child_addrs().collect::<Vec<_>>(), expected);

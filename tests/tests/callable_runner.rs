@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use callable_support::{sim, tracker, vector_symbols, TestOrch};
 use pto_abi::launch::{KernelArgs, LaunchDescriptor};
-use pto_abi::task::TensorDirection::{Input, OutputExisting};
+use pto_abi::task::TensorDirection::{Input, NoDep, OutputExisting};
 use pto_abi::DevAddr;
 use pto_host::backend::sim::SimLaunch;
 use pto_host::backend::SimBackend;
@@ -27,7 +27,7 @@ fn device() -> (Arc<SimBackend>, TrackingAllocator, RunnerCallables<TestOrch>) {
     (sim, mem, RunnerCallables::new(vector_symbols(), b"noop_aicore".to_vec(), b"noop_aicpu".to_vec()))
 }
 
-const VECTOR_ARGS: [pto_abi::task::TensorDirection; 3] = [Input, Input, OutputExisting];
+const VECTOR_ARGS: [pto_abi::task::TensorDirection; 4] = [Input, Input, OutputExisting, NoDep];
 const AICORE: LaunchShape = LaunchShape { block_dim: 2 };
 const AICPU: LaunchShape = LaunchShape { block_dim: 1 };
 
@@ -94,7 +94,7 @@ fn prepare_run_checks_before_touching_the_descriptor() {
     desc.func_table.fill(DevAddr(0xbad));
     assert_eq!(c.prepare_run(9, &VECTOR_ARGS, &mut desc).map(|_| ()), Err(PrepareRunError::NotRegistered { cid: 9 }));
     c.register_callable(&mut mem, 9, &vector_example_callable().unwrap()).unwrap();
-    let err = c.prepare_run(9, &[Input, OutputExisting, OutputExisting], &mut desc).map(|_| ()).unwrap_err();
+    let err = c.prepare_run(9, &[Input, OutputExisting, OutputExisting, NoDep], &mut desc).map(|_| ()).unwrap_err();
     assert_eq!(
         err,
         PrepareRunError::Bind(BindError::Direction { cid: 9, index: 1, expected: Input, got: OutputExisting })
