@@ -85,6 +85,11 @@ impl<O: Copy> RunnerCallables<O> {
         &self.launcher
     }
 
+    /// The launcher, to launch and wait.
+    pub fn launcher_mut(&mut self) -> &mut KernelLauncher {
+        &mut self.launcher
+    }
+
     /// Registers `blob` as `cid` (see [`CallableRegistry::register_callable`]).
     pub fn register_callable(
         &mut self,

@@ -24,11 +24,12 @@ use crate::backend::{BackendError, SimBackend};
 use crate::run::{RunArg, RunCode, RunError, RunMode, RunReport, RunRequest};
 use crate::runner::{DeviceRunner, TrackingAllocator};
 
-/// Name of the AICore kernel binary a runner launches (on the simulated device: an entry name
-/// registered with `SimBackend::register_entry`).
-pub const AICORE_KERNEL_BINARY: &str = "pto_aicore_main";
-/// Name of the AICPU kernel binary a runner launches.
-pub const AICPU_KERNEL_BINARY: &str = "pto_aicpu_main";
+/// Name of the AICore kernel binary a runner launches (on the simulated device: the built-in
+/// AICore entry).
+pub const AICORE_KERNEL_BINARY: &str = crate::backend::sim::SIM_AICORE_ENTRY;
+/// Name of the AICPU kernel binary a runner launches (on the simulated device: the built-in AICPU
+/// entry).
+pub const AICPU_KERNEL_BINARY: &str = crate::backend::sim::SIM_AICPU_ENTRY;
 
 /// The callables state of a runner: orchestrations are `pto_device` orchestration functions.
 pub type RunnerCallableState = RunnerCallables<OrchestrationFn>;

@@ -132,6 +132,12 @@ pub enum RunError {
     /// Binding, staging or launching failed on the host side.
     #[error(transparent)]
     Runner(#[from] RunnerError),
+    /// The run's code could not be loaded into the simulated device's code space.
+    #[error("cannot load the run's code: {0}")]
+    Code(#[from] crate::backend::sim::CodeError),
+    /// Registering or launching a kernel failed (nothing of the run is left running).
+    #[error("launch: {0}")]
+    Launch(#[from] crate::callable::LaunchError),
     /// The device reported an error code.
     #[error("{0}")]
     Device(Box<DeviceFailure>),
