@@ -62,12 +62,6 @@ pub struct SimLaunch<'a> {
 }
 
 impl SimLaunch<'_> {
-    /// A launch context outside any stream (for calling an entry directly); never aborted.
-    pub fn detached(args: DevAddr, block_idx: u32, block_dim: u32) -> SimLaunch<'static> {
-        static NEVER: AtomicU64 = AtomicU64::new(0);
-        SimLaunch { args, block_idx, block_dim, aborts: &NEVER, queued_at: 0 }
-    }
-
     /// True once the host aborted the stream this launch was queued on
     /// ([`DeviceBackend::stream_abort`]): a block waiting for work returns.
     pub fn aborted(&self) -> bool {
@@ -327,6 +321,12 @@ impl SimBackend {
     /// The device's code space: which kernel and orchestration runs at which code address.
     pub fn code(&self) -> &Arc<SimCodeSpace> {
         &self.code
+    }
+
+    /// Streams whose latest launch is still running (including launches the host stopped
+    /// waiting for).
+    pub fn running_streams(&self) -> usize {
+        lock(&self.streams).iter().filter(|s| s.last.as_ref().is_some_and(|h| !h.is_finished())).count()
     }
 
     /// The latest registrations and launches, oldest first (at most [`LAUNCH_LOG_CAPACITY`]).

@@ -172,11 +172,26 @@ impl DeviceRunner {
         Ok(args)
     }
 
+    /// Launches the AICPU kernel with the `KernelArgs` copy in this runner's launch block,
+    /// registering the AICPU binary on the first launch only. Call after the AICore launch (the
+    /// AICPU threads drive cores that must already be running). Returns the `KernelArgs` address.
+    pub fn launch_aicpu_kernel(&mut self, shape: LaunchShape) -> Result<DevAddr, KernelLaunchError> {
+        let args = self.launch_block().ok_or(KernelLaunchError::NoLaunchBlock)?.kernel_args();
+        let backend = self.backend().clone();
+        let parts = self.callable_parts();
+        parts.callables.launcher_mut().launch_aicpu_kernel(backend.as_ref(), shape, args).map_err(|e| {
+            *parts.faulted |= is_device_fault(&e.source);
+            KernelLaunchError::Launch(e)
+        })?;
+        Ok(args)
+    }
+
     /// Runs the callable registered as `cid` on the simulated device `sim` (this runner's
     /// backend): checks `args` against its signature (count and direction), then runs with the
     /// launch descriptor's func-id table holding exactly this callable's child code addresses
     /// (the launch block is rewritten from zero, so no entry of an earlier run survives) and its
-    /// orchestration.
+    /// orchestration. Like every run it launches through the backend: the AICore binary is
+    /// registered on this runner's first threaded run only, the AICPU binary on its first run.
     pub fn run_callable(
         &mut self,
         sim: &Arc<SimBackend>,

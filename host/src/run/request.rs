@@ -107,7 +107,8 @@ pub struct RunReport {
     pub bind_time: Duration,
     /// True when the resident image served the bind.
     pub bind_cache_hit: bool,
-    /// Time from launch to the end of every device thread.
+    /// Time from the first kernel launch until the AICPU kernel ended (the graph is done and the
+    /// schedulers have shut their cores down).
     pub run_time: Duration,
 }
 
@@ -137,7 +138,7 @@ pub enum RunError {
     Code(#[from] crate::backend::sim::CodeError),
     /// Registering or launching a kernel failed (nothing of the run is left running).
     #[error("launch: {0}")]
-    Launch(#[from] crate::callable::LaunchError),
+    Launch(#[from] crate::callable::runner_ext::KernelLaunchError),
     /// The device reported an error code.
     #[error("{0}")]
     Device(Box<DeviceFailure>),

@@ -19,7 +19,7 @@ use zerocopy::{FromZeros, IntoBytes};
 use super::failure::DeviceFailure;
 use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest};
 use crate::backend::sim::SimProgram;
-use crate::backend::{BackendError, DeviceBackend, SimBackend};
+use crate::backend::{DeviceBackend, SimBackend};
 use crate::callable::LaunchShape;
 use crate::runner::{read_device, BootOutcome, DeviceRunner, LaunchParams, RunnerError};
 use crate::sim_cores::SimKernelTable;
@@ -224,11 +224,11 @@ impl DeviceRunner {
             flags,
             func_table,
         };
-        let block = self.prepare_launch(bound, &params)?;
+        self.prepare_launch(bound, &params)?;
         let backend = self.backend().clone();
         let backend = backend.as_ref();
         let started = Instant::now();
-        self.launch_kernels(backend, block.kernel_args(), threads, clusters)?;
+        self.launch_kernels(backend, threads, clusters)?;
         let launcher = self.callable_parts().callables.launcher_mut();
         let aicpu = launcher.wait_aicpu(backend);
         let run_time = started.elapsed();
@@ -296,31 +296,19 @@ impl DeviceRunner {
     }
 
     /// Launches the AICore kernel (threaded mode only), then the AICPU kernel, both with the
-    /// `KernelArgs` copy at `args`. If the AICPU launch fails, the AICore kernel (whose cores wait
+    /// launch block's `KernelArgs`. If the AICPU launch fails, the AICore kernel (whose cores wait
     /// for a boot that never comes) is aborted.
-    fn launch_kernels(
-        &mut self,
-        backend: &dyn DeviceBackend,
-        args: DevAddr,
-        threads: u32,
-        clusters: u32,
-    ) -> Result<(), RunError> {
-        let parts = self.callable_parts();
-        let launcher = parts.callables.launcher_mut();
-        let mut launched = if clusters > 0 {
-            launcher.launch_aicore_kernel(backend, LaunchShape { block_dim: clusters * LANE_COUNT as u32 }, args)
-        } else {
-            Ok(())
-        };
-        if launched.is_ok() {
-            launched = launcher.launch_aicpu_kernel(backend, LaunchShape { block_dim: threads }, args);
-            if launched.is_err() && clusters > 0 {
+    fn launch_kernels(&mut self, backend: &dyn DeviceBackend, threads: u32, clusters: u32) -> Result<(), RunError> {
+        if clusters > 0 {
+            self.launch_aicore_kernel(LaunchShape { block_dim: clusters * LANE_COUNT as u32 })?;
+        }
+        if let Err(e) = self.launch_aicpu_kernel(LaunchShape { block_dim: threads }) {
+            if clusters > 0 {
+                let launcher = self.callable_parts().callables.launcher_mut();
                 let _ = launcher.wait_aicore(backend, Duration::ZERO, STOP_GRACE);
             }
+            return Err(e.into());
         }
-        launched.map_err(|e| {
-            *parts.faulted |= matches!(e.source, BackendError::DeviceFault { .. });
-            RunError::Launch(e)
-        })
+        Ok(())
     }
 }
