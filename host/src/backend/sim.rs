@@ -199,21 +199,98 @@ impl Heap {
     }
 }
 
-/// One stream: the launch thread of its most recent launch (each joins its predecessor first) and
-/// how often the stream was aborted.
+/// One stream: its most recent launch (which collects its predecessor first) and how often the
+/// stream was aborted.
 #[derive(Default)]
 struct Stream {
-    last: Option<JoinHandle<Result<(), String>>>,
+    last: Option<Pending>,
     aborts: Arc<AtomicU64>,
 }
 
-/// The outcome of a finished launch thread.
-fn launch_result(h: JoinHandle<Result<(), String>>) -> Result<(), BackendError> {
-    match h.join() {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(detail)) => Err(BackendError::DeviceFault { op: BackendOp::Launch, detail }),
-        Err(_) => Err(BackendError::DeviceFault { op: BackendOp::Launch, detail: "launch thread panicked".into() }),
+/// A block's thread, or why it could not start.
+type BlockThread = Result<JoinHandle<Result<(), String>>, String>;
+
+/// The work of a stream's most recent launch.
+enum Pending {
+    /// Its blocks run now, one thread each.
+    Running(Vec<BlockThread>),
+    /// Queued behind an unfinished launch: a thread collects that one, then runs the blocks.
+    Queued(JoinHandle<Result<(), String>>),
+    /// Never ran: its predecessor failed with this error.
+    Failed(String),
+}
+
+impl Pending {
+    fn is_finished(&self) -> bool {
+        match self {
+            Pending::Running(blocks) => blocks.iter().flatten().all(JoinHandle::is_finished),
+            Pending::Queued(h) => h.is_finished(),
+            Pending::Failed(_) => true,
+        }
     }
+
+    /// Waits for the launch; the first failing block's error wins.
+    fn join(self) -> Result<(), String> {
+        match self {
+            Pending::Running(blocks) => join_blocks(blocks),
+            Pending::Queued(h) => h.join().unwrap_or_else(|_| Err("launch thread panicked".into())),
+            Pending::Failed(e) => Err(e),
+        }
+    }
+}
+
+/// The outcome of a launch as a backend result.
+fn launch_result(p: Pending) -> Result<(), BackendError> {
+    p.join().map_err(|detail| BackendError::DeviceFault { op: BackendOp::Launch, detail })
+}
+
+/// What every block of one launch shares.
+struct LaunchCtx {
+    entry: String,
+    f: SimEntryFn,
+    args: DevAddr,
+    block_dim: u32,
+    aborts: Arc<AtomicU64>,
+    queued_at: u64,
+    /// Keeps the pool mapped while a block runs.
+    _pool: Arc<Pool>,
+}
+
+/// Starts one thread per block of `ctx`.
+fn spawn_blocks(ctx: &Arc<LaunchCtx>) -> Vec<BlockThread> {
+    (0..ctx.block_dim)
+        .map(|block_idx| {
+            let ctx = ctx.clone();
+            let builder = std::thread::Builder::new().name(format!("{}/{block_idx}", ctx.entry));
+            builder
+                .spawn(move || {
+                    let launch = SimLaunch {
+                        args: ctx.args,
+                        block_idx,
+                        block_dim: ctx.block_dim,
+                        aborts: &ctx.aborts,
+                        queued_at: ctx.queued_at,
+                    };
+                    match catch_unwind(AssertUnwindSafe(|| (ctx.f)(&launch))) {
+                        Ok(r) => r.map_err(|e| format!("block {block_idx}: {e}")),
+                        Err(_) => Err(format!("block {block_idx} panicked")),
+                    }
+                })
+                .map_err(|e| format!("block {block_idx}: cannot start its thread: {e}"))
+        })
+        .collect()
+}
+
+/// Waits for every block; the first failing block's error wins.
+fn join_blocks(blocks: Vec<BlockThread>) -> Result<(), String> {
+    let mut first = Ok(());
+    for (block_idx, b) in blocks.into_iter().enumerate() {
+        let r = b.and_then(|h| h.join().unwrap_or_else(|_| Err(format!("block {block_idx}: thread panicked"))));
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
 }
 
 /// The mmap'd pool. Launch threads hold it too, so it stays mapped while any of them runs.
@@ -592,29 +669,33 @@ impl DeviceBackend for SimBackend {
         }
         let mut streams = lock(&self.streams);
         let s = streams.get_mut(stream.0 as usize).ok_or_else(|| invalid(format!("unknown stream {}", stream.0)))?;
-        let previous = s.last.take();
-        let aborts = s.aborts.clone();
-        let queued_at = aborts.load(Ordering::Acquire);
-        let pool = self.pool.clone();
-        let name = entry.clone();
-        let launch_thread = std::thread::Builder::new().name(format!("sim-launch-s{}", stream.0)).spawn(move || {
-            let _pool_stays_mapped = pool;
-            if let Some(prev) = previous {
-                match prev.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err("earlier launch thread panicked".into()),
-                }
-            }
-            run_blocks(&name, &f, args, block_dim, &aborts, queued_at)
+        let queued_at = s.aborts.load(Ordering::Acquire);
+        let ctx = Arc::new(LaunchCtx {
+            entry: entry.clone(),
+            f,
+            args,
+            block_dim,
+            aborts: s.aborts.clone(),
+            queued_at,
+            _pool: self.pool.clone(),
         });
-        match launch_thread {
-            Ok(h) => s.last = Some(h),
-            Err(e) => {
-                // The predecessor's handle moved into the closure that never ran: it is detached.
-                return Err(BackendError::DeviceFault { op: BackendOp::Launch, detail: e.to_string() });
+        s.last = Some(match s.last.take() {
+            Some(previous) if !previous.is_finished() => {
+                let queued = std::thread::Builder::new().name(format!("sim-stream-{}", stream.0)).spawn(move || {
+                    previous.join()?;
+                    join_blocks(spawn_blocks(&ctx))
+                });
+                // On failure the predecessor moved into the closure that never ran: it is detached.
+                Pending::Queued(
+                    queued.map_err(|e| BackendError::DeviceFault { op: BackendOp::Launch, detail: e.to_string() })?,
+                )
             }
-        }
+            Some(previous) => match previous.join() {
+                Ok(()) => Pending::Running(spawn_blocks(&ctx)),
+                Err(e) => Pending::Failed(e),
+            },
+            None => Pending::Running(spawn_blocks(&ctx)),
+        });
         drop(streams);
         lock(&self.counters).launches += 1;
         self.record(SimLaunchRecord::Launch { entry, stream, block_dim, args });
@@ -635,40 +716,6 @@ impl SimBackend {
             .ok_or_else(|| BackendError::InvalidArgument { op, detail: format!("unknown stream {}", stream.0) })?;
         Ok(f(s))
     }
-}
-
-/// Runs every block of one launch on its own thread; the first failing block's error wins.
-fn run_blocks(
-    entry: &str,
-    f: &SimEntryFn,
-    args: DevAddr,
-    block_dim: u32,
-    aborts: &AtomicU64,
-    queued_at: u64,
-) -> Result<(), String> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..block_dim)
-            .map(|block_idx| {
-                let launch = SimLaunch { args, block_idx, block_dim, aborts, queued_at };
-                let builder = std::thread::Builder::new().name(format!("{entry}/{block_idx}"));
-                builder.spawn_scoped(scope, move || match catch_unwind(AssertUnwindSafe(|| f(&launch))) {
-                    Ok(r) => r.map_err(|e| format!("block {block_idx}: {e}")),
-                    Err(_) => Err(format!("block {block_idx} panicked")),
-                })
-            })
-            .collect();
-        let mut first = Ok(());
-        for (block_idx, h) in handles.into_iter().enumerate() {
-            let r = match h {
-                Ok(h) => h.join().unwrap_or_else(|_| Err(format!("block {block_idx}: thread panicked"))),
-                Err(e) => Err(format!("block {block_idx}: cannot start its thread: {e}")),
-            };
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
-    })
 }
 
 #[cfg(test)]

@@ -107,8 +107,8 @@ pub struct RunReport {
     pub bind_time: Duration,
     /// True when the resident image served the bind.
     pub bind_cache_hit: bool,
-    /// Time from the first kernel launch until the AICPU kernel ended (the graph is done and the
-    /// schedulers have shut their cores down).
+    /// Time from the AICPU launch (the AICore kernel is already launched) until the AICPU kernel
+    /// ended: boot, the whole graph, and the schedulers shutting their cores down.
     pub run_time: Duration,
 }
 

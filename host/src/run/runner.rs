@@ -227,8 +227,7 @@ impl DeviceRunner {
         self.prepare_launch(bound, &params)?;
         let backend = self.backend().clone();
         let backend = backend.as_ref();
-        let started = Instant::now();
-        self.launch_kernels(backend, threads, clusters)?;
+        let started = self.launch_kernels(backend, threads, clusters)?;
         let launcher = self.callable_parts().callables.launcher_mut();
         let aicpu = launcher.wait_aicpu(backend);
         let run_time = started.elapsed();
@@ -296,12 +295,19 @@ impl DeviceRunner {
     }
 
     /// Launches the AICore kernel (threaded mode only), then the AICPU kernel, both with the
-    /// launch block's `KernelArgs`. If the AICPU launch fails, the AICore kernel (whose cores wait
-    /// for a boot that never comes) is aborted.
-    fn launch_kernels(&mut self, backend: &dyn DeviceBackend, threads: u32, clusters: u32) -> Result<(), RunError> {
+    /// launch block's `KernelArgs`, and returns when the AICPU launch started (the start of the
+    /// run's time). If the AICPU launch fails, the AICore kernel (whose cores wait for a boot that
+    /// never comes) is aborted.
+    fn launch_kernels(
+        &mut self,
+        backend: &dyn DeviceBackend,
+        threads: u32,
+        clusters: u32,
+    ) -> Result<Instant, RunError> {
         if clusters > 0 {
             self.launch_aicore_kernel(LaunchShape { block_dim: clusters * LANE_COUNT as u32 })?;
         }
+        let started = Instant::now();
         if let Err(e) = self.launch_aicpu_kernel(LaunchShape { block_dim: threads }) {
             if clusters > 0 {
                 let launcher = self.callable_parts().callables.launcher_mut();
@@ -309,6 +315,6 @@ impl DeviceRunner {
             }
             return Err(e.into());
         }
-        Ok(())
+        Ok(started)
     }
 }
