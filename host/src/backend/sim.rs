@@ -770,4 +770,66 @@ mod tests {
         sim.copy_to_device(a, &[1]).unwrap();
         assert_eq!(sim.counters().copies_to_device, 2, "a failed call writes nothing");
     }
+
+    #[test]
+    fn launches_on_one_stream_run_in_order_and_a_failure_skips_the_rest() {
+        static ORDER: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let sim = SimBackend::with_capacity(1 << 20).unwrap();
+        sim.register_entry("slow", |_: &SimLaunch<'_>| {
+            std::thread::sleep(Duration::from_millis(20));
+            lock(&ORDER).push("slow");
+            Ok(())
+        });
+        sim.register_entry("fast", |_: &SimLaunch<'_>| {
+            lock(&ORDER).push("fast");
+            Ok(())
+        });
+        sim.register_entry("fail", |l: &SimLaunch<'_>| Err(format!("fails with {} blocks", l.block_dim)));
+        let [slow, fast, fail] = ["slow", "fast", "fail"].map(|n| sim.register_kernel_binary(n.as_bytes()).unwrap());
+        let s = sim.stream_create().unwrap();
+        sim.launch_kernel(slow, s, 2, DevAddr::NULL).unwrap();
+        sim.launch_kernel(fast, s, 1, DevAddr::NULL).unwrap();
+        sim.stream_synchronize(s).unwrap();
+        assert_eq!(*lock(&ORDER), ["slow", "slow", "fast"]);
+
+        sim.launch_kernel(fail, s, 3, DevAddr::NULL).unwrap();
+        sim.launch_kernel(fast, s, 1, DevAddr::NULL).unwrap();
+        let e = sim.stream_synchronize(s).unwrap_err();
+        assert_eq!(
+            e,
+            BackendError::DeviceFault { op: BackendOp::Launch, detail: "block 0: fails with 3 blocks".into() }
+        );
+        assert_eq!(lock(&ORDER).len(), 3, "the launch queued behind the failed one never ran");
+        let c = sim.counters();
+        assert_eq!((c.registrations, c.launches), (3, 4));
+    }
+
+    #[test]
+    fn an_abort_reaches_the_launches_queued_before_it_and_a_bounded_wait_leaves_them_queued() {
+        let sim = SimBackend::with_capacity(1 << 20).unwrap();
+        sim.register_entry("wait_for_abort", |l: &SimLaunch<'_>| {
+            while !l.aborted() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        });
+        sim.register_entry("not_aborted", |l: &SimLaunch<'_>| match l.aborted() {
+            true => Err("saw an abort raised before it was queued".into()),
+            false => Ok(()),
+        });
+        let wait = sim.register_kernel_binary(b"wait_for_abort").unwrap();
+        let check = sim.register_kernel_binary(b"not_aborted").unwrap();
+        let s = sim.stream_create().unwrap();
+        sim.launch_kernel(wait, s, 4, DevAddr::NULL).unwrap();
+        let e = sim.stream_synchronize_timeout(s, Duration::from_millis(5)).unwrap_err();
+        assert_eq!(e, BackendError::Timeout { op: BackendOp::Stream, waited: Duration::from_millis(5) });
+        assert_eq!(sim.running_streams(), 1, "still queued after the timeout");
+        sim.stream_abort(s).unwrap();
+        sim.stream_synchronize_timeout(s, Duration::from_secs(60)).unwrap();
+        sim.launch_kernel(check, s, 2, DevAddr::NULL).unwrap();
+        sim.stream_synchronize(s).unwrap();
+        assert_eq!(sim.running_streams(), 0);
+        let unknown = sim.stream_abort(StreamId(7)).unwrap_err();
+        assert!(matches!(unknown, BackendError::InvalidArgument { op: BackendOp::Stream, .. }), "{unknown}");
+    }
 }
