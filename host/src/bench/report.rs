@@ -1,0 +1,341 @@
+//! Benchmark results and their rendering as text tables or JSON.
+
+use std::io::{self, Write};
+
+use pto_abi::sizing::ArenaSizingKey;
+use serde_json::{json, Value};
+
+use super::graph::{GraphRun, Shape, TensorMode, BENCH_RING, SCOPE_TASKS};
+use super::Plan;
+
+/// The aim: at most this fraction of the C++ runtime's cost.
+pub const AIM_RATIO: f64 = 0.5;
+
+/// One figure beside its reference and baseline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// What was measured.
+    pub name: String,
+    /// Items (tasks) timed per run.
+    pub items: u64,
+    /// Median nanoseconds per item.
+    pub ns: f64,
+    /// The C++ runtime's figure, when published.
+    pub reference_ns: Option<f64>,
+    /// What the baseline does.
+    pub baseline: &'static str,
+    /// Median nanoseconds per item of the baseline, measured in the same run.
+    pub baseline_ns: f64,
+}
+
+/// One whole-cycle graph figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphLine {
+    /// Graph shape.
+    pub shape: Shape,
+    /// Tensor mode.
+    pub mode: TensorMode,
+    /// Timed tasks asked for (the run rounds up to whole scopes).
+    pub requested_tasks: u64,
+    /// Median nanoseconds per task.
+    pub ns_per_task: f64,
+    /// Median nanoseconds per task of the descriptor-traffic baseline.
+    pub baseline_ns: f64,
+    /// The counts of the last run (tasks timed, submitted, completed).
+    pub run: GraphRun,
+}
+
+/// Everything one `pto bench` measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// Runtime sizing of the graph figures.
+    pub sizing: ArenaSizingKey,
+    /// Warm-up tasks requested.
+    pub warmup: u64,
+    /// Runs per figure.
+    pub reps: u32,
+    /// Whole-cycle figures, by shape, mode, then task count.
+    pub graphs: Vec<GraphLine>,
+    /// Tensor map alone.
+    pub tensor_map: Vec<Line>,
+    /// Ready queue alone.
+    pub ready_queue: Vec<Line>,
+    /// Why the threaded mode is not beside the deterministic one.
+    pub threaded_note: &'static str,
+}
+
+/// Why no threaded figure is reported.
+pub const THREADED_NOTE: &str =
+    "threaded mode: not measured (the threaded scheduler and host run path have not landed on main)";
+
+const GRAPH_BASELINE: &str = "memcpy of the bytes a submit publishes (descriptor, payload, slot), same window";
+
+fn ratio(ns: f64, of: f64) -> f64 {
+    if of > 0.0 {
+        ns / of
+    } else {
+        f64::NAN
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Report {
+    /// An empty report for `plan`.
+    pub fn new(plan: &Plan) -> Self {
+        Report {
+            sizing: plan.sizing,
+            warmup: plan.warmup,
+            reps: plan.reps,
+            graphs: Vec::new(),
+            tensor_map: Vec::new(),
+            ready_queue: Vec::new(),
+            threaded_note: THREADED_NOTE,
+        }
+    }
+
+    /// The headline figure of each (shape, mode): the one with the most timed tasks.
+    pub fn headline(&self) -> Vec<&GraphLine> {
+        let mut out: Vec<&GraphLine> = Vec::new();
+        for g in &self.graphs {
+            match out.iter_mut().find(|h| h.shape == g.shape && h.mode == g.mode) {
+                Some(h) if h.run.timed_tasks < g.run.timed_tasks => *h = g,
+                Some(_) => {}
+                None => out.push(g),
+            }
+        }
+        out
+    }
+
+    /// Writes the text tables.
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let s = &self.sizing;
+        let r = BENCH_RING;
+        writeln!(out, "pto bench: deterministic mode, instant virtual cores, no-op kernels")?;
+        writeln!(
+            out,
+            "  ring {r}: window {}, heap {} KiB, dep pool {}; warm-up {} tasks on the same live runtime",
+            s.task_window_sizes[r],
+            s.heap_sizes[r] >> 10,
+            s.dep_pool_capacities[r],
+            thousands(self.warmup)
+        )?;
+        writeln!(
+            out,
+            "  scopes of up to {SCOPE_TASKS} whole groups' tasks (fanout32: {}), each submitted, ended, drained",
+            Shape::Fanout32.scope_len()
+        )?;
+        writeln!(out, "  median of {} run(s); every baseline measured in the same run, interleaved", self.reps)?;
+        if !self.graphs.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "whole cycle per task (submit, dispatch, complete, release)")?;
+            writeln!(out, "  baseline: {GRAPH_BASELINE}")?;
+            writeln!(
+                out,
+                "{:<9} {:<4} {:>10} {:>9} {:>7} {:>6} {:>5} {:>9} {:>9}",
+                "shape", "mode", "tasks", "ns/task", "C++ ns", "×C++", "aim", "base ns", "×base"
+            )?;
+            for g in self.headline() {
+                let rf = g.shape.reference_ns();
+                let x = ratio(g.ns_per_task, rf);
+                writeln!(
+                    out,
+                    "{:<9} {:<4} {:>10} {:>9.1} {:>7.0} {:>6.2} {:>5} {:>9.1} {:>9.2}",
+                    g.shape.name(),
+                    g.mode.name(),
+                    thousands(g.run.timed_tasks),
+                    g.ns_per_task,
+                    rf,
+                    x,
+                    if x <= AIM_RATIO { "met" } else { "no" },
+                    g.baseline_ns,
+                    ratio(g.ns_per_task, g.baseline_ns)
+                )?;
+            }
+            self.write_scaling(out)?;
+        }
+        for (title, lines) in [
+            (
+                "tensor map alone (2 lookups + 1 insert per task, cleanup every 64 tasks, window 65,536)",
+                &self.tensor_map,
+            ),
+            ("ready queue alone (default capacity)", &self.ready_queue),
+        ] {
+            if lines.is_empty() {
+                continue;
+            }
+            writeln!(out)?;
+            writeln!(out, "{title}")?;
+            writeln!(
+                out,
+                "{:<31} {:>8} {:>7} {:>6} {:>5} {:>8} {:>7}  baseline",
+                "case", "ns/item", "C++ ns", "×C++", "aim", "base ns", "×base"
+            )?;
+            for l in lines {
+                let (rf, x) = match l.reference_ns {
+                    Some(rf) => (format!("{rf:.1}"), ratio(l.ns, rf)),
+                    None => ("-".into(), f64::NAN),
+                };
+                writeln!(
+                    out,
+                    "{:<31} {:>8.1} {:>7} {:>6.2} {:>5} {:>8.1} {:>7.2}  {}",
+                    l.name,
+                    l.ns,
+                    rf,
+                    x,
+                    if x <= AIM_RATIO { "met" } else { "no" },
+                    l.baseline_ns,
+                    ratio(l.ns, l.baseline_ns),
+                    l.baseline
+                )?;
+            }
+        }
+        writeln!(out)?;
+        writeln!(out, "{}", self.threaded_note)
+    }
+
+    fn write_scaling(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut counts: Vec<u64> = Vec::new();
+        for g in &self.graphs {
+            if !counts.contains(&g.requested_tasks) {
+                counts.push(g.requested_tasks);
+            }
+        }
+        if counts.len() < 2 {
+            return Ok(());
+        }
+        counts.sort_unstable();
+        writeln!(out)?;
+        writeln!(
+            out,
+            "per-task cost by graph size (tasks asked for; runs round up to whole scopes): ns/task [baseline ns]"
+        )?;
+        write!(out, "{:<9} {:<4}", "shape", "mode")?;
+        for c in &counts {
+            write!(out, " {:>18}", thousands(*c))?;
+        }
+        writeln!(out)?;
+        for h in self.headline() {
+            write!(out, "{:<9} {:<4}", h.shape.name(), h.mode.name())?;
+            for c in &counts {
+                let cell = self
+                    .graphs
+                    .iter()
+                    .find(|g| g.shape == h.shape && g.mode == h.mode && g.requested_tasks == *c)
+                    .map(|g| format!("{:.1} [{:.1}]", g.ns_per_task, g.baseline_ns))
+                    .unwrap_or_else(|| "-".into());
+                write!(out, " {cell:>18}")?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> Value {
+        let line = |l: &Line| {
+            json!({
+                "name": l.name,
+                "items": l.items,
+                "ns_per_item": l.ns,
+                "reference_ns": l.reference_ns,
+                "ratio_to_reference": l.reference_ns.map(|r| ratio(l.ns, r)),
+                "baseline": l.baseline,
+                "baseline_ns": l.baseline_ns,
+                "ratio_to_baseline": ratio(l.ns, l.baseline_ns),
+            })
+        };
+        let graphs: Vec<Value> = self
+            .graphs
+            .iter()
+            .map(|g| {
+                json!({
+                    "shape": g.shape.name(),
+                    "mode": g.mode.name(),
+                    "requested_tasks": g.requested_tasks,
+                    "timed_tasks": g.run.timed_tasks,
+                    "warmup_tasks": g.run.warmup_tasks,
+                    "submitted": g.run.submitted,
+                    "completed": g.run.completed,
+                    "ns_per_task": g.ns_per_task,
+                    "reference_ns": g.shape.reference_ns(),
+                    "ratio_to_reference": ratio(g.ns_per_task, g.shape.reference_ns()),
+                    "baseline": GRAPH_BASELINE,
+                    "baseline_ns": g.baseline_ns,
+                    "ratio_to_baseline": ratio(g.ns_per_task, g.baseline_ns),
+                })
+            })
+            .collect();
+        json!({
+            "sizing": {
+                "task_window_sizes": self.sizing.task_window_sizes,
+                "heap_sizes": self.sizing.heap_sizes,
+                "dep_pool_capacities": self.sizing.dep_pool_capacities,
+            },
+            "bench_ring": BENCH_RING,
+            "warmup": self.warmup,
+            "reps": self.reps,
+            "aim_ratio": AIM_RATIO,
+            "graphs": graphs,
+            "tensor_map": self.tensor_map.iter().map(line).collect::<Vec<_>>(),
+            "ready_queue": self.ready_queue.iter().map(line).collect::<Vec<_>>(),
+            "threaded": Value::Null,
+            "threaded_note": self.threaded_note,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_048_576), "1,048,576");
+    }
+
+    fn line(shape: Shape, tasks: u64, ns: f64) -> GraphLine {
+        let run = GraphRun {
+            warmup_tasks: 0,
+            timed_tasks: tasks,
+            elapsed_ns: 0,
+            submitted: tasks,
+            completed: tasks,
+            kernel_runs: 0,
+            stamp_errors: 0,
+        };
+        GraphLine { shape, mode: TensorMode::Ext, requested_tasks: tasks, ns_per_task: ns, baseline_ns: 10.0, run }
+    }
+
+    #[test]
+    fn the_headline_is_the_largest_run_and_the_tables_show_ratios() {
+        let mut r = Report::new(&Plan::quick());
+        r.graphs = vec![line(Shape::Chain, 10, 50.0), line(Shape::Chain, 100, 107.0), line(Shape::Diamond, 10, 1.0)];
+        let h = r.headline();
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[0].run.timed_tasks, h[1].shape), (100, Shape::Diamond));
+        let mut text = Vec::new();
+        r.write_text(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let chain = text.lines().find(|l| l.starts_with("chain")).unwrap();
+        assert!(chain.contains("107.0") && chain.contains("0.50") && chain.contains("met"), "{chain}");
+        assert!(text.contains("50.0 [10.0]"), "scaling table:\n{text}");
+        let j = r.to_json();
+        assert_eq!(j["graphs"][1]["ratio_to_reference"], 0.5);
+        assert_eq!(j["graphs"][1]["ratio_to_baseline"], 10.7);
+    }
+}
