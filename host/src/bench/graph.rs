@@ -506,9 +506,14 @@ pub fn measure(
     tasks: u64,
 ) -> Result<GraphLine, String> {
     let mut last = None;
+    let window = plan.sizing.task_window_sizes[BENCH_RING];
     let (ns, baseline_ns) = super::interleaved(
         plan.reps,
-        || traffic.run(shape.traffic(), tasks),
+        || {
+            // Warm the arrays like the figure's warm-up warms the runtime.
+            traffic.run(shape.traffic(), window.min(plan.warmup));
+            traffic.run(shape.traffic(), tasks)
+        },
         || {
             let r = bench.run(shape, mode, plan.warmup, tasks)?;
             let ns = r.ns_per_task();
