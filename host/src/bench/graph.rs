@@ -131,6 +131,8 @@ pub struct GraphRun {
     pub timed_tasks: u64,
     /// Wall time of the timed tasks.
     pub elapsed_ns: u64,
+    /// CPU time the orchestrating thread used for the timed tasks.
+    pub cpu_ns: u64,
     /// Tasks the orchestrator submitted in the run.
     pub submitted: u64,
     /// Tasks the scheduler completed in the run.
@@ -211,8 +213,8 @@ struct Job {
     next_stamp: u64,
     scope: u64,
     warmup_done: u64,
-    start: Option<Instant>,
-    end: Option<Instant>,
+    start: Option<(Instant, u64)>,
+    end: Option<(Instant, u64)>,
     /// The last task submitted.
     last: Option<Node>,
 }
@@ -298,11 +300,11 @@ impl Job {
             prev = self.scope(o, prev)?;
         }
         self.warmup_done = o.tasks_submitted();
-        self.start = Some(Instant::now());
+        self.start = Some((Instant::now(), super::thread_cpu_ns()));
         while o.tasks_submitted() - self.warmup_done < self.tasks {
             prev = self.scope(o, prev)?;
         }
-        self.end = Some(Instant::now());
+        self.end = Some((Instant::now(), super::thread_cpu_ns()));
         Ok(())
     }
 }
@@ -410,7 +412,8 @@ impl GraphBench {
         let run = GraphRun {
             warmup_tasks: job.warmup_done,
             timed_tasks: out.tasks_submitted - job.warmup_done,
-            elapsed_ns: (end - start).as_nanos() as u64,
+            elapsed_ns: (end.0 - start.0).as_nanos() as u64,
+            cpu_ns: end.1.saturating_sub(start.1),
             submitted: out.tasks_submitted,
             completed: out.tasks_completed,
             kernel_runs: counters.map_or(0, |c| c.runs.load(Ordering::Relaxed)),
@@ -506,6 +509,7 @@ pub fn measure(
     tasks: u64,
 ) -> Result<GraphLine, String> {
     let mut last = None;
+    let mut cpu = Vec::new();
     let window = plan.sizing.task_window_sizes[BENCH_RING];
     let (ns, baseline_ns) = super::interleaved(
         plan.reps,
@@ -517,12 +521,21 @@ pub fn measure(
         || {
             let r = bench.run(shape, mode, plan.warmup, tasks)?;
             let ns = r.ns_per_task();
+            cpu.push(r.cpu_ns as f64 / r.timed_tasks.max(1) as f64);
             last = Some(r);
             Ok(ns)
         },
     )?;
     let run = last.ok_or("no run")?;
-    Ok(GraphLine { shape, mode, requested_tasks: tasks, ns_per_task: ns, baseline_ns, run })
+    Ok(GraphLine {
+        shape,
+        mode,
+        requested_tasks: tasks,
+        ns_per_task: ns,
+        cpu_ns_per_task: super::median(&mut cpu),
+        baseline_ns,
+        run,
+    })
 }
 
 #[cfg(test)]

@@ -90,20 +90,48 @@ pub fn ns_per_item(items: u64, f: impl FnOnce()) -> f64 {
     t.elapsed().as_nanos() as f64 / items.max(1) as f64
 }
 
-/// Runs `reps` rounds of (baseline, figure) back to back and returns the medians
+/// The samples of one figure: their median and their best (lowest) value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampled {
+    /// Median.
+    pub median: f64,
+    /// Lowest sample: the least disturbed run on a shared machine.
+    pub best: f64,
+}
+
+impl Sampled {
+    /// Median and best of `samples` (0 for none).
+    pub fn of(samples: &mut [f64]) -> Self {
+        let best = samples.iter().copied().fold(f64::INFINITY, f64::min);
+        Sampled { median: median(samples), best: if best.is_finite() { best } else { 0.0 } }
+    }
+}
+
+/// Runs `reps` rounds of (baseline, figure) back to back and returns the samples of each
 /// `(figure, baseline)`: interleaving keeps both exposed to the same machine load.
 pub fn interleaved(
     reps: u32,
     mut baseline: impl FnMut() -> f64,
     mut figure: impl FnMut() -> Result<f64, String>,
-) -> Result<(f64, f64), String> {
+) -> Result<(Sampled, Sampled), String> {
     let mut fig = Vec::new();
     let mut base = Vec::new();
     for _ in 0..reps.max(1) {
         base.push(baseline());
         fig.push(figure()?);
     }
-    Ok((median(&mut fig), median(&mut base)))
+    Ok((Sampled::of(&mut fig), Sampled::of(&mut base)))
+}
+
+/// CPU time this thread has used, in nanoseconds (time spent descheduled does not count).
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write; the clock id is a constant libc knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Runs every benchmark of `plan`.
@@ -142,6 +170,18 @@ mod tests {
     }
 
     #[test]
+    fn best_is_the_lowest_sample_and_thread_cpu_time_advances() {
+        assert_eq!(Sampled::of(&mut [3.0, 1.0, 2.0]), Sampled { median: 2.0, best: 1.0 });
+        assert_eq!(Sampled::of(&mut []), Sampled { median: 0.0, best: 0.0 });
+        let t = thread_cpu_ns();
+        let mut x = 0u64;
+        while thread_cpu_ns() == t {
+            x = std::hint::black_box(x + 1);
+        }
+        assert!(thread_cpu_ns() > t);
+    }
+
+    #[test]
     fn interleaving_runs_both_sides_each_round_and_stops_at_the_first_error() {
         let mut calls = Vec::new();
         let (f, b) = interleaved(
@@ -153,7 +193,7 @@ mod tests {
             || Ok(2.0),
         )
         .unwrap();
-        assert_eq!((f, b), (2.0, 1.0));
+        assert_eq!((f.median, b.median, b.best), (2.0, 1.0, 1.0));
         assert_eq!(calls, ['b', 'b', 'b']);
         let mut n = 0;
         let err = interleaved(

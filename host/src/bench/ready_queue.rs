@@ -16,6 +16,7 @@ use pto_device::hostmem::HostRegion;
 use pto_device::queue::ReadyQueue;
 
 use super::report::Line;
+use super::Sampled;
 
 /// Items per batch of the batched figure.
 pub const BATCH: usize = 32;
@@ -264,7 +265,7 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
     let q = QueueBench::new(cap);
     let mut plain = PlainRing::new(cap);
     let spsc = SpscRing::new(cap);
-    let line = |name: &str, i: usize, baseline: &'static str, (ns, baseline_ns): (f64, f64)| Line {
+    let line = |name: &str, i: usize, baseline: &'static str, (ns, baseline_ns): (Sampled, Sampled)| Line {
         name: name.to_string(),
         items,
         ns,

@@ -6,7 +6,7 @@ use pto_abi::sizing::ArenaSizingKey;
 use serde_json::{json, Value};
 
 use super::graph::{GraphRun, Shape, TensorMode, BENCH_RING, SCOPE_TASKS};
-use super::Plan;
+use super::{Plan, Sampled};
 
 /// The aim: at most this fraction of the C++ runtime's cost.
 pub const AIM_RATIO: f64 = 0.5;
@@ -18,14 +18,14 @@ pub struct Line {
     pub name: String,
     /// Items (tasks) timed per run.
     pub items: u64,
-    /// Median nanoseconds per item.
-    pub ns: f64,
+    /// Nanoseconds per item.
+    pub ns: Sampled,
     /// The C++ runtime's figure, when published.
     pub reference_ns: Option<f64>,
     /// What the baseline does.
     pub baseline: &'static str,
-    /// Median nanoseconds per item of the baseline, measured in the same run.
-    pub baseline_ns: f64,
+    /// Nanoseconds per item of the baseline, measured in the same run.
+    pub baseline_ns: Sampled,
 }
 
 /// One whole-cycle graph figure.
@@ -37,10 +37,12 @@ pub struct GraphLine {
     pub mode: TensorMode,
     /// Timed tasks asked for (the run rounds up to whole scopes).
     pub requested_tasks: u64,
-    /// Median nanoseconds per task.
-    pub ns_per_task: f64,
-    /// Median nanoseconds per task of the descriptor-traffic baseline.
-    pub baseline_ns: f64,
+    /// Wall nanoseconds per task.
+    pub ns_per_task: Sampled,
+    /// Median CPU nanoseconds per task of the orchestrating thread (wall minus time descheduled).
+    pub cpu_ns_per_task: f64,
+    /// Nanoseconds per task of the descriptor-traffic baseline.
+    pub baseline_ns: Sampled,
     /// The counts of the last run (tasks timed, submitted, completed).
     pub run: GraphRun,
 }
@@ -136,31 +138,38 @@ impl Report {
             "  scopes of up to {SCOPE_TASKS} whole groups' tasks (fanout32: {}), each submitted, ended, drained",
             Shape::Fanout32.scope_len()
         )?;
-        writeln!(out, "  median of {} run(s); every baseline measured in the same run, interleaved", self.reps)?;
+        writeln!(
+            out,
+            "  ns = wall time per task, median of {} run(s) (best = lowest run, cpu = the thread's CPU time);",
+            self.reps
+        )?;
+        writeln!(out, "  every baseline is measured in the same run, interleaved with its figure")?;
         if !self.graphs.is_empty() {
             writeln!(out)?;
             writeln!(out, "whole cycle per task (submit, dispatch, complete, release)")?;
             writeln!(out, "  baseline: {GRAPH_BASELINE}")?;
             writeln!(
                 out,
-                "{:<9} {:<4} {:>10} {:>9} {:>7} {:>6} {:>5} {:>9} {:>9}",
-                "shape", "mode", "tasks", "ns/task", "C++ ns", "×C++", "aim", "base ns", "×base"
+                "{:<9} {:<4} {:>10} {:>8} {:>6} {:>6} {:>7} {:>6} {:>4} {:>8} {:>6}",
+                "shape", "mode", "tasks", "ns/task", "best", "cpu", "C++ ns", "×C++", "aim", "base ns", "×base"
             )?;
             for g in self.headline() {
                 let rf = g.shape.reference_ns();
-                let x = ratio(g.ns_per_task, rf);
+                let x = ratio(g.ns_per_task.median, rf);
                 writeln!(
                     out,
-                    "{:<9} {:<4} {:>10} {:>9.1} {:>7.0} {:>6.2} {:>5} {:>9.1} {:>9.2}",
+                    "{:<9} {:<4} {:>10} {:>8.1} {:>6.1} {:>6.1} {:>7.0} {:>6.2} {:>4} {:>8.1} {:>6.1}",
                     g.shape.name(),
                     g.mode.name(),
                     thousands(g.run.timed_tasks),
-                    g.ns_per_task,
+                    g.ns_per_task.median,
+                    g.ns_per_task.best,
+                    g.cpu_ns_per_task,
                     rf,
                     x,
                     if x <= AIM_RATIO { "met" } else { "no" },
-                    g.baseline_ns,
-                    ratio(g.ns_per_task, g.baseline_ns)
+                    g.baseline_ns.median,
+                    ratio(g.ns_per_task.median, g.baseline_ns.median)
                 )?;
             }
             self.write_scaling(out)?;
@@ -179,24 +188,25 @@ impl Report {
             writeln!(out, "{title}")?;
             writeln!(
                 out,
-                "{:<31} {:>8} {:>7} {:>6} {:>5} {:>8} {:>7}  baseline",
-                "case", "ns/item", "C++ ns", "×C++", "aim", "base ns", "×base"
+                "{:<31} {:>8} {:>6} {:>7} {:>6} {:>4} {:>8} {:>6}  baseline",
+                "case", "ns/item", "best", "C++ ns", "×C++", "aim", "base ns", "×base"
             )?;
             for l in lines {
                 let (rf, x) = match l.reference_ns {
-                    Some(rf) => (format!("{rf:.1}"), ratio(l.ns, rf)),
+                    Some(rf) => (format!("{rf:.1}"), ratio(l.ns.median, rf)),
                     None => ("-".into(), f64::NAN),
                 };
                 writeln!(
                     out,
-                    "{:<31} {:>8.1} {:>7} {:>6.2} {:>5} {:>8.1} {:>7.2}  {}",
+                    "{:<31} {:>8.1} {:>6.1} {:>7} {:>6.2} {:>4} {:>8.1} {:>6.1}  {}",
                     l.name,
-                    l.ns,
+                    l.ns.median,
+                    l.ns.best,
                     rf,
                     x,
                     if x <= AIM_RATIO { "met" } else { "no" },
-                    l.baseline_ns,
-                    ratio(l.ns, l.baseline_ns),
+                    l.baseline_ns.median,
+                    ratio(l.ns.median, l.baseline_ns.median),
                     l.baseline
                 )?;
             }
@@ -233,7 +243,7 @@ impl Report {
                     .graphs
                     .iter()
                     .find(|g| g.shape == h.shape && g.mode == h.mode && g.requested_tasks == *c)
-                    .map(|g| format!("{:.1} [{:.1}]", g.ns_per_task, g.baseline_ns))
+                    .map(|g| format!("{:.1} [{:.1}]", g.ns_per_task.median, g.baseline_ns.median))
                     .unwrap_or_else(|| "-".into());
                 write!(out, " {cell:>18}")?;
             }
@@ -248,12 +258,13 @@ impl Report {
             json!({
                 "name": l.name,
                 "items": l.items,
-                "ns_per_item": l.ns,
+                "ns_per_item": l.ns.median,
+                "best_ns_per_item": l.ns.best,
                 "reference_ns": l.reference_ns,
-                "ratio_to_reference": l.reference_ns.map(|r| ratio(l.ns, r)),
+                "ratio_to_reference": l.reference_ns.map(|r| ratio(l.ns.median, r)),
                 "baseline": l.baseline,
-                "baseline_ns": l.baseline_ns,
-                "ratio_to_baseline": ratio(l.ns, l.baseline_ns),
+                "baseline_ns": l.baseline_ns.median,
+                "ratio_to_baseline": ratio(l.ns.median, l.baseline_ns.median),
             })
         };
         let graphs: Vec<Value> = self
@@ -268,12 +279,14 @@ impl Report {
                     "warmup_tasks": g.run.warmup_tasks,
                     "submitted": g.run.submitted,
                     "completed": g.run.completed,
-                    "ns_per_task": g.ns_per_task,
+                    "ns_per_task": g.ns_per_task.median,
+                    "best_ns_per_task": g.ns_per_task.best,
+                    "cpu_ns_per_task": g.cpu_ns_per_task,
                     "reference_ns": g.shape.reference_ns(),
-                    "ratio_to_reference": ratio(g.ns_per_task, g.shape.reference_ns()),
+                    "ratio_to_reference": ratio(g.ns_per_task.median, g.shape.reference_ns()),
                     "baseline": GRAPH_BASELINE,
-                    "baseline_ns": g.baseline_ns,
-                    "ratio_to_baseline": ratio(g.ns_per_task, g.baseline_ns),
+                    "baseline_ns": g.baseline_ns.median,
+                    "ratio_to_baseline": ratio(g.ns_per_task.median, g.baseline_ns.median),
                 })
             })
             .collect();
@@ -313,12 +326,22 @@ mod tests {
             warmup_tasks: 0,
             timed_tasks: tasks,
             elapsed_ns: 0,
+            cpu_ns: 0,
             submitted: tasks,
             completed: tasks,
             kernel_runs: 0,
             stamp_errors: 0,
         };
-        GraphLine { shape, mode: TensorMode::Ext, requested_tasks: tasks, ns_per_task: ns, baseline_ns: 10.0, run }
+        let s = |v| Sampled { median: v, best: v };
+        GraphLine {
+            shape,
+            mode: TensorMode::Ext,
+            requested_tasks: tasks,
+            ns_per_task: s(ns),
+            cpu_ns_per_task: ns,
+            baseline_ns: s(10.0),
+            run,
+        }
     }
 
     #[test]
