@@ -207,9 +207,9 @@ struct Job {
     seed: Tensor,
     /// Check mode: the counters' address.
     check: Option<u64>,
-    /// How a consumer passes its producer's output: `Arg::Input` (a dependency); tests pass
-    /// `Arg::NoDep` to prove the check sees a missing dependency.
-    read: fn(Tensor) -> Arg,
+    /// Consumers read their producer's output as `Arg::Input` (a dependency); tests clear this
+    /// (`Arg::NoDep`) to prove the check sees a missing dependency.
+    depend: bool,
     next_stamp: u64,
     scope: u64,
     warmup_done: u64,
@@ -234,18 +234,20 @@ impl Job {
         self.next_stamp += 1;
         let stamp = self.next_stamp;
         let n = inputs.len();
-        let mut args = [Arg::NoDep(self.seed); 3];
-        for (a, i) in args.iter_mut().zip(inputs) {
-            *a = (self.read)(i.tensor);
-        }
+        let read = |t: Tensor| if self.depend { Arg::Input(t) } else { Arg::NoDep(t) };
         let ext = self.ext_tensor(stamp);
-        args[n] = match self.mode {
+        let out = match self.mode {
             TensorMode::Ext => Arg::OutputExisting(ext),
             TensorMode::Rt => Arg::Output(OutputSpec { bytes: TENSOR_BYTES, dtype: DType::U8 }),
         };
+        let args = match *inputs {
+            [a] => [read(a.tensor), out, out],
+            [a, b] => [read(a.tensor), read(b.tensor), out],
+            _ => return Err(o.fatal(n as u64)),
+        };
         let spec = TaskSpec::aiv(KERNEL, &args[..=n]);
         let submitted = match self.check {
-            None => o.submit(&spec)?,
+            None => o.submit(&spec),
             Some(counters) => {
                 let mut scalars = [0u64; 5];
                 for (s, i) in scalars.iter_mut().zip(inputs) {
@@ -253,12 +255,12 @@ impl Job {
                     *s = if stale { UNCHECKED } else { i.stamp };
                 }
                 scalars[n..n + 3].copy_from_slice(&[n as u64, stamp, counters]);
-                o.submit(&spec.scalars(&scalars[..n + 3]))?
+                o.submit(&spec.scalars(&scalars[..n + 3]))
             }
         };
         let tensor = match self.mode {
-            TensorMode::Ext => ext,
-            TensorMode::Rt => submitted.output(0),
+            TensorMode::Ext => submitted.map(|_| ext)?,
+            TensorMode::Rt => submitted?.output(0),
         };
         let node = Node { tensor, stamp, scope: self.scope };
         self.last = Some(node);
@@ -356,7 +358,7 @@ impl GraphBench {
     /// Runs `warmup` tasks then `tasks` timed ones (both rounded up to whole scopes) with instant
     /// virtual cores, and checks that every task was completed and released.
     pub fn run(&self, shape: Shape, mode: TensorMode, warmup: u64, tasks: u64) -> Result<GraphRun, String> {
-        self.run_job(shape, mode, warmup, tasks, None, Arg::Input).map(|(r, _)| r)
+        self.run_job(shape, mode, warmup, tasks, None, true).map(|(r, _)| r)
     }
 
     fn run_job(
@@ -366,7 +368,7 @@ impl GraphBench {
         warmup: u64,
         tasks: u64,
         check: Option<(&CheckCounters, u64)>,
-        read: fn(Tensor) -> Arg,
+        depend: bool,
     ) -> Result<(GraphRun, Job), String> {
         let job = Job {
             shape,
@@ -376,7 +378,7 @@ impl GraphBench {
             ext_base: self.ext.addr().get(),
             seed: Tensor::external(self.seed.addr(), TENSOR_BYTES, DType::U8),
             check: check.map(|(c, _)| c as *const CheckCounters as u64),
-            read,
+            depend,
             next_stamp: 0,
             scope: 0,
             warmup_done: 0,
@@ -461,7 +463,7 @@ pub fn check(
     tasks: u64,
     seed: u64,
 ) -> Result<CheckedRun, String> {
-    check_with(bench, shape, mode, (warmup, tasks), seed, Arg::Input)
+    check_with(bench, shape, mode, (warmup, tasks), seed, true)
 }
 
 fn check_with(
@@ -470,7 +472,7 @@ fn check_with(
     mode: TensorMode,
     (warmup, tasks): (u64, u64),
     seed: u64,
-    read: fn(Tensor) -> Arg,
+    depend: bool,
 ) -> Result<CheckedRun, String> {
     // SAFETY: the ext buffers and the seed belong to `bench`; nothing else uses them now.
     unsafe {
@@ -478,7 +480,7 @@ fn check_with(
         std::ptr::write_bytes(bench.seed.ptr(), 0, bench.seed.len() as usize);
     }
     let counters = CheckCounters::default();
-    let (run, job) = bench.run_job(shape, mode, warmup, tasks, Some((&counters, seed)), read)?;
+    let (run, job) = bench.run_job(shape, mode, warmup, tasks, Some((&counters, seed)), depend)?;
     let last = job.last.ok_or("no task was submitted")?;
     // SAFETY: the last output is a live host buffer (ext region or runtime heap) of 1 KiB.
     let last_stamp_found = unsafe { (last.tensor.addr() as *const u64).read_volatile() };
@@ -579,7 +581,7 @@ mod tests {
     #[test]
     fn the_check_sees_a_consumer_that_does_not_wait_for_its_producer() {
         let bench = GraphBench::new(&small()).unwrap();
-        let c = check_with(&bench, Shape::Chain, TensorMode::Ext, (0, 512), 7, Arg::NoDep).unwrap();
+        let c = check_with(&bench, Shape::Chain, TensorMode::Ext, (0, 512), 7, false).unwrap();
         assert_eq!(c.run.kernel_runs, 512);
         assert!(c.run.stamp_errors > 0, "shuffled independent tasks must read stale stamps");
     }
