@@ -229,7 +229,9 @@ impl Job {
         Tensor::external(DevAddr(self.ext_base + k * TENSOR_BYTES), TENSOR_BYTES, DType::U8)
     }
 
-    /// Submits one task reading `inputs`; returns its output.
+    /// Submits one task reading `inputs`; returns its output. Inlined: returning the node
+    /// through memory costs a store-forwarding stall per task.
+    #[inline(always)]
     fn task(&mut self, o: &mut Orchestrator<'_, '_>, inputs: &[Node]) -> Result<Node, OrchError> {
         self.next_stamp += 1;
         let stamp = self.next_stamp;
