@@ -28,6 +28,8 @@ pub struct DescriptorTraffic {
     payloads: HostRegion,
     slots: HostRegion,
     template: Vec<u8>,
+    /// Tasks published so far (a run continues where the last one stopped, like task ids).
+    next: u64,
 }
 
 impl DescriptorTraffic {
@@ -44,6 +46,7 @@ impl DescriptorTraffic {
             payloads: HostRegion::new(window * size_of::<TaskPayload>() as u64),
             slots: HostRegion::new(window * size_of::<SlotState>() as u64),
             template,
+            next: 0,
         }
     }
 
@@ -54,9 +57,11 @@ impl DescriptorTraffic {
         let (d, p, s) = (self.descriptors.ptr(), self.payloads.ptr(), self.slots.ptr());
         let tensors_at = offset_of!(TaskPayload, tensors);
         let fanin_at = offset_of!(TaskPayload, fanin);
+        let first = self.next;
+        self.next += tasks;
         super::ns_per_item(tasks, || {
-            for i in 0..tasks {
-                let t = pattern[(i % pattern.len() as u64) as usize];
+            for i in first..first + tasks {
+                let t = pattern[((i - first) % pattern.len() as u64) as usize];
                 let slot = (i & mask) as usize;
                 // SAFETY: `slot < window`; every copy stays inside its array's element and reads
                 // from the template, which is as large as a payload.

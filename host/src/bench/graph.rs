@@ -514,12 +514,11 @@ pub fn measure(
 ) -> Result<GraphLine, String> {
     let mut last = None;
     let mut cpu = Vec::new();
-    let window = plan.sizing.task_window_sizes[BENCH_RING];
     let (ns, baseline_ns) = super::interleaved(
         plan.reps,
         || {
-            // Warm the arrays like the figure's warm-up warms the runtime.
-            traffic.run(shape.traffic(), window.min(plan.warmup));
+            // The same warm-up as the figure's.
+            traffic.run(shape.traffic(), plan.warmup);
             traffic.run(shape.traffic(), tasks)
         },
         || {
