@@ -2,8 +2,9 @@
 //! pushes and pops in batches of 32 on one thread, and one producer and one consumer thread.
 //!
 //! Baselines: a plain (non-atomic) ring buffer doing the same pushes and pops on one thread, and
-//! a single-producer single-consumer ring (one atomic cursor per side, no compare-and-swap)
-//! between two threads that wait the same way.
+//! a single-producer single-consumer ring (one atomic cursor per side, each side reading the
+//! other's only when the ring looks full or empty, no compare-and-swap) between two threads that
+//! wait the same way.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,10 +131,11 @@ fn check(bad: u64, what: &str) -> Result<(), String> {
 
 /// Runs `push(0..items)` on a new thread and `pop()` `items` times on this one; returns the sum
 /// of the popped values and the nanoseconds per item from the start barrier to the last pop.
-fn producer_consumer(items: u64, push: impl Fn(u64) + Send + Sync, pop: impl Fn() -> u64) -> (u64, f64) {
+fn producer_consumer(items: u64, mut push: impl FnMut(u64) + Send, mut pop: impl FnMut() -> u64) -> (u64, f64) {
     let start = Barrier::new(2);
     std::thread::scope(|s| {
-        s.spawn(|| {
+        let start = &start;
+        s.spawn(move || {
             start.wait();
             for i in 0..items {
                 push(i);
@@ -214,40 +216,51 @@ impl SpscRing {
         }
     }
 
-    fn push(&self, v: u64) -> bool {
+    /// Pushes unless full; `tail_seen` is the producer's last view of the consumer's cursor,
+    /// refreshed only when the ring looks full (so the cursors' lines move only when needed).
+    fn push(&self, v: u64, tail_seen: &mut u64) -> bool {
         let h = self.head.load(Ordering::Relaxed);
-        if h - self.tail.load(Ordering::Acquire) == self.cells.len() as u64 {
-            return false;
+        let cap = self.cells.len() as u64;
+        if h - *tail_seen == cap {
+            *tail_seen = self.tail.load(Ordering::Acquire);
+            if h - *tail_seen == cap {
+                return false;
+            }
         }
-        self.cells[(h as usize) & (self.cells.len() - 1)].store(v, Ordering::Relaxed);
+        self.cells[(h & (cap - 1)) as usize].store(v, Ordering::Relaxed);
         self.head.store(h + 1, Ordering::Release);
         true
     }
 
-    fn pop(&self) -> Option<u64> {
+    /// Pops unless empty; `head_seen` is the consumer's last view of the producer's cursor.
+    fn pop(&self, head_seen: &mut u64) -> Option<u64> {
         let t = self.tail.load(Ordering::Relaxed);
-        if t == self.head.load(Ordering::Acquire) {
-            return None;
+        if t == *head_seen {
+            *head_seen = self.head.load(Ordering::Acquire);
+            if t == *head_seen {
+                return None;
+            }
         }
-        let v = self.cells[(t as usize) & (self.cells.len() - 1)].load(Ordering::Relaxed);
+        let v = self.cells[(t & (self.cells.len() as u64 - 1)) as usize].load(Ordering::Relaxed);
         self.tail.store(t + 1, Ordering::Release);
         Some(v)
     }
 
     /// One producer thread pushes `items`, this thread pops them; Err if any is lost.
     pub fn two_threads(&self, items: u64) -> Result<f64, String> {
+        let (mut tail_seen, mut head_seen) = (self.tail.load(Ordering::Acquire), self.head.load(Ordering::Acquire));
         let (sum, ns) = producer_consumer(
             items,
             |v| {
                 let mut spins = 0;
-                while !self.push(v) {
+                while !self.push(v, &mut tail_seen) {
                     wait(&mut spins);
                 }
             },
             || {
                 let mut spins = 0;
                 loop {
-                    if let Some(v) = self.pop() {
+                    if let Some(v) = self.pop(&mut head_seen) {
                         return v;
                     }
                     wait(&mut spins);
