@@ -63,6 +63,9 @@ pub struct LaunchDescriptor {
 /// `LaunchDescriptor::flags`: run the deterministic single-thread mode (the orchestrator thread
 /// also schedules, virtual cores complete a task when it is dispatched).
 pub const LAUNCH_FLAG_DETERMINISTIC: u64 = 1 << 0;
+/// `LaunchDescriptor::flags`, with [`LAUNCH_FLAG_DETERMINISTIC`]: virtual cores complete a task
+/// without running its kernels (scheduling-cost measurements).
+pub const LAUNCH_FLAG_NOOP_CORES: u64 = 1 << 1;
 
 /// `OrchArg::kind`: a tensor (`value` = device address, `bytes` = size).
 pub const ORCH_ARG_TENSOR: u32 = 0;

@@ -192,6 +192,13 @@ pub struct RingSchedState {
     pub _pad: [u8; 48],
 }
 
+/// `SchedThreadState::running`: the thread has not started.
+pub const THREAD_NOT_STARTED: u32 = 0;
+/// `SchedThreadState::running`: the thread runs.
+pub const THREAD_RUNNING: u32 = 1;
+/// `SchedThreadState::running`: the thread finished (its cores are shut down).
+pub const THREAD_EXITED: u32 = 2;
+
 /// Per scheduler thread statistics and liveness (one writer: that thread).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -202,10 +209,18 @@ pub struct SchedThreadState {
     pub tasks_completed: u64,
     /// Monotonic time of the last progress, in nanoseconds.
     pub last_progress_ns: u64,
-    /// Nonzero while the thread runs.
+    /// `THREAD_*`.
     pub running: u32,
+    /// Cores that did not acknowledge exit within the shutdown deadline.
+    pub cores_not_exited: u32,
+    /// Blocks whose kernel faulted (unknown kernel, failed kernel); each still counts as done.
+    pub kernel_faults: u64,
+    /// Task of the first faulted block, or `NO_TASK`.
+    pub first_fault_task: u64,
+    /// Owned cores running a block, as of the thread's last round.
+    pub cores_busy: u32,
     /// Explicit padding to one cache line.
-    pub _pad: [u8; 36],
+    pub _pad: [u8; 12],
 }
 
 /// Cursors of a bounded MPMC ready queue; cells follow the header.

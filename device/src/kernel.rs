@@ -17,14 +17,3 @@ pub struct KernelInvocation<'a> {
 
 /// A compute kernel of the simulated device.
 pub type SimKernelFn = fn(&KernelInvocation<'_>);
-
-/// Calls the simulated kernel whose address is `addr`.
-///
-/// # Safety
-/// On the simulated device a kernel address is a [`SimKernelFn`] pointer registered by the host;
-/// `addr` must be one.
-pub unsafe fn call_sim_kernel(addr: pto_abi::DevAddr, invocation: &KernelInvocation<'_>) {
-    // SAFETY: guaranteed by the caller: the address is a `SimKernelFn`.
-    let f: SimKernelFn = unsafe { core::mem::transmute::<usize, SimKernelFn>(addr.0 as usize) };
-    f(invocation)
-}

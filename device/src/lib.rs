@@ -7,6 +7,7 @@
 pub use pto_abi as abi;
 
 pub mod aicore;
+pub mod aicpu;
 pub mod boot;
 pub mod deppool;
 #[cfg(any(test, feature = "std"))]

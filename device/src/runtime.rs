@@ -2,7 +2,7 @@
 //! lifecycle operations both sides perform: routing a ready task, completing a task, releasing a
 //! producer, ending a scope's reference, and advancing a ring's watermark (DESIGN §5).
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use pto_abi::consts::RING_COUNT;
 use pto_abi::task::{task_id_local, task_id_ring, TaskState, FANOUT_SCOPE_REF, NO_TASK, SLOT_FLAG_READY_CLAIMED};
@@ -79,12 +79,47 @@ pub struct Runtime<'p> {
     pub funcs: FuncTable,
     /// No-progress budgets.
     pub budgets: Budgets,
+    /// True when exactly one thread uses the runtime (the deterministic mode): slot locks and
+    /// read-modify-writes become plain loads and stores with the same memory effects.
+    exclusive: bool,
+}
+
+/// A set of rings whose watermark may advance (bit `r` = ring `r`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingSet(pub u32);
+
+impl RingSet {
+    /// Adds the ring of `task`.
+    #[inline(always)]
+    pub fn add_task(&mut self, task: u64) {
+        self.0 |= 1 << (task_id_ring(task) & (RING_COUNT as u32 - 1));
+    }
+
+    /// Adds every ring of `other`.
+    #[inline(always)]
+    pub fn merge(&mut self, other: RingSet) {
+        self.0 |= other.0;
+    }
 }
 
 impl<'p> Runtime<'p> {
     /// A context over a booted runtime.
     pub fn new(view: RuntimeView, platform: &'p dyn Platform, funcs: FuncTable, budgets: Budgets) -> Self {
-        Runtime { view, platform, funcs, budgets }
+        Runtime { view, platform, funcs, budgets, exclusive: false }
+    }
+
+    /// Declares that only the calling thread uses the runtime from now on (or lifts that).
+    ///
+    /// # Safety
+    /// While set, no other thread may touch the runtime's arena, SM or heap.
+    pub unsafe fn set_exclusive(&mut self, exclusive: bool) {
+        self.exclusive = exclusive;
+    }
+
+    /// True in the single-thread mode.
+    #[inline(always)]
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
     }
 
     /// The slot state of a task.
@@ -94,25 +129,72 @@ impl<'p> Runtime<'p> {
         unsafe { SlotRef::new(self.view.slot(task)) }
     }
 
-    /// Pushes a ready task onto the queue of its shape, exactly once per readiness.
+    /// Takes a slot's fanout lock (nothing to take in the single-thread mode).
+    #[inline(always)]
+    pub fn lock_slot(&self, slot: &SlotRef) {
+        if !self.exclusive {
+            slot.lock().lock(self.platform);
+        }
+    }
+
+    /// Releases a slot's fanout lock.
+    #[inline(always)]
+    pub fn unlock_slot(&self, slot: &SlotRef) {
+        if !self.exclusive {
+            slot.lock().unlock();
+        }
+    }
+
+    /// `a += v`, returning the old value (atomically unless single-threaded).
+    #[inline(always)]
+    pub fn add_u32(&self, a: &AtomicU32, v: u32) -> u32 {
+        if self.exclusive {
+            let old = a.load(Ordering::Relaxed);
+            a.store(old.wrapping_add(v), Ordering::Relaxed);
+            old
+        } else {
+            a.fetch_add(v, Ordering::AcqRel)
+        }
+    }
+
+    /// Pushes a ready task onto the queue of its shape, exactly once per readiness: only the
+    /// thread that brought the task's fanin refcount to its count routes it.
+    #[inline]
     pub fn route(&self, task: u64) {
         let slot = self.slot(task);
-        let prev = slot.flags().fetch_or(SLOT_FLAG_READY_CLAIMED, Ordering::AcqRel);
-        debug_assert!(prev & SLOT_FLAG_READY_CLAIMED == 0, "task {task:#x} routed twice");
-        if prev & SLOT_FLAG_READY_CLAIMED != 0 {
-            return;
-        }
+        let flags = slot.flags().load(Ordering::Relaxed);
+        debug_assert!(flags & SLOT_FLAG_READY_CLAIMED == 0, "task {task:#x} routed twice");
+        slot.flags().store(flags | SLOT_FLAG_READY_CLAIMED, Ordering::Relaxed);
         let shape = Shape::of_lane_mask(slot.lane_mask().load(Ordering::Relaxed));
         self.push_ready(shape, task);
     }
 
     /// Pushes onto a ready queue. The queues hold every live task, so a push cannot fail for
     /// long; a transient refusal is waited out.
+    #[inline]
     pub fn push_ready(&self, shape: Shape, task: u64) {
         let q = &self.view.queues[shape.index()];
+        if self.exclusive {
+            if q.push_exclusive(task).is_ok() {
+                return;
+            }
+        } else if q.push(task).is_ok() {
+            return;
+        }
         let mut backoff = Backoff::new();
         while q.push(task).is_err() {
             backoff.snooze(self.platform);
+        }
+    }
+
+    /// Pops the oldest ready task of `shape`.
+    #[inline]
+    pub fn pop_ready(&self, shape: Shape) -> Option<u64> {
+        let q = &self.view.queues[shape.index()];
+        if self.exclusive {
+            q.pop_exclusive()
+        } else {
+            q.pop()
         }
     }
 
@@ -121,7 +203,7 @@ impl<'p> Runtime<'p> {
     #[inline]
     pub fn add_fanin(&self, task: u64, n: u32) {
         let slot = self.slot(task);
-        let before = slot.fanin_refcount().fetch_add(n, Ordering::AcqRel);
+        let before = self.add_u32(slot.fanin_refcount(), n);
         if before + n == slot.fanin_count().load(Ordering::Relaxed) {
             self.route(task);
         }
@@ -148,17 +230,18 @@ impl<'p> Runtime<'p> {
     }
 
     /// Completes `task` (every FIN received, or a dependency-only task made ready): releases its
-    /// producers, marks it COMPLETED, and notifies every consumer waiting for it.
-    pub fn complete(&self, task: u64) {
+    /// producers, marks it COMPLETED, and notifies every consumer waiting for it. Returns the rings
+    /// in which a task became CONSUMED (advance them with [`Runtime::advance`]).
+    #[inline]
+    pub fn complete(&self, task: u64) -> RingSet {
         // Release producers first: once COMPLETED the slot may be consumed and reused at once.
-        self.release_producers(task);
+        let mut rings = self.release_producers(task);
         let slot = self.slot(task);
-        let lock = slot.lock();
-        lock.lock(self.platform);
+        self.lock_slot(&slot);
         slot.task_state().store(TaskState::Completed as u32, Ordering::Release);
         let head = NodeRef(slot.fanout_head().load(Ordering::Relaxed));
         let consumed = Self::consume_if_done(&slot);
-        lock.unlock();
+        self.unlock_slot(&slot);
         // Every node of the list belongs to a consumer still waiting for this task, so none is
         // reclaimed before it is read; each node is read before its consumer is notified.
         let mut node = head;
@@ -168,11 +251,13 @@ impl<'p> Runtime<'p> {
             node = next;
         }
         if consumed {
-            self.try_advance(task_id_ring(task) as usize);
+            rings.add_task(task);
         }
+        rings
     }
 
-    fn release_producers(&self, task: u64) {
+    fn release_producers(&self, task: u64) -> RingSet {
+        let mut rings = RingSet::default();
         let payload = self.view.payload(task);
         // SAFETY: the payload belongs to a live task being completed by this thread.
         let (count, spill_head) = unsafe { ((*payload).fanin_count, (*payload).fanin_spill_head) };
@@ -180,45 +265,53 @@ impl<'p> Runtime<'p> {
         for i in 0..inline {
             // SAFETY: `i < INLINE_FANIN`.
             let p = unsafe { (*payload).fanin[i] };
-            if p != NO_TASK {
-                self.release(p);
+            if p != NO_TASK && self.release(p) {
+                rings.add_task(p);
             }
         }
         let mut node = NodeRef(spill_head);
         while !node.is_null() {
             let (p, next) = self.view.dep_pools.read(node);
-            if p != NO_TASK {
-                self.release(p);
+            if p != NO_TASK && self.release(p) {
+                rings.add_task(p);
             }
             node = next;
         }
+        rings
     }
 
-    /// A consumer of `producer` is done with it.
-    pub fn release(&self, producer: u64) {
+    /// A consumer of `producer` is done with it; true when the producer became CONSUMED.
+    #[inline]
+    pub fn release(&self, producer: u64) -> bool {
         let slot = self.slot(producer);
-        let lock = slot.lock();
-        lock.lock(self.platform);
+        self.lock_slot(&slot);
         let r = slot.fanout_refcount().load(Ordering::Relaxed);
         slot.fanout_refcount().store(r + 1, Ordering::Relaxed);
         let consumed = Self::consume_if_done(&slot);
-        lock.unlock();
-        if consumed {
-            self.try_advance(task_id_ring(producer) as usize);
-        }
+        self.unlock_slot(&slot);
+        consumed
     }
 
-    /// The scope holding `task` ended.
-    pub fn drop_scope_ref(&self, task: u64) {
+    /// The scope holding `task` ended; true when the task became CONSUMED.
+    #[inline]
+    pub fn drop_scope_ref(&self, task: u64) -> bool {
         let slot = self.slot(task);
-        let lock = slot.lock();
-        lock.lock(self.platform);
+        self.lock_slot(&slot);
         let c = slot.fanout_count().load(Ordering::Relaxed);
         slot.fanout_count().store(c & !FANOUT_SCOPE_REF, Ordering::Relaxed);
         let consumed = Self::consume_if_done(&slot);
-        lock.unlock();
-        if consumed {
-            self.try_advance(task_id_ring(task) as usize);
+        self.unlock_slot(&slot);
+        consumed
+    }
+
+    /// Advances the watermark of every ring in `rings`.
+    #[inline]
+    pub fn advance(&self, rings: RingSet) {
+        let mut bits = rings.0;
+        while bits != 0 {
+            let r = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            self.try_advance(r);
         }
     }
 
@@ -244,16 +337,31 @@ impl<'p> Runtime<'p> {
                 atomic_u64(core::ptr::addr_of_mut!((*flow).heap_tail)),
             )
         };
+        let oldest_consumed = || {
+            let alive = alive_word.load(Ordering::Acquire);
+            alive < current_word.load(Ordering::Acquire)
+                // SAFETY: the slot array is valid; the slot of `alive` holds task `alive`.
+                && unsafe { SlotRef::new(rv.slot(alive as u32)) }.task_state().load(Ordering::Acquire)
+                    == TaskState::Consumed as u32
+        };
+        // Whoever consumes the oldest task advances; nothing to do while it is live.
+        if !oldest_consumed() {
+            return;
+        }
         let lock = WordLock::new(lock_word);
         loop {
-            if !lock.try_lock() {
+            if self.exclusive {
+                // Single thread: no other advancer can exist.
+            } else if !lock.try_lock() {
                 pending.store(1, Ordering::SeqCst);
                 if lock_word.load(Ordering::SeqCst) != 0 {
                     return; // the holder will see the note
                 }
                 continue;
             }
-            pending.store(0, Ordering::SeqCst);
+            if !self.exclusive {
+                pending.store(0, Ordering::SeqCst);
+            }
             let start = alive_word.load(Ordering::Relaxed);
             let current = current_word.load(Ordering::Acquire);
             let mut alive = start;
@@ -279,6 +387,9 @@ impl<'p> Runtime<'p> {
                 let tail = dep_tail.load(Ordering::Relaxed);
                 dep_tail.store(DepPoolCursor::widen_mark(mark, tail).max(tail), Ordering::Relaxed);
                 alive_word.store(alive, Ordering::Release);
+            }
+            if self.exclusive {
+                return;
             }
             lock_word.store(0, Ordering::SeqCst);
             if pending.load(Ordering::SeqCst) == 0 {

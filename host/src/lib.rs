@@ -8,5 +8,6 @@ pub mod bench;
 pub mod callable;
 pub mod cli;
 pub mod image;
+pub mod run;
 pub mod runner;
 pub mod sim_cores;

@@ -41,7 +41,7 @@ fn example_then_inspect_prints_layout_children_and_hashes() {
     assert_eq!(doc["total_size"], layout.total_size);
     assert_eq!(doc["header_size"], 12_736);
     assert_eq!(doc["content_hash"], format!("{:#018x}", layout.content_hash));
-    assert_eq!(doc["signature"], serde_json::json!(["in", "in", "out_existing"]));
+    assert_eq!(doc["signature"], serde_json::json!(["in", "in", "out_existing", "nodep"]));
     let children = doc["children"].as_array().unwrap();
     assert_eq!(children.len(), 3);
     assert_eq!(children[2]["func_id"], 2);

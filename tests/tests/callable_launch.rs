@@ -1,116 +1,153 @@
-//! Kernel launches: lazy once-per-runner binary registration, AICore before AICPU, `KernelArgs`
-//! as a device copy; and N launches of one registered cid upload once and register AICore once.
+//! Kernel launches on the simulated device: lazy once-per-runner binary registration, AICore
+//! launched before AICPU, both kernels reading the device copy of `KernelArgs`.
 
 mod callable_support;
 
-use callable_support::MemBackend;
-use pto_abi::launch::{KernelArgs, LaunchDescriptor};
+use std::sync::{Arc, Mutex};
+
+use callable_support::{sim, tracker, Call, Recording};
+use pto_abi::launch::KernelArgs;
 use pto_abi::DevAddr;
-use pto_device::kernel::{KernelInvocation, SimKernelFn};
-use pto_host::backend::{BackendError, BackendOp, DeviceBackend};
-use pto_host::callable::example::{
-    vector_example_callable, VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION,
-};
-use pto_host::callable::{CallableRegistry, KernelLauncher, LaunchShape, LaunchStep, Symbols};
+use pto_host::backend::sim::SimLaunch;
+use pto_host::backend::{BackendError, BackendOp, DeviceBackend, SimBackend};
+use pto_host::callable::{KernelLauncher, LaunchShape, LaunchStep};
+use pto_host::runner::TrackingAllocator;
 use zerocopy::{FromZeros, IntoBytes};
 
-const AICORE: &[u8] = b"aicore-binary";
-const AICPU: &[u8] = b"aicpu-binary";
+/// What one block of a test entry saw: entry, block index, the `KernelArgs` it read.
+type Seen = (&'static str, u32, KernelArgs);
 
-fn kernel_args(tag: u64) -> KernelArgs {
+static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+
+fn record(entry: &'static str, launch: &SimLaunch) -> Result<(), String> {
+    let ptr = launch.args.get() as usize as *const KernelArgs;
+    if ptr.is_null() || !ptr.is_aligned() {
+        return Err(format!("bad kernel args address {}", launch.args));
+    }
+    // SAFETY: on the simulated device a device address is the real address inside the pool, and
+    // the test uploaded a KernelArgs there before launching.
+    let args = unsafe { ptr.read() };
+    SEEN.lock().unwrap().push((entry, launch.block_idx, args));
+    Ok(())
+}
+
+fn aicore_entry(launch: &SimLaunch) -> Result<(), String> {
+    record("aicore", launch)
+}
+
+fn aicpu_entry(launch: &SimLaunch) -> Result<(), String> {
+    record("aicpu", launch)
+}
+
+/// Blocks that saw `tag` in `KernelArgs::flags`, sorted.
+fn seen(tag: u64) -> Vec<(&'static str, u32, u64)> {
+    let mut v: Vec<_> =
+        SEEN.lock().unwrap().iter().filter(|s| s.2.flags == tag).map(|s| (s.0, s.1, s.2.runtime_desc.get())).collect();
+    v.sort();
+    v
+}
+
+fn device() -> (Arc<SimBackend>, Arc<Recording>, TrackingAllocator) {
+    let sim = sim();
+    sim.register_entry("test_aicore", aicore_entry);
+    sim.register_entry("test_aicpu", aicpu_entry);
+    let rec = Arc::new(Recording::new(sim.clone()));
+    let mem = TrackingAllocator::new(rec.clone() as Arc<dyn DeviceBackend>);
+    (sim, rec, mem)
+}
+
+fn launcher() -> KernelLauncher {
+    KernelLauncher::new(b"test_aicore".to_vec(), b"test_aicpu".to_vec())
+}
+
+/// Writes `KernelArgs` tagged `tag` into the device copy at `addr`.
+fn stage(backend: &dyn DeviceBackend, addr: DevAddr, tag: u64) {
     let mut args = KernelArgs::new_zeroed();
     args.runtime_desc = DevAddr(0x1000 + tag);
-    args.register_table = DevAddr(0x2000 + tag);
-    args.core_count = 72;
-    args.block_dim = 24;
-    args
+    args.flags = tag;
+    backend.copy_to_device(addr, args.as_bytes()).unwrap();
 }
 
-const SHAPES: (LaunchShape, LaunchShape) = (LaunchShape { block_dim: 24 }, LaunchShape { block_dim: 4 });
+const AICORE: LaunchShape = LaunchShape { block_dim: 3 };
+const AICPU: LaunchShape = LaunchShape { block_dim: 2 };
 
 #[test]
-fn aicore_is_launched_before_aicpu_with_a_device_copy_of_kernel_args() {
-    let backend = MemBackend::new();
-    let stream = backend.stream_create().unwrap();
-    let mut launcher = KernelLauncher::new(AICORE.to_vec(), AICPU.to_vec());
-    let args = kernel_args(1);
-    let addr = launcher.launch(&backend, stream, &args, SHAPES.0, SHAPES.1).unwrap();
-    let launches = backend.launches();
-    assert_eq!(launches.len(), 2);
-    assert_eq!(launches[0].binary, AICORE);
-    assert_eq!(launches[0].block_dim, 24);
-    assert_eq!(launches[1].binary, AICPU);
-    assert_eq!(launches[1].block_dim, 4);
-    for l in &launches {
-        assert_eq!(l.args, addr);
-        assert_eq!(l.args_bytes, args.as_bytes(), "the kernel sees the KernelArgs copy");
-    }
-    assert_eq!(launcher.kernel_args_addr(), Some(addr));
+fn aicore_is_launched_before_aicpu_and_both_read_the_device_copy_of_kernel_args() {
+    let (_sim, rec, mut mem) = device();
+    let args = mem.alloc(size_of::<KernelArgs>() as u64).unwrap();
+    stage(rec.as_ref(), args, 0xa1);
+    let mut l = launcher();
+    l.launch(rec.as_ref(), args, AICORE, AICPU).unwrap();
+    l.synchronize(rec.as_ref()).unwrap();
+
+    let calls = rec.calls();
+    let [Call::Register(b0, h0), Call::Launch { kernel: k0, stream: s0, block_dim: 3, args: a0 }, Call::Register(b1, h1), Call::Launch { kernel: k1, stream: s1, block_dim: 2, args: a1 }] =
+        &calls[..]
+    else {
+        panic!("unexpected call sequence {calls:?}")
+    };
+    assert_eq!((b0.as_slice(), b1.as_slice()), (&b"test_aicore"[..], &b"test_aicpu"[..]));
+    assert_eq!((k0, k1), (h0, h1));
+    assert_eq!((*a0, *a1), (args, args), "both kernels get the device address of the KernelArgs copy");
+    assert_ne!(s0, s1, "the AICore kernel runs on its own stream");
+    assert_eq!(
+        seen(0xa1),
+        vec![
+            ("aicore", 0, 0x10a1),
+            ("aicore", 1, 0x10a1),
+            ("aicore", 2, 0x10a1),
+            ("aicpu", 0, 0x10a1),
+            ("aicpu", 1, 0x10a1)
+        ]
+    );
 }
 
 #[test]
-fn binaries_register_once_per_runner_and_args_are_rewritten_in_place() {
-    let backend = MemBackend::new();
-    let stream = backend.stream_create().unwrap();
-    let mut launcher = KernelLauncher::new(AICORE.to_vec(), AICPU.to_vec());
-    for tag in 0..5 {
-        launcher.launch(&backend, stream, &kernel_args(tag), SHAPES.0, SHAPES.1).unwrap();
+fn binaries_register_once_per_runner() {
+    let (_sim, rec, mut mem) = device();
+    let args = mem.alloc(size_of::<KernelArgs>() as u64).unwrap();
+    let mut l = launcher();
+    for tag in 0xb0..0xb5 {
+        stage(rec.as_ref(), args, tag);
+        l.launch(rec.as_ref(), args, AICORE, AICPU).unwrap();
+        l.synchronize(rec.as_ref()).unwrap();
+        assert_eq!(seen(tag).len(), 5, "every block of both kernels saw this run's args");
     }
-    let c = launcher.counters();
+    let c = l.counters();
     assert_eq!((c.aicore_registrations, c.aicpu_registrations), (1, 1));
     assert_eq!((c.aicore_launches, c.aicpu_launches), (5, 5));
-    assert_eq!(backend.calls().registrations, 2);
-    assert_eq!(backend.calls().mallocs, 1, "one KernelArgs copy for the runner's lifetime");
-    let launches = backend.launches();
-    assert_eq!(launches[8].args_bytes, kernel_args(4).as_bytes());
-    assert_ne!(launches[0].args_bytes, launches[8].args_bytes);
-    assert!(launches.iter().step_by(2).all(|l| l.binary == AICORE && l.kernel == launches[0].kernel));
-
-    launcher.release(&backend).unwrap();
-    assert_eq!(backend.live_allocations(), 0);
+    let registers = rec.calls().iter().filter(|c| matches!(c, Call::Register(..))).count();
+    assert_eq!(registers, 2);
+    assert!(l.aicore_handle().is_some());
 }
 
 #[test]
 fn a_failed_registration_is_not_cached_and_nothing_is_launched() {
-    let backend = MemBackend::new();
-    let stream = backend.stream_create().unwrap();
-    let mut launcher = KernelLauncher::new(AICORE.to_vec(), AICPU.to_vec());
-    backend.fail_register_in(1);
-    let err = launcher.launch(&backend, stream, &kernel_args(0), SHAPES.0, SHAPES.1).unwrap_err();
+    let (sim, rec, mut mem) = device();
+    let args = mem.alloc(size_of::<KernelArgs>() as u64).unwrap();
+    stage(rec.as_ref(), args, 0xc0);
+    let mut l = launcher();
+    sim.fail_nth(BackendOp::RegisterKernel, 1);
+    let err = l.launch(rec.as_ref(), args, AICORE, AICPU).unwrap_err();
     assert_eq!(err.step, LaunchStep::RegisterAicore);
     assert_eq!(err.source, BackendError::InjectedFault { op: BackendOp::RegisterKernel, nth: 1 });
-    assert!(backend.launches().is_empty(), "the AICPU is never launched without its AICore");
-    assert_eq!(launcher.aicore_handle(), None);
+    assert!(rec.calls().is_empty(), "the AICPU is never launched without its AICore");
+    assert_eq!(l.aicore_handle(), None);
 
-    launcher.launch(&backend, stream, &kernel_args(0), SHAPES.0, SHAPES.1).unwrap();
-    assert_eq!(launcher.counters().aicore_registrations, 1);
-    assert_eq!(backend.launches().len(), 2);
+    l.launch(rec.as_ref(), args, AICORE, AICPU).unwrap();
+    l.synchronize(rec.as_ref()).unwrap();
+    assert_eq!(l.counters().aicore_registrations, 1);
+    assert_eq!(seen(0xc0).len(), 5);
 }
 
-fn k(_: &KernelInvocation<'_>) {}
-
 #[test]
-fn n_launches_of_one_cid_upload_once_and_register_aicore_once() {
-    let backend = MemBackend::new();
-    let stream = backend.stream_create().unwrap();
-    let mut symbols: Symbols<fn()> = Symbols::default();
-    for name in [VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL] {
-        symbols.kernels.define(name, k as SimKernelFn).unwrap();
-    }
-    symbols.orchestrations.define(VECTOR_ORCHESTRATION, || {}).unwrap();
-    let mut registry = CallableRegistry::new();
-    let mut launcher = KernelLauncher::new(AICORE.to_vec(), AICPU.to_vec());
-    registry.register_callable(&backend, &symbols, 0, &vector_example_callable().unwrap()).unwrap();
-
-    let mut desc = LaunchDescriptor::new_zeroed();
-    for run in 0..10 {
-        let art = registry.artifacts(0).unwrap();
-        art.replay_into(&mut desc).unwrap();
-        assert_eq!(desc.func_count, 3);
-        launcher.launch(&backend, stream, &kernel_args(run), SHAPES.0, SHAPES.1).unwrap();
-    }
-    assert_eq!(registry.counters().uploads, 1);
-    assert_eq!(registry.counters().orchestration_registrations, 1);
-    assert_eq!(launcher.counters().aicore_registrations, 1);
-    assert_eq!(launcher.counters().aicore_launches, 10);
+fn an_unknown_binary_is_reported_by_name() {
+    let sim = sim();
+    let mut mem = tracker(&sim);
+    let args = mem.alloc(size_of::<KernelArgs>() as u64).unwrap();
+    let mut l = KernelLauncher::new(b"no_such_aicore".to_vec(), b"test_aicpu".to_vec());
+    let err = l.launch(sim.as_ref(), args, AICORE, AICPU).unwrap_err();
+    assert_eq!(err.step, LaunchStep::RegisterAicore);
+    assert!(err.to_string().contains("no_such_aicore"), "{err}");
+    assert_eq!(sim.counters().launches, 0);
 }

@@ -3,40 +3,20 @@
 
 mod callable_support;
 
-use callable_support::MemBackend;
+use callable_support::{k_add, k_add_scalar, k_mul, read, sim, tracker, vector_symbols as symbols, TestOrch};
 use pto_abi::callable::{ChipCallableView, CHIP_HEADER_SIZE};
 use pto_abi::launch::LaunchDescriptor;
-use pto_abi::task::TensorDirection::{InOut, Input, Output, OutputExisting};
+use pto_abi::task::TensorDirection::{InOut, Input, NoDep, Output, OutputExisting};
 use pto_abi::DevAddr;
-use pto_device::kernel::{KernelInvocation, SimKernelFn};
+use pto_device::aicore::KernelResolver;
+use pto_device::kernel::SimKernelFn;
 use pto_host::backend::{BackendError, BackendOp};
-use pto_host::callable::example::{
-    vector_example_callable, VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION,
-};
+use pto_host::callable::example::{vector_example_callable, VECTOR_ADD, VECTOR_MUL, VECTOR_ORCHESTRATION};
 use pto_host::callable::{
     check_args_against_signature, compute_chip_callable_layout, BindError, CallableRegistry, ChipCallable,
-    CoreCallable, Orchestration, RegistryCounters, RegistryError, SymbolError, SymbolKind, Symbols, UploadError,
+    CoreCallable, Orchestration, RegistryCounters, RegistryError, SymbolError, SymbolKind, UploadError,
 };
 use zerocopy::FromZeros;
-
-/// The orchestration function type of these tests.
-type TestOrch = fn() -> &'static str;
-
-fn orch_vector() -> &'static str {
-    "vector"
-}
-fn k_add(_: &KernelInvocation<'_>) {}
-fn k_add_scalar(_: &KernelInvocation<'_>) {}
-fn k_mul(_: &KernelInvocation<'_>) {}
-
-fn symbols() -> Symbols<TestOrch> {
-    let mut s = Symbols::default();
-    s.kernels.define(VECTOR_ADD, k_add as SimKernelFn).unwrap();
-    s.kernels.define(VECTOR_ADD_SCALAR, k_add_scalar as SimKernelFn).unwrap();
-    s.kernels.define(VECTOR_MUL, k_mul as SimKernelFn).unwrap();
-    s.orchestrations.define(VECTOR_ORCHESTRATION, orch_vector as TestOrch).unwrap();
-    s
-}
 
 fn other_callable() -> ChipCallable {
     ChipCallable::build(
@@ -53,12 +33,13 @@ fn counters(uploads: u64, dedup_hits: u64, frees: u64) -> RegistryCounters {
 
 #[test]
 fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
-    let backend = MemBackend::new();
+    let sim = sim();
+    let mut mem = tracker(&sim);
     let syms = symbols();
     let mut reg = CallableRegistry::new();
     let blob = vector_example_callable().unwrap();
     let layout = compute_chip_callable_layout(blob.as_bytes()).unwrap();
-    let art = reg.register_callable(&backend, &syms, 3, &blob).unwrap();
+    let art = reg.register_callable(&mut mem, &syms, 3, &blob).unwrap();
 
     assert_eq!(art.cid, 3);
     assert_eq!(art.content_hash, layout.content_hash);
@@ -68,7 +49,7 @@ fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
     assert_eq!(art.orchestration_name, VECTOR_ORCHESTRATION);
     assert_eq!((art.orchestration)(), "vector");
     assert_eq!(art.config_name, "default");
-    assert_eq!(art.signature, vec![Input, Input, OutputExisting]);
+    assert_eq!(art.signature, vec![Input, Input, OutputExisting, NoDep]);
     let expected: Vec<(u32, DevAddr)> =
         layout.children.iter().map(|c| (c.func_id, DevAddr(art.device_base.get() + c.code_offset))).collect();
     assert_eq!(art.child_addrs().collect::<Vec<_>>(), expected);
@@ -78,16 +59,17 @@ fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
         assert_eq!(child.kernel_name, child.name);
     }
     assert_eq!(art.children[1].signature, vec![Input, Output]);
-    let by_id = art.sim_kernels_by_func_id();
-    assert_eq!(by_id.len(), 3);
-    assert!(std::ptr::fn_addr_eq(by_id[2].unwrap(), k_mul as SimKernelFn));
-    assert!(std::ptr::fn_addr_eq(art.kernel_at(expected[1].1).unwrap(), k_add_scalar as SimKernelFn));
-    assert!(art.kernel_at(art.device_base).is_none());
+    assert_eq!(art.func_table(), expected.iter().map(|&(_, a)| a).collect::<Vec<_>>());
+    let table = art.sim_kernel_table();
+    assert_eq!(table.len(), 3);
+    assert!(std::ptr::fn_addr_eq(table.resolve(expected[1].1).unwrap(), k_add_scalar as SimKernelFn));
+    assert!(table.resolve(art.device_base).is_none(), "only code addresses resolve");
 
     // One allocation, one copy; the device copy validates and carries the resolved addresses.
-    let calls = backend.calls();
+    let calls = sim.counters();
     assert_eq!((calls.mallocs, calls.copies_to_device), (1, 1));
-    let device_bytes = backend.read(art.device_base, art.device_size);
+    assert_eq!(mem.committed_bytes(), art.device_size, "the device copy is tracked");
+    let device_bytes = read(sim.as_ref(), art.device_base, art.device_size);
     let device_view = ChipCallableView::parse(&device_bytes).unwrap();
     for (child, (_, addr)) in device_view.children().zip(&expected) {
         assert_eq!(child.resolved_addr, *addr);
@@ -99,74 +81,79 @@ fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
 
 #[test]
 fn identical_blobs_upload_once_and_unregister_independently() {
-    let backend = MemBackend::new();
+    let sim = sim();
+    let mut mem = tracker(&sim);
     let syms = symbols();
     let mut reg = CallableRegistry::new();
     // Two separately built, byte-identical blobs.
-    let a = reg.register_callable(&backend, &syms, 0, &vector_example_callable().unwrap()).unwrap();
-    let b = reg.register_callable(&backend, &syms, 1, &vector_example_callable().unwrap()).unwrap();
+    let a = reg.register_callable(&mut mem, &syms, 0, &vector_example_callable().unwrap()).unwrap();
+    let b = reg.register_callable(&mut mem, &syms, 1, &vector_example_callable().unwrap()).unwrap();
     assert_eq!(a.device_base, b.device_base);
     assert_eq!(reg.counters(), counters(1, 1, 0));
-    assert_eq!(backend.calls().copies_to_device, 1);
+    assert_eq!(sim.counters().copies_to_device, 1);
     assert_eq!(reg.resident_count(), 1);
 
-    reg.unregister_callable(&backend, 0).unwrap();
-    assert_eq!(backend.live_allocations(), 1, "cid 1 still uses the copy");
+    reg.unregister_callable(&mut mem, 0).unwrap();
+    assert_eq!(sim.live_allocations(), 1, "cid 1 still uses the copy");
     assert!(reg.artifacts(0).is_none());
     assert_eq!(reg.artifacts(1).unwrap().device_base, b.device_base);
-    reg.unregister_callable(&backend, 1).unwrap();
-    assert_eq!(backend.live_allocations(), 0);
+    reg.unregister_callable(&mut mem, 1).unwrap();
+    assert_eq!(sim.live_allocations(), 0);
     assert_eq!(reg.counters(), counters(1, 1, 1));
     assert_eq!(reg.resident_count(), 0);
 }
 
 #[test]
 fn register_unregister_register_uploads_twice() {
-    let backend = MemBackend::new();
+    let sim = sim();
+    let mut mem = tracker(&sim);
     let syms = symbols();
     let mut reg = CallableRegistry::new();
     let blob = vector_example_callable().unwrap();
-    reg.register_callable(&backend, &syms, 5, &blob).unwrap();
-    reg.unregister_callable(&backend, 5).unwrap();
-    reg.register_callable(&backend, &syms, 5, &blob).unwrap();
+    reg.register_callable(&mut mem, &syms, 5, &blob).unwrap();
+    reg.unregister_callable(&mut mem, 5).unwrap();
+    reg.register_callable(&mut mem, &syms, 5, &blob).unwrap();
     assert_eq!(reg.counters(), counters(2, 0, 1));
-    assert_eq!(backend.live_allocations(), 1);
+    assert_eq!(sim.live_allocations(), 1);
 }
 
 #[test]
 fn different_blobs_get_their_own_copies() {
-    let backend = MemBackend::new();
+    let sim = sim();
+    let mut mem = tracker(&sim);
     let syms = symbols();
     let mut reg = CallableRegistry::new();
-    let a = reg.register_callable(&backend, &syms, 0, &vector_example_callable().unwrap()).unwrap();
-    let b = reg.register_callable(&backend, &syms, 1, &other_callable()).unwrap();
+    let a = reg.register_callable(&mut mem, &syms, 0, &vector_example_callable().unwrap()).unwrap();
+    let b = reg.register_callable(&mut mem, &syms, 1, &other_callable()).unwrap();
     assert_ne!(a.device_base, b.device_base);
     assert_ne!(a.content_hash, b.content_hash);
     assert_eq!(reg.counters(), counters(2, 0, 0));
-    reg.release_all(&backend).unwrap();
-    assert_eq!(backend.live_allocations(), 0);
+    reg.release_all(&mut mem).unwrap();
+    assert_eq!(sim.live_allocations(), 0);
     assert!(reg.artifacts(1).is_none());
 }
 
 #[test]
 fn cid_range_and_occupancy_are_checked() {
-    let backend = MemBackend::new();
+    let sim = sim();
+    let mut mem = tracker(&sim);
     let syms = symbols();
     let mut reg = CallableRegistry::new();
     let blob = vector_example_callable().unwrap();
-    let err = reg.register_callable(&backend, &syms, 64, &blob).unwrap_err();
+    let err = reg.register_callable(&mut mem, &syms, 64, &blob).unwrap_err();
     assert_eq!(err, RegistryError::CidOutOfRange { cid: 64, max: 64 });
-    assert!(reg.register_callable(&backend, &syms, 63, &blob).is_ok());
-    let err = reg.register_callable(&backend, &syms, 63, &other_callable()).unwrap_err();
+    assert!(reg.register_callable(&mut mem, &syms, 63, &blob).is_ok());
+    let err = reg.register_callable(&mut mem, &syms, 63, &other_callable()).unwrap_err();
     assert_eq!(err, RegistryError::CidInUse { cid: 63, content_hash: blob.content_hash() });
     assert_eq!(reg.counters().uploads, 1, "a refused registration uploads nothing");
-    assert_eq!(reg.unregister_callable(&backend, 2), Err(RegistryError::NotRegistered { cid: 2 }));
-    assert_eq!(reg.unregister_callable(&backend, 99), Err(RegistryError::CidOutOfRange { cid: 99, max: 64 }));
+    assert_eq!(reg.unregister_callable(&mut mem, 2), Err(RegistryError::NotRegistered { cid: 2 }));
+    assert_eq!(reg.unregister_callable(&mut mem, 99), Err(RegistryError::CidOutOfRange { cid: 99, max: 64 }));
 }
 
 #[test]
 fn unknown_names_fail_with_the_name_before_touching_the_device() {
-    let backend = MemBackend::new();
+    let sim = sim();
+    let mut mem = tracker(&sim);
     let syms = symbols();
     let mut reg = CallableRegistry::<TestOrch>::new();
     let blob = ChipCallable::build(
@@ -175,7 +162,7 @@ fn unknown_names_fail_with_the_name_before_touching_the_device() {
         &[CoreCallable::sim(0, VECTOR_ADD, &[]), CoreCallable::sim(1, "softmax_fused", &[])],
     )
     .unwrap();
-    let err = reg.register_callable(&backend, &syms, 0, &blob).unwrap_err();
+    let err = reg.register_callable(&mut mem, &syms, 0, &blob).unwrap_err();
     assert!(err.to_string().contains("softmax_fused"), "{err}");
     assert!(matches!(
         &err,
@@ -184,59 +171,65 @@ fn unknown_names_fail_with_the_name_before_touching_the_device() {
     ));
 
     let blob = ChipCallable::build(&[], &Orchestration::named("flash_attention"), &[]).unwrap();
-    let err = reg.register_callable(&backend, &syms, 0, &blob).unwrap_err();
+    let err = reg.register_callable(&mut mem, &syms, 0, &blob).unwrap_err();
     assert!(err.to_string().contains("flash_attention"), "{err}");
     assert!(matches!(err, RegistryError::Orchestration { .. }));
 
     let raw = CoreCallable { func_id: 0, name: "elf".into(), signature: vec![], binary: b"\x7fELF....".to_vec() };
     let blob = ChipCallable::build(&[], &Orchestration::named(VECTOR_ORCHESTRATION), &[raw]).unwrap();
-    let err = reg.register_callable(&backend, &syms, 0, &blob).unwrap_err();
+    let err = reg.register_callable(&mut mem, &syms, 0, &blob).unwrap_err();
     assert!(matches!(err, RegistryError::Kernel { source: SymbolError::NotSimBinary { .. }, .. }), "{err:?}");
 
-    assert_eq!(backend.calls().mallocs, 0);
+    assert_eq!(sim.counters().mallocs, 0);
     assert_eq!(reg.counters(), RegistryCounters::default());
     assert!(reg.artifacts(0).is_none());
 }
 
 #[test]
 fn a_failed_upload_leaves_nothing_behind() {
-    let backend = MemBackend::new();
+    let sim = sim();
+    let mut mem = tracker(&sim);
     let syms = symbols();
     let mut reg = CallableRegistry::new();
     let blob = vector_example_callable().unwrap();
 
-    backend.fail_copy_in(1);
-    let err = reg.register_callable(&backend, &syms, 0, &blob).unwrap_err();
+    sim.fail_nth(BackendOp::CopyToDevice, 1);
+    let err = reg.register_callable(&mut mem, &syms, 0, &blob).unwrap_err();
     let RegistryError::Upload { cid: 0, source: UploadError::Backend { source, .. } } = err else {
         panic!("unexpected {err:?}")
     };
     assert_eq!(source, BackendError::InjectedFault { op: BackendOp::CopyToDevice, nth: 1 });
-    assert_eq!(backend.live_allocations(), 0, "the allocation was released");
+    assert_eq!(sim.live_allocations(), 0, "the allocation was released");
+    assert_eq!(mem.live_allocations(), 0);
     assert_eq!(reg.resident_count(), 0);
     assert!(reg.artifacts(0).is_none());
     assert_eq!(reg.counters(), RegistryCounters::default());
 
-    backend.fail_malloc_in(1);
-    assert!(matches!(reg.register_callable(&backend, &syms, 0, &blob), Err(RegistryError::Upload { .. })));
-    assert_eq!(backend.live_allocations(), 0);
+    sim.fail_nth(BackendOp::Malloc, 1);
+    assert!(matches!(reg.register_callable(&mut mem, &syms, 0, &blob), Err(RegistryError::Upload { .. })));
+    assert_eq!(sim.live_allocations(), 0);
 
     // The cid is free and the same blob registers normally afterwards.
-    reg.register_callable(&backend, &syms, 0, &blob).unwrap();
+    reg.register_callable(&mut mem, &syms, 0, &blob).unwrap();
     assert_eq!(reg.counters(), counters(1, 0, 0));
-    assert_eq!(backend.live_allocations(), 1);
+    assert_eq!(sim.live_allocations(), 1);
 }
 
 #[test]
 fn replay_clears_stale_func_table_entries() {
-    let backend = MemBackend::new();
+    let sim = sim();
+    let mut mem = tracker(&sim);
     let syms = symbols();
     let mut reg = CallableRegistry::new();
-    let art = reg.register_callable(&backend, &syms, 0, &other_callable()).unwrap();
+    let art = reg.register_callable(&mut mem, &syms, 0, &other_callable()).unwrap();
     let mut desc = LaunchDescriptor::new_zeroed();
     desc.func_table.fill(DevAddr(0xdead_0000));
     desc.func_count = 1024;
     art.replay_into(&mut desc).unwrap();
     assert_eq!(desc.func_count, 8);
+    let table = art.func_table();
+    assert_eq!(table.len(), 8);
+    assert!(table[..7].iter().all(|a| a.is_null()) && table[7] == art.children[0].code_addr);
     assert_eq!(desc.orchestration, art.orchestration_addr);
     for (id, addr) in desc.func_table.iter().enumerate() {
         let expected = if id == 7 { art.children[0].code_addr } else { DevAddr::NULL };

@@ -282,7 +282,11 @@ const_assert_eq!(offset_of!(SchedThreadState, tasks_dispatched), 0);
 const_assert_eq!(offset_of!(SchedThreadState, tasks_completed), 8);
 const_assert_eq!(offset_of!(SchedThreadState, last_progress_ns), 16);
 const_assert_eq!(offset_of!(SchedThreadState, running), 24);
-const_assert_eq!(offset_of!(SchedThreadState, _pad), 28);
+const_assert_eq!(offset_of!(SchedThreadState, cores_not_exited), 28);
+const_assert_eq!(offset_of!(SchedThreadState, kernel_faults), 32);
+const_assert_eq!(offset_of!(SchedThreadState, first_fault_task), 40);
+const_assert_eq!(offset_of!(SchedThreadState, cores_busy), 48);
+const_assert_eq!(offset_of!(SchedThreadState, _pad), 52);
 
 const_assert_eq!(size_of::<ReadyQueueHeader>(), 192);
 const_assert_eq!(align_of::<ReadyQueueHeader>(), 64);
@@ -438,4 +442,4 @@ const_assert_eq!(offset_of!(CoreCallableHeader, signature), 24);
 const_assert_eq!(offset_of!(CoreCallableHeader, name), 56);
 const_assert_eq!(offset_of!(CoreCallableHeader, reserved), 120);
 
-const_assert_eq!(crate::ABI_FINGERPRINT, 0xdec10c140651cafb);
+const_assert_eq!(crate::ABI_FINGERPRINT, 0xab3ea19e5a02ee36);

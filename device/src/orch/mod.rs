@@ -27,7 +27,7 @@ use pto_abi::task::task_id_ring;
 
 use crate::deppool::DepPoolCursor;
 use crate::ring::{HeapRing, TaskWindow};
-use crate::runtime::Runtime;
+use crate::runtime::{RingSet, Runtime};
 use crate::sync::{atomic_u32, atomic_u64};
 use crate::tensormap::TensorMap;
 
@@ -271,11 +271,7 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
     fn end_frame(&mut self) {
         // SAFETY: the frame at the current depth was written by `push_frame`.
         let first = unsafe { (*self.frame(self.depth)).first_task };
-        for i in first..self.scope_top {
-            // SAFETY: `i < scope_top <= scope_task_capacity`, inside the scope task region.
-            let task = unsafe { *self.rt.view.scope_tasks.add(i as usize) };
-            self.rt.drop_scope_ref(task);
-        }
+        self.drop_scope_refs(first);
         self.scope_top = first;
         self.depth = self.depth.saturating_sub(1);
     }
@@ -315,12 +311,22 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
 
     fn end_frame_outermost(&mut self) {
         debug_assert_eq!(self.depth, 0);
-        for i in 0..self.scope_top {
-            // SAFETY: as in `end_frame`.
-            let task = unsafe { *self.rt.view.scope_tasks.add(i as usize) };
-            self.rt.drop_scope_ref(task);
-        }
+        self.drop_scope_refs(0);
         self.scope_top = 0;
+    }
+
+    /// Drops the scope reference of the scope tasks `first..scope_top`, then advances the rings
+    /// where tasks became consumed.
+    fn drop_scope_refs(&mut self, first: u32) {
+        let mut rings = RingSet::default();
+        for i in first..self.scope_top {
+            // SAFETY: `i < scope_top <= scope_task_capacity`, inside the scope task region.
+            let task = unsafe { *self.rt.view.scope_tasks.add(i as usize) };
+            if self.rt.drop_scope_ref(task) {
+                rings.add_task(task);
+            }
+        }
+        self.rt.advance(rings);
     }
 
     fn persist(&mut self) {

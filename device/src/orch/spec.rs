@@ -1,10 +1,9 @@
 //! What an orchestration hands to `submit`: tensors, arguments with their direction, kernels per
 //! lane, SPMD block count, scalars and explicit dependencies; and what it gets back.
 
-use heapless::Vec;
-use pto_abi::consts::{LANE_COUNT, MAX_TENSOR_ARGS};
+use pto_abi::consts::LANE_COUNT;
 use pto_abi::launch::{OrchArg, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
-use pto_abi::task::{DType, Lane, INACTIVE_KERNEL, NO_TASK};
+use pto_abi::task::{DType, Lane, TaskPayload, INACTIVE_KERNEL, NO_TASK};
 use pto_abi::DevAddr;
 
 use super::error::{InvalidArgs, OrchError};
@@ -161,19 +160,77 @@ impl<'a> TaskSpec<'a> {
     }
 }
 
+/// Outputs kept inline in [`Submitted`]; further ones are read back from the task's payload.
+pub const INLINE_OUTPUTS: usize = 2;
+
 /// What `submit` returns: the task id and its runtime-allocated outputs in argument order.
-#[derive(Clone, Debug)]
+///
+/// Small on purpose (it is returned by value on every submit): the first [`INLINE_OUTPUTS`]
+/// outputs are stored inline, the others are rebuilt from the task's payload in SM, which stays
+/// valid while the task's scope is open.
+#[derive(Clone, Copy, Debug)]
 pub struct Submitted {
     /// The new task.
     pub task: TaskId,
-    /// One tensor per [`Arg::Output`], in argument order; each names the task as its creator.
-    pub outputs: Vec<Tensor, MAX_TENSOR_ARGS>,
+    inline: [Tensor; INLINE_OUTPUTS],
+    count: u32,
+    /// Bit `i` set when argument `i` is an [`Arg::Output`].
+    output_args: u32,
+    payload: *const TaskPayload,
 }
 
 impl Submitted {
-    /// Output `i` (panics when the task has fewer outputs: a programming error of the caller).
+    pub(crate) fn new(task: TaskId, payload: *const TaskPayload) -> Self {
+        let none = Tensor::external(DevAddr::NULL, 0, DType::U8);
+        Submitted { task, inline: [none; INLINE_OUTPUTS], count: 0, output_args: 0, payload }
+    }
+
+    pub(crate) fn push_output(&mut self, arg: usize, t: Tensor) {
+        if (self.count as usize) < INLINE_OUTPUTS {
+            self.inline[self.count as usize] = t;
+        }
+        self.count += 1;
+        self.output_args |= 1 << arg;
+    }
+
+    /// Number of runtime-allocated outputs.
+    pub fn output_count(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Output `i` (in argument order), or `None` past the last one.
+    pub fn get(&self, i: usize) -> Option<Tensor> {
+        if i >= self.count as usize {
+            return None;
+        }
+        if i < INLINE_OUTPUTS {
+            return Some(self.inline[i]);
+        }
+        let mut mask = self.output_args;
+        for _ in 0..i {
+            mask &= mask - 1;
+        }
+        let arg = mask.trailing_zeros() as usize;
+        // SAFETY: the payload of this task, written at submit; its tensor descriptors stay intact
+        // while the task is live (its scope open), which is when outputs may be used.
+        let d = unsafe { &(*self.payload).tensors[arg] };
+        Some(Tensor {
+            buffer: d.buffer,
+            buffer_bytes: d.buffer_bytes,
+            offset: d.view_offset,
+            bytes: d.view_bytes,
+            creator: TaskId(d.creator_task),
+            dtype: DType::try_from(d.dtype).unwrap_or(DType::U8),
+        })
+    }
+
+    /// Output `i` (panics past the last output: a programming error of the caller).
+    #[inline]
     pub fn output(&self, i: usize) -> Tensor {
-        self.outputs[i]
+        match self.get(i) {
+            Some(t) => t,
+            None => panic!("task has {} outputs, asked for output {i}", self.count),
+        }
     }
 }
 

@@ -194,14 +194,16 @@ impl Orchestrator<'_, '_> {
             }
         }
 
-        // Room for one fanout node per producer (the upper bound of what wiring appends).
-        let need = fanin.count as u64;
+        // Room for one fanout node per producer still pending (wiring appends to those lists
+        // only; a producer seen pending now may complete before wiring, never the reverse).
+        let mut need = self.pending_producers(payload, &fanin);
         if need > self.rings[ring].pool.capacity as u64 {
             return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, need));
         }
         let mut w = Waiter::new();
         while self.rings[ring].pool.free(self.dep_tail(ring)) < need {
             self.wait_step(ring, Resource::DepPool, need, &mut w)?;
+            need = self.pending_producers(payload, &fanin);
         }
 
         // Commit: prepare the slot, then publish the new submit counter.
@@ -254,7 +256,7 @@ impl Orchestrator<'_, '_> {
             p.fanin_spill_head = fanin.spill_head.0;
             p.scalars[..spec.scalars.len()].copy_from_slice(spec.scalars);
         }
-        let mut outputs: Vec<Tensor, MAX_TENSOR_ARGS> = Vec::new();
+        let mut submitted = Submitted::new(TaskId(id), payload);
         let mut out_at = block_base;
         for (i, a) in spec.args.iter().enumerate() {
             let (t, dir) = match a {
@@ -272,8 +274,7 @@ impl Orchestrator<'_, '_> {
                         dtype: o.dtype,
                     };
                     out_at += o.bytes.next_multiple_of(HEAP_OUTPUT_ALIGN);
-                    // At most MAX_TENSOR_ARGS outputs (validated).
-                    let _ = outputs.push(t);
+                    submitted.push_output(i, t);
                     (t, TensorDirection::Output)
                 }
             };
@@ -302,7 +303,7 @@ impl Orchestrator<'_, '_> {
 
         // Drop the wiring guard: the task is routed here if every producer was already done.
         self.rt.add_fanin(id, observed + 1);
-        Ok(Submitted { task: TaskId(id), outputs })
+        Ok(submitted)
     }
 
     fn alloc_heap(&mut self, ring: usize, bytes: u64) -> Result<(u64, u64), OrchError> {
@@ -402,6 +403,22 @@ impl Orchestrator<'_, '_> {
         }
     }
 
+    /// How many listed producers are still pending (each needs a fanout node when wired).
+    fn pending_producers(&self, payload: *mut TaskPayload, f: &Fanin) -> u64 {
+        let pending =
+            |p: u64| p != NO_TASK && self.rt.slot(p).task_state().load(Ordering::Acquire) == TaskState::Pending as u32;
+        let inline = (f.count as usize).min(INLINE_FANIN);
+        // SAFETY: the payload is the new task's (its slot is free); `i < INLINE_FANIN`.
+        let mut n = (0..inline).filter(|i| pending(unsafe { (*payload).fanin[*i] })).count() as u64;
+        let mut node = f.spill_head;
+        while !node.is_null() {
+            let (p, next) = self.rt.view.dep_pools.read(node);
+            n += pending(p) as u64;
+            node = next;
+        }
+        n
+    }
+
     /// Wires the new task `id` to each listed producer under the producer's lock; returns the
     /// number of producers found already done (counted by this thread).
     fn wire(&mut self, ring: usize, id: u64, payload: *mut TaskPayload, f: &Fanin) -> u32 {
@@ -430,11 +447,10 @@ impl Orchestrator<'_, '_> {
     #[inline]
     fn wire_one(&mut self, ring: usize, id: u64, p: u64, observed: &mut u32) -> bool {
         let ps = self.rt.slot(p);
-        let lock = ps.lock();
-        lock.lock(self.rt.platform);
+        self.rt.lock_slot(&ps);
         let state = ps.task_state().load(Ordering::Relaxed);
         if ps.task_id().load(Ordering::Relaxed) != p || state == TaskState::Consumed as u32 {
-            lock.unlock();
+            self.rt.unlock_slot(&ps);
             *observed += 1;
             return false;
         }
@@ -448,7 +464,7 @@ impl Orchestrator<'_, '_> {
             self.rt.view.dep_pools.write(node, id, NodeRef(ps.fanout_head().load(Ordering::Relaxed)));
             ps.fanout_head().store(node.0, Ordering::Relaxed);
         }
-        lock.unlock();
+        self.rt.unlock_slot(&ps);
         true
     }
 }

@@ -13,6 +13,7 @@ use pto_abi::task::{DType, Lane, TaskState, INACTIVE_KERNEL};
 use pto_abi::DevAddr;
 
 use super::*;
+use crate::aicore::KernelResolver;
 use crate::hostmem::HostRegion;
 use crate::kernel::{KernelInvocation, SimKernelFn};
 use crate::platform::HostPlatform;
@@ -86,27 +87,39 @@ const MARK_BLOCK: i32 = 3;
 const FILL: i32 = 4;
 const STEP: i32 = 5;
 
-fn table() -> Vec<DevAddr> {
+/// Kernel "code addresses" of the test: func id `k` lives at `0x1000 + 64 k`.
+struct Kernels(Vec<(DevAddr, SimKernelFn)>);
+
+impl KernelResolver for Kernels {
+    fn resolve(&self, kernel: DevAddr) -> Option<SimKernelFn> {
+        self.0.iter().find(|(a, _)| *a == kernel).map(|(_, f)| *f)
+    }
+}
+
+fn kernels() -> Kernels {
     let fns: [SimKernelFn; 6] = [k_add, k_add_scalar, k_mul, k_mark_block, k_fill, k_step];
-    fns.iter().map(|f| DevAddr(*f as usize as u64)).collect()
+    Kernels(fns.iter().enumerate().map(|(k, f)| (DevAddr(0x1000 + 64 * k as u64), *f)).collect())
 }
 
 struct Env {
     host: HostRuntime,
     funcs: Vec<DevAddr>,
+    kernels: Kernels,
 }
 
 impl Env {
     fn new(sizing: ArenaSizingKey) -> Self {
-        Env { host: HostRuntime::new(&sizing).unwrap(), funcs: table() }
+        let kernels = kernels();
+        Env { host: HostRuntime::new(&sizing).unwrap(), funcs: kernels.0.iter().map(|(a, _)| *a).collect(), kernels }
     }
 
     fn run(&self, f: OrchestrationFn, args: &[OrchArg]) -> DeterministicOutcome {
         self.host.reset();
         // SAFETY: the table outlives the runtime context.
         let funcs = unsafe { FuncTable::from_raw(self.funcs.as_ptr(), self.funcs.len() as u32) };
-        let rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
-        run_deterministic(&rt, f, args, VirtualCores::RunKernels)
+        let mut rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
+        // SAFETY: this thread is the only user of the runtime.
+        unsafe { run_deterministic(&mut rt, f, args, VirtualCores::RunKernels(&self.kernels)) }
     }
 
     fn sm_orch_code(&self) -> u32 {
@@ -555,4 +568,35 @@ fn tasks_end_consumed_and_the_pools_drain() {
             assert_eq!(o.dep_pool_head, (*rv.sched).dep_pool_tail, "ring {r} dep pool fully reclaimed");
         }
     }
+}
+
+#[test]
+fn every_output_is_returned_in_argument_order_packed_in_the_task_block() {
+    fn four(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
+        let ext = args.tensor(0)?;
+        let sizes = [100u64, 1024, 3000, 8];
+        let a = [
+            Arg::Output(OutputSpec { bytes: sizes[0], dtype: DType::U8 }),
+            Arg::Input(ext),
+            Arg::Output(OutputSpec { bytes: sizes[1], dtype: DType::F32 }),
+            Arg::Output(OutputSpec { bytes: sizes[2], dtype: DType::I32 }),
+            Arg::Output(OutputSpec { bytes: sizes[3], dtype: DType::F16 }),
+        ];
+        let s = o.submit(&TaskSpec::dep_only(&a))?;
+        assert_eq!(s.output_count(), 4);
+        assert!(s.get(4).is_none());
+        let base = s.output(0).buffer.0;
+        assert_eq!(base % 1024, 0, "outputs are 1024-aligned");
+        let expect_offsets = [0u64, 1024, 2048, 5120];
+        let dtypes = [DType::U8, DType::F32, DType::I32, DType::F16];
+        for i in 0..4 {
+            let t = s.output(i);
+            assert_eq!(t.buffer.0, base + expect_offsets[i], "output {i}");
+            assert_eq!((t.bytes, t.offset, t.dtype, t.creator), (sizes[i], 0, dtypes[i], s.task), "output {i}");
+        }
+        Ok(())
+    }
+    let env = Env::new(small());
+    let buf = HostRegion::new(64);
+    assert_eq!(env.run(four, &[tensor_arg(&buf, 16)]).error, None);
 }

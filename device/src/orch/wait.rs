@@ -51,10 +51,9 @@ impl Waiter {
 }
 
 impl Orchestrator<'_, '_> {
-    /// True when ring `ring`'s oldest live task still holds its scope reference: only this
-    /// (blocked) orchestrator can drop it, so the ring cannot drain.
-    pub(super) fn ring_pinned(&self, ring: usize) -> bool {
-        let alive = self.rt.last_alive(ring);
+    /// True when ring `ring`'s oldest live task (at watermark `alive`) still holds its scope
+    /// reference: only this (blocked) orchestrator can drop it, so the ring cannot drain.
+    pub(super) fn ring_pinned(&self, ring: usize, alive: u64) -> bool {
         if alive >= self.rings[ring].current {
             return false;
         }
@@ -64,17 +63,19 @@ impl Orchestrator<'_, '_> {
         count & FANOUT_SCOPE_REF != 0
     }
 
-    fn pinned(&self, ring: usize, what: Resource) -> bool {
+    /// True when the rings `what` depends on cannot drain, given the watermarks `alive`.
+    fn pinned(&self, ring: usize, what: Resource, alive: &[u64; RING_COUNT]) -> bool {
         match what {
             Resource::TensorMap => {
-                (0..RING_COUNT).all(|r| self.ring_pinned(r) || self.rt.last_alive(r) >= self.rings[r].current)
+                (0..RING_COUNT).all(|r| self.ring_pinned(r, alive[r]) || alive[r] >= self.rings[r].current)
             }
-            _ => self.ring_pinned(ring),
+            _ => self.ring_pinned(ring, alive[ring]),
         }
     }
 
     fn deadlock(&mut self, ring: usize, what: Resource, amount: u64) -> OrchError {
-        let pinned = self.pinned(ring, what);
+        let alive = core::array::from_fn(|r| self.rt.last_alive(r));
+        let pinned = self.pinned(ring, what, &alive);
         let ring = if what == Resource::TensorMap { u32::MAX } else { ring as u32 };
         OrchError::new(what.deadlock_code(pinned), ring, amount)
     }
@@ -109,16 +110,21 @@ impl Orchestrator<'_, '_> {
             let code = RuntimeErrorCode::try_from(sched).unwrap_or(RuntimeErrorCode::SchedulerTimeout);
             return Err(OrchError::new(code, u32::MAX, 0));
         }
-        if self.pinned(ring, what) {
-            return Err(self.deadlock(ring, what, amount));
-        }
         let now = self.rt.platform.now_ns();
         let seen: [u64; RING_COUNT] = core::array::from_fn(|r| self.rt.last_alive(r));
         if seen != w.seen {
+            // Progress (or the first round): the caller re-checks the resource first.
             w.seen = seen;
             w.since_ns = now;
             w.backoff.reset();
-        } else if now.saturating_sub(w.since_ns) > self.rt.budgets.orch_ns {
+            return Ok(());
+        }
+        // Nothing moved since the caller's last failed check: these watermarks are the ones the
+        // check saw, so a pinned oldest task means the resource can never free up.
+        if self.pinned(ring, what, &seen) {
+            return Err(self.deadlock(ring, what, amount));
+        }
+        if now.saturating_sub(w.since_ns) > self.rt.budgets.orch_ns {
             return Err(self.deadlock(ring, what, amount));
         }
         w.backoff.snooze(self.rt.platform);

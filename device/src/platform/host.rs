@@ -24,4 +24,8 @@ impl Platform for HostPlatform {
     fn yield_now(&self) {
         std::thread::yield_now();
     }
+
+    fn idle(&self) {
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
 }

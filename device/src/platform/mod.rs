@@ -15,6 +15,11 @@ pub trait Platform: Sync {
     fn now_ns(&self) -> u64;
     /// Gives the processor to another thread for a moment (a no-op on a dedicated core).
     fn yield_now(&self);
+    /// Waits a little longer after many empty rounds (the simulated device sleeps briefly, so idle
+    /// device threads leave the host's few CPUs to the busy ones). Defaults to `yield_now`.
+    fn idle(&self) {
+        self.yield_now();
+    }
 }
 
 /// Spins a few times, then yields: the waiting policy of every device loop.
@@ -25,6 +30,8 @@ pub struct Backoff {
 
 /// Busy-wait rounds before a [`Backoff`] starts yielding.
 const SPIN_ROUNDS: u32 = 6;
+/// Rounds (spinning included) before a [`Backoff`] idles instead of yielding.
+const YIELD_ROUNDS: u32 = 256;
 
 impl Backoff {
     /// A fresh backoff (spins first).
@@ -32,16 +39,19 @@ impl Backoff {
         Backoff { step: 0 }
     }
 
-    /// Waits a little longer than last time: `2^step` spin hints, then a yield per call.
+    /// Waits a little longer than last time: `2^step` spin hints, then a yield per call, then
+    /// [`Platform::idle`] once the wait has lasted [`YIELD_ROUNDS`] rounds.
     pub fn snooze(&mut self, platform: &dyn Platform) {
         if self.step < SPIN_ROUNDS {
             for _ in 0..(1u32 << self.step) {
                 core::hint::spin_loop();
             }
-            self.step += 1;
-        } else {
+        } else if self.step < YIELD_ROUNDS {
             platform.yield_now();
+        } else {
+            platform.idle();
         }
+        self.step = self.step.saturating_add(1);
     }
 
     /// Starts over with spinning (after progress).

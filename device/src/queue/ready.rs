@@ -137,6 +137,39 @@ impl ReadyQueue {
         }
     }
 
+    /// [`ReadyQueue::push`] for a queue only the calling thread uses (same memory effects, no
+    /// read-modify-write instructions).
+    #[inline]
+    pub fn push_exclusive(&self, task: u64) -> Result<(), u64> {
+        let enq = self.enqueue_pos();
+        let pos = enq.load(Ordering::Relaxed);
+        let (seq, slot) = self.cell(pos);
+        let lap = pos & !self.mask;
+        if seq.load(Ordering::Relaxed) != lap {
+            return Err(task);
+        }
+        slot.store(task, Ordering::Relaxed);
+        seq.store(lap + 1, Ordering::Relaxed);
+        enq.store(pos + 1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// [`ReadyQueue::pop`] for a queue only the calling thread uses.
+    #[inline]
+    pub fn pop_exclusive(&self) -> Option<u64> {
+        let deq = self.dequeue_pos();
+        let pos = deq.load(Ordering::Relaxed);
+        let (seq, slot) = self.cell(pos);
+        let lap = pos & !self.mask;
+        if seq.load(Ordering::Relaxed) != lap + 1 {
+            return None;
+        }
+        let task = slot.load(Ordering::Relaxed);
+        seq.store(lap + self.mask + 1, Ordering::Relaxed);
+        deq.store(pos + 1, Ordering::Relaxed);
+        Some(task)
+    }
+
     /// Appends as many of `tasks` as fit, claiming them with one cursor update; returns how many.
     pub fn push_batch(&self, tasks: &[u64]) -> usize {
         let enq = self.enqueue_pos();
@@ -264,6 +297,23 @@ mod tests {
                 assert_eq!(q.pop(), Some(lap * 10 + i));
             }
             assert_eq!(q.pop(), None);
+        }
+    }
+
+    #[test]
+    fn exclusive_operations_interoperate_with_the_shared_ones() {
+        let (_r, q) = queue(4);
+        for lap in 0..3u64 {
+            q.push_exclusive(lap).unwrap();
+            q.push(lap + 10).unwrap();
+            q.push_exclusive(lap + 20).unwrap();
+            q.push(lap + 30).unwrap();
+            assert_eq!(q.push_exclusive(99), Err(99));
+            assert_eq!(q.pop(), Some(lap));
+            assert_eq!(q.pop_exclusive(), Some(lap + 10));
+            assert_eq!(q.pop_exclusive(), Some(lap + 20));
+            assert_eq!(q.pop(), Some(lap + 30));
+            assert_eq!(q.pop_exclusive(), None);
         }
     }
 

@@ -7,25 +7,36 @@ use core::sync::atomic::Ordering;
 use pto_abi::consts::{LANE_COUNT, MAX_KERNEL_ARGS};
 use pto_abi::launch::OrchArg;
 
-use crate::kernel::{call_sim_kernel, KernelInvocation};
+use crate::aicore::KernelResolver;
+use crate::kernel::KernelInvocation;
 use crate::orch::{run_orchestration, Drain, OrchError, OrchestrationFn};
 use crate::queue::Shape;
-use crate::runtime::Runtime;
+use crate::runtime::{RingSet, Runtime};
 use crate::sync::atomic_u64;
 
 /// What a virtual core does with a dispatched task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VirtualCores {
+#[derive(Clone, Copy)]
+pub enum VirtualCores<'k> {
     /// Completes it at once without calling any code (scheduling-cost benchmarks).
     Instant,
-    /// Calls the task's simulated kernels (every block, every active lane), then completes it.
-    RunKernels,
+    /// Runs the task's kernels (every block, every active lane, kernel addresses from the
+    /// launch's func table resolved like the AICore cores do), then completes it.
+    RunKernels(&'k dyn KernelResolver),
+}
+
+impl core::fmt::Debug for VirtualCores<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            VirtualCores::Instant => "Instant",
+            VirtualCores::RunKernels(_) => "RunKernels",
+        })
+    }
 }
 
 /// The scheduler of the deterministic mode.
 #[derive(Debug)]
-pub struct DeterministicScheduler {
-    cores: VirtualCores,
+pub struct DeterministicScheduler<'k> {
+    cores: VirtualCores<'k>,
     /// When set, each round runs the ready tasks in an order drawn from this xorshift state
     /// (still reproducible; any order of ready tasks is a valid schedule).
     shuffle: Option<u64>,
@@ -33,12 +44,23 @@ pub struct DeterministicScheduler {
     pub dispatched: u64,
     /// Tasks completed.
     pub completed: u64,
+    /// Blocks whose kernel could not be resolved or failed (each still counts as done).
+    pub kernel_faults: u64,
+    /// The task of the first faulted block.
+    pub first_fault_task: u64,
 }
 
-impl DeterministicScheduler {
+impl<'k> DeterministicScheduler<'k> {
     /// A scheduler whose virtual cores behave as `cores` says.
-    pub fn new(cores: VirtualCores) -> Self {
-        DeterministicScheduler { cores, shuffle: None, dispatched: 0, completed: 0 }
+    pub fn new(cores: VirtualCores<'k>) -> Self {
+        DeterministicScheduler {
+            cores,
+            shuffle: None,
+            dispatched: 0,
+            completed: 0,
+            kernel_faults: 0,
+            first_fault_task: pto_abi::task::NO_TASK,
+        }
     }
 
     /// Runs each round's ready tasks in a seeded pseudo-random order instead of queue order.
@@ -61,7 +83,7 @@ impl DeterministicScheduler {
             let mut round: heapless::Vec<u64, 256> = heapless::Vec::new();
             'fill: for shape in Shape::ALL {
                 while !round.is_full() {
-                    match rt.view.queues[shape.index()].pop() {
+                    match rt.pop_ready(shape) {
                         Some(t) => {
                             let _ = round.push(t);
                         }
@@ -77,15 +99,17 @@ impl DeterministicScheduler {
                 let j = (self.next_random() % (i as u64 + 1)) as usize;
                 round.swap(i, j);
             }
+            let mut rings = RingSet::default();
             for t in round {
-                self.run(rt, t);
+                rings.merge(self.run(rt, t));
             }
+            rt.advance(rings);
         }
     }
 
-    fn run(&mut self, rt: &Runtime<'_>, task: u64) {
+    fn run(&mut self, rt: &Runtime<'_>, task: u64) -> RingSet {
         self.dispatched += 1;
-        if self.cores == VirtualCores::RunKernels {
+        if let VirtualCores::RunKernels(resolver) = self.cores {
             let d = rt.view.descriptor(task);
             // SAFETY: the descriptor belongs to a ready task held by this thread.
             let (kernels, blocks, mask) = unsafe { ((*d).kernel_ids, (*d).block_num, (*d).lane_mask) };
@@ -98,21 +122,29 @@ impl DeterministicScheduler {
                         if mask & (1 << lane) == 0 {
                             continue;
                         }
-                        if let Some(addr) = rt.funcs.get(*kernel) {
-                            let inv = KernelInvocation { args: &args[..n], block_idx, block_num: blocks };
-                            // SAFETY: func-table entries of the simulated device are kernel fns.
-                            unsafe { call_sim_kernel(addr, &inv) };
+                        let inv = KernelInvocation { args: &args[..n], block_idx, block_num: blocks };
+                        let ran = rt
+                            .funcs
+                            .get(*kernel)
+                            .and_then(|addr| resolver.resolve(addr))
+                            .map(|f| resolver.invoke(f, &inv).is_ok())
+                            .unwrap_or(false);
+                        if !ran {
+                            if self.kernel_faults == 0 {
+                                self.first_fault_task = task;
+                            }
+                            self.kernel_faults += 1;
                         }
                     }
                 }
             }
         }
-        rt.complete(task);
         self.completed += 1;
+        rt.complete(task)
     }
 }
 
-impl Drain for DeterministicScheduler {
+impl Drain for DeterministicScheduler<'_> {
     fn drain(&mut self, rt: &Runtime<'_>) -> bool {
         if self.shuffle.is_some() {
             return self.drain_shuffled(rt);
@@ -120,12 +152,14 @@ impl Drain for DeterministicScheduler {
         let mut any = false;
         loop {
             let mut progressed = false;
+            let mut rings = RingSet::default();
             for shape in Shape::ALL {
-                while let Some(task) = rt.view.queues[shape.index()].pop() {
-                    self.run(rt, task);
+                while let Some(task) = rt.pop_ready(shape) {
+                    rings.merge(self.run(rt, task));
                     progressed = true;
                 }
             }
+            rt.advance(rings);
             if !progressed {
                 return any;
             }
@@ -143,26 +177,38 @@ pub struct DeterministicOutcome {
     pub tasks_completed: u64,
     /// The orchestrator's error, if any.
     pub error: Option<OrchError>,
+    /// Blocks whose kernel could not be resolved or failed.
+    pub kernel_faults: u64,
 }
 
 /// Runs an orchestration in the deterministic mode on a booted, reset runtime: orchestrates,
 /// drains every ready task, and advances every watermark.
-pub fn run_deterministic(
-    rt: &Runtime<'_>,
+///
+/// # Safety
+/// No other thread may touch the runtime during the call (it runs in the single-thread mode).
+pub unsafe fn run_deterministic(
+    rt: &mut Runtime<'_>,
     f: OrchestrationFn,
     args: &[OrchArg],
-    cores: VirtualCores,
+    cores: VirtualCores<'_>,
 ) -> DeterministicOutcome {
-    run_with(rt, f, args, DeterministicScheduler::new(cores))
+    // SAFETY: forwarded from the caller.
+    unsafe { run_with(rt, f, args, DeterministicScheduler::new(cores)) }
 }
 
 /// Runs an orchestration in the deterministic mode with a configured scheduler.
-pub fn run_with(
-    rt: &Runtime<'_>,
+///
+/// # Safety
+/// As for [`run_deterministic`].
+pub unsafe fn run_with(
+    rt: &mut Runtime<'_>,
     f: OrchestrationFn,
     args: &[OrchArg],
-    mut sched: DeterministicScheduler,
+    mut sched: DeterministicScheduler<'_>,
 ) -> DeterministicOutcome {
+    // SAFETY: the caller guarantees no other thread uses the runtime.
+    unsafe { rt.set_exclusive(true) };
+    let rt = &*rt;
     let summary = run_orchestration(rt, f, args, Some(&mut sched));
     if summary.error.is_none() {
         sched.drain(rt);
@@ -174,11 +220,14 @@ pub fn run_with(
     // SAFETY: thread state 0 is this thread's; the host reads it after the run.
     unsafe {
         atomic_u64(core::ptr::addr_of_mut!((*t).tasks_dispatched)).store(sched.dispatched, Ordering::Relaxed);
+        (*t).kernel_faults = sched.kernel_faults;
+        (*t).first_fault_task = sched.first_fault_task;
         atomic_u64(core::ptr::addr_of_mut!((*t).tasks_completed)).store(sched.completed, Ordering::Release);
     }
     DeterministicOutcome {
         tasks_submitted: summary.tasks_submitted,
         tasks_completed: sched.completed,
         error: summary.error,
+        kernel_faults: sched.kernel_faults,
     }
 }

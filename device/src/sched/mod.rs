@@ -4,6 +4,7 @@
 //! lifecycle steps it shares with the threaded schedulers live in [`crate::runtime`].
 
 pub mod deterministic;
+pub mod threaded;
 
 use pto_abi::consts::MAX_KERNEL_ARGS;
 use pto_abi::task::TaskPayload;

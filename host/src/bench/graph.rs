@@ -33,6 +33,7 @@ use pto_device::testkit::HostRuntime;
 use super::baseline::{DescriptorTraffic, TaskTraffic};
 use super::report::GraphLine;
 use super::Plan;
+use crate::sim_cores::SimKernelTable;
 
 /// The ring the benchmark tasks live in (scope depth 1).
 pub const BENCH_RING: usize = 1;
@@ -195,6 +196,8 @@ fn stamp_kernel(inv: &KernelInvocation<'_>) {
 
 /// The kernel id every benchmark task runs (an AIV task).
 const KERNEL: i32 = 0;
+/// The device address check mode gives [`stamp_kernel`] in its func table.
+const STAMP_KERNEL_ADDR: DevAddr = DevAddr(0x1000);
 
 /// One graph run's parameters and results, handed to the orchestration through a thread-local
 /// (the deterministic mode orchestrates on the calling thread).
@@ -390,17 +393,21 @@ impl GraphBench {
         };
         JOB.with(|j| *j.borrow_mut() = Some(job));
         self.host.reset();
-        let table = [DevAddr(stamp_kernel as pto_device::kernel::SimKernelFn as usize as u64)];
+        // The func table names the stamping kernel by a device address the virtual cores resolve.
+        let table = [STAMP_KERNEL_ADDR];
+        let mut kernels = SimKernelTable::new();
+        kernels.insert(STAMP_KERNEL_ADDR, stamp_kernel);
         let (funcs, sched) = match check {
             None => (FuncTable::EMPTY, DeterministicScheduler::new(VirtualCores::Instant)),
             Some((_, seed)) => (
                 // SAFETY: `table` outlives the runtime context below.
                 unsafe { FuncTable::from_raw(table.as_ptr(), 1) },
-                DeterministicScheduler::new(VirtualCores::RunKernels).with_shuffle(seed),
+                DeterministicScheduler::new(VirtualCores::RunKernels(&kernels)).with_shuffle(seed),
             ),
         };
-        let rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
-        let out = run_with(&rt, graph_orchestration, &[], sched);
+        let mut rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
+        // SAFETY: the runtime lives in `self.host`, which no other thread touches.
+        let out = unsafe { run_with(&mut rt, graph_orchestration, &[], sched) };
         let job = JOB.with(|j| j.borrow_mut().take()).ok_or("the orchestration lost its job")?;
         if let Some(e) = out.error {
             return Err(format!("{} {} run failed: {e:?}", shape.name(), mode.name()));

@@ -22,6 +22,8 @@ enum Command {
     Callable(cli::callable::CallableArgs),
     /// Benchmark the runtime: whole task cycle, tensor map, ready queue (deterministic mode).
     Bench(cli::bench::BenchArgs),
+    /// Run an example task graph on the simulated device and check its result.
+    Run(cli::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Image(args) => cli::image::run(args, &mut stdout),
         Command::Callable(args) => cli::callable::run(args, &mut stdout),
         Command::Bench(args) => cli::bench::run(args, &mut stdout),
+        Command::Run(args) => cli::run::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

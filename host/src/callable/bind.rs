@@ -5,9 +5,9 @@ use pto_abi::consts::MAX_FUNC_IDS;
 use pto_abi::launch::LaunchDescriptor;
 use pto_abi::task::TensorDirection;
 use pto_abi::DevAddr;
-use pto_device::kernel::SimKernelFn;
 
 use super::registry::PreparedCallableArtifacts;
+use crate::sim_cores::SimKernelTable;
 
 /// Why a run cannot be bound to a callable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,13 +79,24 @@ impl<O> PreparedCallableArtifacts<O> {
         Ok(())
     }
 
-    /// The Rust kernel of each func id (index = func id, `None` = unused), for the simulated
-    /// device's cores; as long as the highest func id + 1.
-    pub fn sim_kernels_by_func_id(&self) -> Vec<Option<SimKernelFn>> {
+    /// The func-id table of a run of this callable: entry `f` is the code address of the child with
+    /// func id `f`, null where no child has that id; as long as the highest func id + 1.
+    pub fn func_table(&self) -> Vec<DevAddr> {
         let len = self.children.iter().map(|c| c.func_id as usize + 1).max().unwrap_or(0);
-        let mut table = vec![None; len];
+        let mut table = vec![DevAddr::NULL; len.min(MAX_FUNC_IDS)];
         for child in &self.children {
-            table[child.func_id as usize] = Some(child.kernel);
+            if let Some(slot) = table.get_mut(child.func_id as usize) {
+                *slot = child.code_addr;
+            }
+        }
+        table
+    }
+
+    /// Code address → Rust kernel of every child, for the simulated cores.
+    pub fn sim_kernel_table(&self) -> SimKernelTable {
+        let mut table = SimKernelTable::new();
+        for child in &self.children {
+            table.insert(child.code_addr, child.kernel);
         }
         table
     }

@@ -2,7 +2,7 @@
 //!
 //! Only names live in the blob; the simulated device resolves them in its symbol tables.
 
-use pto_abi::task::TensorDirection::{Input, Output, OutputExisting};
+use pto_abi::task::TensorDirection::{Input, NoDep, Output, OutputExisting};
 
 use super::blob::{BuildError, ChipCallable, CoreCallable, Orchestration};
 
@@ -18,11 +18,12 @@ pub const VECTOR_MUL: &str = "vector_mul";
 /// Func ids of the three kernels, in the order above.
 pub const VECTOR_FUNC_IDS: [u32; 3] = [0, 1, 2];
 
-/// The vector example blob: args `a`, `b` (inputs) and `f` (an existing output buffer).
+/// The vector example blob: args `a`, `b` (inputs), `f` (an existing output buffer) and the
+/// element count `n` (a scalar, `NoDep`).
 pub fn vector_example_callable() -> Result<ChipCallable, BuildError> {
     let [add, add_scalar, mul] = VECTOR_FUNC_IDS;
     ChipCallable::build(
-        &[Input, Input, OutputExisting],
+        &[Input, Input, OutputExisting, NoDep],
         &Orchestration { name: VECTOR_ORCHESTRATION.into(), config_name: "default".into(), bytes: Vec::new() },
         &[
             CoreCallable::sim(add, VECTOR_ADD, &[Input, Input, Output]),

@@ -1,21 +1,18 @@
 //! Kernel launches of a runner (DESIGN §8): the AICore and AICPU binaries are registered on first
 //! use and their handles kept for the runner's lifetime (the vendor API has no unregister, so
-//! registering per run would exhaust device memory); `KernelArgs` travels as a device copy; the
-//! AICore kernel is launched before the AICPU kernel.
+//! registering per run would exhaust device memory); both kernels receive the device address of a
+//! `KernelArgs` copy; the AICore kernel is launched before the AICPU kernel, each on its own
+//! stream (the AICore kernel runs until the AICPU tells its cores to exit).
 
-use std::mem::size_of;
-
-use pto_abi::launch::KernelArgs;
 use pto_abi::DevAddr;
-use zerocopy::IntoBytes;
 
 use crate::backend::{BackendError, DeviceBackend, KernelHandle, StreamId};
 
 /// Which launch step failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LaunchStep {
-    /// Allocating or writing the device copy of `KernelArgs`.
-    StageKernelArgs,
+    /// Creating a launch stream.
+    CreateStream,
     /// Registering the AICore binary.
     RegisterAicore,
     /// Registering the AICPU binary.
@@ -24,6 +21,8 @@ pub enum LaunchStep {
     LaunchAicore,
     /// Launching the AICPU kernel (the AICore kernel is already running).
     LaunchAicpu,
+    /// Waiting for the launched kernels.
+    Synchronize,
 }
 
 /// A failed launch step.
@@ -50,70 +49,97 @@ pub struct LaunchCounters {
     pub aicpu_launches: u64,
 }
 
-/// One kernel of a launch: what to run and on how many blocks.
-#[derive(Clone, Copy, Debug)]
+/// The block dimension of one kernel launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LaunchShape {
-    /// Block dimension of the launch.
+    /// Blocks of the launch.
     pub block_dim: u32,
 }
 
-/// The launch state of one runner: its two binaries, their cached handles, the device copy of
-/// `KernelArgs`.
+/// One kernel binary with its handle and stream, both created on first use.
+#[derive(Debug)]
+struct LazyKernel {
+    binary: Vec<u8>,
+    handle: Option<KernelHandle>,
+    stream: Option<StreamId>,
+    registrations: u64,
+    launches: u64,
+}
+
+impl LazyKernel {
+    fn new(binary: Vec<u8>) -> Self {
+        LazyKernel { binary, handle: None, stream: None, registrations: 0, launches: 0 }
+    }
+
+    fn launch(
+        &mut self,
+        backend: &dyn DeviceBackend,
+        register: LaunchStep,
+        launch: LaunchStep,
+        shape: LaunchShape,
+        args: DevAddr,
+    ) -> Result<(), LaunchError> {
+        let stream = match self.stream {
+            Some(s) => s,
+            None => {
+                let s =
+                    backend.stream_create().map_err(|source| LaunchError { step: LaunchStep::CreateStream, source })?;
+                *self.stream.insert(s)
+            }
+        };
+        let handle = match self.handle {
+            Some(h) => h,
+            None => {
+                let h = backend
+                    .register_kernel_binary(&self.binary)
+                    .map_err(|source| LaunchError { step: register, source })?;
+                self.registrations += 1;
+                *self.handle.insert(h)
+            }
+        };
+        backend
+            .launch_kernel(handle, stream, shape.block_dim, args)
+            .map_err(|source| LaunchError { step: launch, source })?;
+        self.launches += 1;
+        Ok(())
+    }
+
+    fn synchronize(&self, backend: &dyn DeviceBackend) -> Result<(), LaunchError> {
+        match self.stream {
+            Some(s) => {
+                backend.stream_synchronize(s).map_err(|source| LaunchError { step: LaunchStep::Synchronize, source })
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The launch state of one runner: its AICore and AICPU binaries with cached handles and streams.
 #[derive(Debug)]
 pub struct KernelLauncher {
-    aicore_binary: Vec<u8>,
-    aicpu_binary: Vec<u8>,
-    aicore: Option<KernelHandle>,
-    aicpu: Option<KernelHandle>,
-    kernel_args: Option<DevAddr>,
-    counters: LaunchCounters,
+    aicore: LazyKernel,
+    aicpu: LazyKernel,
 }
 
 impl KernelLauncher {
     /// A launcher for these binaries; nothing is registered until the first launch.
     pub fn new(aicore_binary: Vec<u8>, aicpu_binary: Vec<u8>) -> Self {
-        KernelLauncher {
-            aicore_binary,
-            aicpu_binary,
-            aicore: None,
-            aicpu: None,
-            kernel_args: None,
-            counters: LaunchCounters::default(),
-        }
+        KernelLauncher { aicore: LazyKernel::new(aicore_binary), aicpu: LazyKernel::new(aicpu_binary) }
     }
 
     /// Counters so far.
     pub fn counters(&self) -> LaunchCounters {
-        self.counters
+        LaunchCounters {
+            aicore_registrations: self.aicore.registrations,
+            aicpu_registrations: self.aicpu.registrations,
+            aicore_launches: self.aicore.launches,
+            aicpu_launches: self.aicpu.launches,
+        }
     }
 
-    /// The cached AICore handle, if registered.
+    /// The cached AICore handle, once registered.
     pub fn aicore_handle(&self) -> Option<KernelHandle> {
-        self.aicore
-    }
-
-    /// Device address of the `KernelArgs` copy, once staged.
-    pub fn kernel_args_addr(&self) -> Option<DevAddr> {
-        self.kernel_args
-    }
-
-    /// Writes `args` into the runner's device copy of `KernelArgs` (allocated on first use).
-    pub fn stage_kernel_args(
-        &mut self,
-        backend: &dyn DeviceBackend,
-        args: &KernelArgs,
-    ) -> Result<DevAddr, LaunchError> {
-        let err = |source| LaunchError { step: LaunchStep::StageKernelArgs, source };
-        let addr = match self.kernel_args {
-            Some(addr) => addr,
-            None => {
-                let addr = backend.malloc(size_of::<KernelArgs>() as u64).map_err(err)?;
-                self.kernel_args = Some(addr);
-                addr
-            }
-        };
-        backend.copy_to_device(addr, args.as_bytes()).map_err(err)?;
-        Ok(addr)
+        self.aicore.handle
     }
 
     /// Launches the AICore kernel with the `KernelArgs` copy at `args`, registering the AICore
@@ -121,25 +147,10 @@ impl KernelLauncher {
     pub fn launch_aicore_kernel(
         &mut self,
         backend: &dyn DeviceBackend,
-        stream: StreamId,
         shape: LaunchShape,
         args: DevAddr,
     ) -> Result<(), LaunchError> {
-        let handle = match self.aicore {
-            Some(handle) => handle,
-            None => {
-                let handle = backend
-                    .register_kernel_binary(&self.aicore_binary)
-                    .map_err(|source| LaunchError { step: LaunchStep::RegisterAicore, source })?;
-                self.counters.aicore_registrations += 1;
-                *self.aicore.insert(handle)
-            }
-        };
-        backend
-            .launch_kernel(handle, stream, shape.block_dim, args)
-            .map_err(|source| LaunchError { step: LaunchStep::LaunchAicore, source })?;
-        self.counters.aicore_launches += 1;
-        Ok(())
+        self.aicore.launch(backend, LaunchStep::RegisterAicore, LaunchStep::LaunchAicore, shape, args)
     }
 
     /// Launches the AICPU kernel with the `KernelArgs` copy at `args`, registering the AICPU binary
@@ -147,55 +158,33 @@ impl KernelLauncher {
     pub fn launch_aicpu_kernel(
         &mut self,
         backend: &dyn DeviceBackend,
-        stream: StreamId,
         shape: LaunchShape,
         args: DevAddr,
     ) -> Result<(), LaunchError> {
-        let handle = match self.aicpu {
-            Some(handle) => handle,
-            None => {
-                let handle = backend
-                    .register_kernel_binary(&self.aicpu_binary)
-                    .map_err(|source| LaunchError { step: LaunchStep::RegisterAicpu, source })?;
-                self.counters.aicpu_registrations += 1;
-                *self.aicpu.insert(handle)
-            }
-        };
-        backend
-            .launch_kernel(handle, stream, shape.block_dim, args)
-            .map_err(|source| LaunchError { step: LaunchStep::LaunchAicpu, source })?;
-        self.counters.aicpu_launches += 1;
-        Ok(())
+        self.aicpu.launch(backend, LaunchStep::RegisterAicpu, LaunchStep::LaunchAicpu, shape, args)
     }
 
-    /// One run's launch: stages `args`, launches the AICore kernel, then the AICPU kernel.
+    /// One run's launch: the AICore kernel, then the AICPU kernel, both with the `KernelArgs` copy
+    /// at `args`.
     ///
-    /// On [`LaunchStep::LaunchAicpu`] the AICore kernel is already running; the caller must stop it.
+    /// On [`LaunchStep::LaunchAicpu`] or [`LaunchStep::RegisterAicpu`] the AICore kernel is already
+    /// running; the caller must stop it.
     pub fn launch(
         &mut self,
         backend: &dyn DeviceBackend,
-        stream: StreamId,
-        args: &KernelArgs,
+        args: DevAddr,
         aicore: LaunchShape,
         aicpu: LaunchShape,
-    ) -> Result<DevAddr, LaunchError> {
-        let addr = self.stage_kernel_args(backend, args)?;
-        self.launch_aicore_kernel(backend, stream, aicore, addr)?;
-        self.launch_aicpu_kernel(backend, stream, aicpu, addr)?;
-        Ok(addr)
+    ) -> Result<(), LaunchError> {
+        self.launch_aicore_kernel(backend, aicore, args)?;
+        self.launch_aicpu_kernel(backend, aicpu, args)
     }
 
-    /// Forgets the `KernelArgs` copy without freeing it (after a device fault).
-    pub fn abandon(&mut self) {
-        self.kernel_args = None;
-    }
-
-    /// Frees the `KernelArgs` copy (runner teardown). Kernel handles stay valid for the backend's
-    /// lifetime; there is nothing to unregister.
-    pub fn release(&mut self, backend: &dyn DeviceBackend) -> Result<(), BackendError> {
-        match self.kernel_args.take() {
-            Some(addr) => backend.free(addr),
-            None => Ok(()),
-        }
+    /// Waits for the AICPU kernel, then the AICore kernel; the first failure is returned after
+    /// both were waited for.
+    pub fn synchronize(&self, backend: &dyn DeviceBackend) -> Result<(), LaunchError> {
+        let aicpu = self.aicpu.synchronize(backend);
+        let aicore = self.aicore.synchronize(backend);
+        aicpu.and(aicore)
     }
 }

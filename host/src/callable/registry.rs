@@ -12,9 +12,10 @@ use pto_abi::DevAddr;
 use pto_device::kernel::SimKernelFn;
 
 use super::blob::ChipCallable;
+use super::memory::DeviceMemory;
 use super::symbols::{SymbolError, Symbols};
 use super::upload::{upload_and_collect_child_addrs, UploadError, UploadedCallable};
-use crate::backend::{BackendError, DeviceBackend};
+use crate::backend::BackendError;
 
 /// Number of callable ids; valid ids are `0..MAX_CALLABLE_IDS`.
 pub const MAX_CALLABLE_IDS: u32 = 64;
@@ -69,11 +70,6 @@ impl<O> PreparedCallableArtifacts<O> {
     /// `(func_id, code address)` per child.
     pub fn child_addrs(&self) -> impl Iterator<Item = (u32, DevAddr)> + '_ {
         self.children.iter().map(|c| (c.func_id, c.code_addr))
-    }
-
-    /// The Rust kernel at a device code address, if a child of this callable lives there.
-    pub fn kernel_at(&self, code_addr: DevAddr) -> Option<SimKernelFn> {
-        self.children.iter().find(|c| c.code_addr == code_addr).map(|c| c.kernel)
     }
 }
 
@@ -217,11 +213,11 @@ impl<O: Copy> CallableRegistry<O> {
         self.slots.get(cid as usize)?.as_ref()
     }
 
-    /// Registers `blob` as `cid`: resolves its names in `symbols`, uploads it unless an identical
-    /// blob is resident, and returns its artifacts.
+    /// Registers `blob` as `cid`: resolves its names in `symbols`, uploads it (allocating from `mem`)
+    /// unless an identical blob is resident, and returns its artifacts.
     pub fn register_callable(
         &mut self,
-        backend: &dyn DeviceBackend,
+        mem: &mut dyn DeviceMemory,
         symbols: &Symbols<O>,
         cid: u32,
         blob: &ChipCallable,
@@ -250,7 +246,7 @@ impl<O: Copy> CallableRegistry<O> {
             .collect::<Result<Vec<_>, _>>()?;
 
         let content_hash = view.content_hash();
-        let uploaded = self.acquire(backend, cid, content_hash, blob)?;
+        let uploaded = self.acquire(mem, cid, content_hash, blob)?;
 
         let artifacts = PreparedCallableArtifacts {
             cid,
@@ -285,7 +281,7 @@ impl<O: Copy> CallableRegistry<O> {
     /// A device copy of `blob`: a resident identical one (one more user) or a fresh upload.
     fn acquire(
         &mut self,
-        backend: &dyn DeviceBackend,
+        mem: &mut dyn DeviceMemory,
         cid: u32,
         content_hash: u64,
         blob: &ChipCallable,
@@ -296,7 +292,7 @@ impl<O: Copy> CallableRegistry<O> {
             self.counters.dedup_hits += 1;
             return Ok(resident.uploaded.clone());
         }
-        let uploaded = match upload_and_collect_child_addrs(backend, blob) {
+        let uploaded = match upload_and_collect_child_addrs(mem, blob) {
             Ok(uploaded) => uploaded,
             Err(source) => {
                 if same_hash.is_empty() {
@@ -313,15 +309,15 @@ impl<O: Copy> CallableRegistry<O> {
     }
 
     /// Unregisters `cid`; frees its device copy when no other cid uses it.
-    pub fn unregister_callable(&mut self, backend: &dyn DeviceBackend, cid: u32) -> Result<(), RegistryError> {
+    pub fn unregister_callable(&mut self, mem: &mut dyn DeviceMemory, cid: u32) -> Result<(), RegistryError> {
         let slot = check_cid(cid)?;
         let artifacts = self.slots[slot].take().ok_or(RegistryError::NotRegistered { cid })?;
-        self.release(backend, cid, artifacts.content_hash, artifacts.device_base)
+        self.release(mem, cid, artifacts.content_hash, artifacts.device_base)
     }
 
     fn release(
         &mut self,
-        backend: &dyn DeviceBackend,
+        mem: &mut dyn DeviceMemory,
         cid: u32,
         content_hash: u64,
         base: DevAddr,
@@ -337,16 +333,16 @@ impl<O: Copy> CallableRegistry<O> {
             self.resident.remove(&content_hash);
         }
         self.counters.frees += 1;
-        backend.free(base).map_err(|source| RegistryError::Free { cid, base, source })
+        mem.free(base).map_err(|source| RegistryError::Free { cid, base, source })
     }
 
     /// Unregisters every cid and frees every device copy (runner teardown). Returns the first
     /// failure; every copy is forgotten either way.
-    pub fn release_all(&mut self, backend: &dyn DeviceBackend) -> Result<(), RegistryError> {
+    pub fn release_all(&mut self, mem: &mut dyn DeviceMemory) -> Result<(), RegistryError> {
         let mut first_error = Ok(());
         for cid in 0..MAX_CALLABLE_IDS {
             if self.slots[cid as usize].is_some() {
-                let result = self.unregister_callable(backend, cid);
+                let result = self.unregister_callable(mem, cid);
                 if first_error.is_ok() {
                     first_error = result;
                 }

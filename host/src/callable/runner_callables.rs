@@ -2,16 +2,17 @@
 //! against, the cid registry over deduplicated device copies, and the kernel launcher with its
 //! cached binary handles. `DeviceRunner` holds one of these and forwards to it.
 
-use pto_abi::launch::{KernelArgs, LaunchDescriptor};
+use pto_abi::launch::LaunchDescriptor;
 use pto_abi::task::TensorDirection;
 use pto_abi::DevAddr;
 
 use super::bind::{check_args_against_signature, BindError};
 use super::blob::ChipCallable;
 use super::launch::{KernelLauncher, LaunchError, LaunchShape};
+use super::memory::DeviceMemory;
 use super::registry::{CallableRegistry, PreparedCallableArtifacts, RegistryError};
 use super::symbols::Symbols;
-use crate::backend::{BackendError, DeviceBackend, StreamId};
+use crate::backend::DeviceBackend;
 
 /// Counters of a runner's callable work that tests read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,17 +41,6 @@ pub enum PrepareRunError {
     /// The run's arguments do not fit the signature, or the func table cannot take the children.
     #[error(transparent)]
     Bind(#[from] BindError),
-}
-
-/// A failed teardown step.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReleaseError {
-    /// Freeing a callable's device copy failed.
-    #[error(transparent)]
-    Callable(RegistryError),
-    /// Freeing the `KernelArgs` copy failed.
-    #[error("freeing the KernelArgs copy: {0}")]
-    KernelArgs(BackendError),
 }
 
 /// A runner's callables: symbols, registry, launcher.
@@ -98,16 +88,16 @@ impl<O: Copy> RunnerCallables<O> {
     /// Registers `blob` as `cid` (see [`CallableRegistry::register_callable`]).
     pub fn register_callable(
         &mut self,
-        backend: &dyn DeviceBackend,
+        mem: &mut dyn DeviceMemory,
         cid: u32,
         blob: &ChipCallable,
     ) -> Result<PreparedCallableArtifacts<O>, RegistryError> {
-        self.registry.register_callable(backend, &self.symbols, cid, blob)
+        self.registry.register_callable(mem, &self.symbols, cid, blob)
     }
 
     /// Unregisters `cid` (see [`CallableRegistry::unregister_callable`]).
-    pub fn unregister_callable(&mut self, backend: &dyn DeviceBackend, cid: u32) -> Result<(), RegistryError> {
-        self.registry.unregister_callable(backend, cid)
+    pub fn unregister_callable(&mut self, mem: &mut dyn DeviceMemory, cid: u32) -> Result<(), RegistryError> {
+        self.registry.unregister_callable(mem, cid)
     }
 
     /// Binds `cid` to a run whose arguments have directions `args`: checks them against the
@@ -130,36 +120,37 @@ impl<O: Copy> RunnerCallables<O> {
     pub fn launch_aicore_kernel(
         &mut self,
         backend: &dyn DeviceBackend,
-        stream: StreamId,
         shape: LaunchShape,
         args: DevAddr,
     ) -> Result<(), LaunchError> {
-        self.launcher.launch_aicore_kernel(backend, stream, shape, args)
+        self.launcher.launch_aicore_kernel(backend, shape, args)
     }
 
-    /// One run's launch: `KernelArgs` device copy, AICore kernel, then AICPU kernel.
+    /// One run's launch with the `KernelArgs` copy at `args`: AICore kernel, then AICPU kernel.
     pub fn launch(
         &mut self,
         backend: &dyn DeviceBackend,
-        stream: StreamId,
-        args: &KernelArgs,
+        args: DevAddr,
         aicore: LaunchShape,
         aicpu: LaunchShape,
-    ) -> Result<DevAddr, LaunchError> {
-        self.launcher.launch(backend, stream, args, aicore, aicpu)
+    ) -> Result<(), LaunchError> {
+        self.launcher.launch(backend, args, aicore, aicpu)
     }
 
-    /// Frees every device copy and the `KernelArgs` copy (runner teardown); the first failure is
+    /// Waits for the launched kernels (see [`KernelLauncher::synchronize`]).
+    pub fn synchronize(&self, backend: &dyn DeviceBackend) -> Result<(), LaunchError> {
+        self.launcher.synchronize(backend)
+    }
+
+    /// Unregisters every cid and frees every device copy (runner teardown); the first failure is
     /// returned, everything is forgotten either way.
-    pub fn release(&mut self, backend: &dyn DeviceBackend) -> Result<(), ReleaseError> {
-        let registry = self.registry.release_all(backend).map_err(ReleaseError::Callable);
-        let launcher = self.launcher.release(backend).map_err(ReleaseError::KernelArgs);
-        registry.and(launcher)
+    pub fn release(&mut self, mem: &mut dyn DeviceMemory) -> Result<(), RegistryError> {
+        self.registry.release_all(mem)
     }
 
-    /// Forgets every device copy without freeing (after a device fault).
+    /// Forgets every cid and device copy without freeing (after a device fault, or when the
+    /// runner's allocator already freed everything).
     pub fn abandon(&mut self) {
         self.registry.abandon_all();
-        self.launcher.abandon();
     }
 }

@@ -9,7 +9,8 @@ use pto_abi::DevAddr;
 use zerocopy::IntoBytes;
 
 use super::blob::ChipCallable;
-use crate::backend::{BackendError, DeviceBackend};
+use super::memory::DeviceMemory;
+use crate::backend::BackendError;
 
 /// Why an upload failed; nothing stays allocated on the device after one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,17 +92,17 @@ pub fn patch_chip_callable_scratch_for_device(
     Ok(scratch)
 }
 
-/// Allocates device memory for `blob`, uploads a patched scratch copy with one copy, and returns
-/// where each child's code landed. On failure the allocation is released.
+/// Allocates device memory for `blob` from `mem`, uploads a patched scratch copy with one copy, and
+/// returns where each child's code landed. On failure the allocation is released.
 pub fn upload_and_collect_child_addrs(
-    backend: &dyn DeviceBackend,
+    mem: &mut dyn DeviceMemory,
     blob: &ChipCallable,
 ) -> Result<UploadedCallable, UploadError> {
     let size = blob.total_size();
     let backend_err = |source| UploadError::Backend { size, source };
-    let base = backend.malloc(size).map_err(backend_err)?;
+    let base = mem.alloc(size).map_err(backend_err)?;
     let uploaded = patch_chip_callable_scratch_for_device(blob, base).and_then(|scratch| {
-        backend.copy_to_device(base, &scratch).map_err(backend_err)?;
+        mem.backend().copy_to_device(base, &scratch).map_err(backend_err)?;
         let orchestration_offset = blob.view().orchestration_offset();
         let orchestration_addr = base.checked_add_bytes(orchestration_offset).ok_or(UploadError::AddressOverflow {
             part: BlobPart::Orchestration,
@@ -112,7 +113,7 @@ pub fn upload_and_collect_child_addrs(
     });
     if uploaded.is_err() {
         // The first error is the one to report; a failing free cannot leave more behind.
-        let _ = backend.free(base);
+        let _ = mem.free(base);
     }
     uploaded
 }

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod callable;
 pub mod image;
 pub mod layout;
+pub mod run;
 pub mod sizing_args;
 
 use std::fmt;

@@ -19,6 +19,7 @@ use pto_device::boot::DeviceRegions;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::backend::{BackendError, DeviceBackend, KernelHandle, StreamId};
+use crate::callable::runner_ext::{new_runner_callables, CallableParts, RunnerCallableState};
 use crate::image::{build_runtime_image, CacheKey, ImageCache, ImageError, ImageLru, ResidentImage};
 pub use allocator::TrackingAllocator;
 pub use launch::{BootFailure, BootOutcome, BootSummary, LaunchBlock, LaunchError, LaunchParams};
@@ -93,6 +94,7 @@ pub struct DeviceRunner {
     launch_block: Option<LaunchBlock>,
     boot_kernel: Option<KernelHandle>,
     aicpu_stream: Option<StreamId>,
+    callables: RunnerCallableState,
     faulted: bool,
 }
 
@@ -108,6 +110,7 @@ impl DeviceRunner {
             launch_block: None,
             boot_kernel: None,
             aicpu_stream: None,
+            callables: new_runner_callables(),
             faulted: false,
         }
     }
@@ -132,6 +135,21 @@ impl DeviceRunner {
     pub fn free(&mut self, addr: DevAddr) -> Result<(), RunnerError> {
         let r = self.alloc.free(addr);
         self.note(r)
+    }
+
+    /// The registered callables (see `callable::runner_ext` for the methods on them).
+    pub(crate) fn callables(&self) -> &RunnerCallableState {
+        &self.callables
+    }
+
+    /// The callables with the allocator their uploads go through and the fault flag.
+    pub(crate) fn callable_parts(&mut self) -> CallableParts<'_> {
+        CallableParts { callables: &mut self.callables, alloc: &mut self.alloc, faulted: &mut self.faulted }
+    }
+
+    /// The launch block, once a launch was prepared.
+    pub fn launch_block(&self) -> Option<LaunchBlock> {
+        self.launch_block
     }
 
     /// The static regions as currently committed.
@@ -319,6 +337,8 @@ impl DeviceRunner {
         self.cache.invalidate();
         self.launch_block = None;
         self.arenas = StaticArenas::default();
+        // The allocator frees (or abandons) every callable's device copy below.
+        self.callables.abandon();
         if self.faulted {
             self.alloc.abandon();
             return Ok(());

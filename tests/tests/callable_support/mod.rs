@@ -1,164 +1,117 @@
-//! A small in-memory `DeviceBackend` for the callable tests: allocations are `Vec<u8>`s at fake
-//! device addresses, every call is counted, launches are recorded in order, and the N-th malloc or
-//! copy can be made to fail.
+//! Helpers shared by the callable tests: a simulated device with a tracking allocator, the symbol
+//! tables of the vector example, and a backend wrapper that records registrations and launches.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use pto_host::abi::DevAddr;
-use pto_host::backend::{BackendError, BackendOp, DeviceBackend, KernelHandle, StreamId};
+use pto_abi::DevAddr;
+use pto_device::kernel::{KernelInvocation, SimKernelFn};
+use pto_host::backend::{BackendError, DeviceBackend, KernelHandle, SimBackend, StreamId};
+use pto_host::callable::example::{VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION};
+use pto_host::callable::Symbols;
+use pto_host::runner::TrackingAllocator;
 
-/// One recorded kernel launch.
+/// A simulated device with a 256 MiB pool.
+pub fn sim() -> Arc<SimBackend> {
+    Arc::new(SimBackend::with_capacity(256 << 20).expect("reserve the simulated device pool"))
+}
+
+/// A tracking allocator on `sim` (what a runner allocates through).
+pub fn tracker(sim: &Arc<SimBackend>) -> TrackingAllocator {
+    TrackingAllocator::new(sim.clone() as Arc<dyn DeviceBackend>)
+}
+
+/// The orchestration function type of these tests.
+pub type TestOrch = fn() -> &'static str;
+
+pub fn orch_vector() -> &'static str {
+    "vector"
+}
+pub fn k_add(_: &KernelInvocation<'_>) {}
+pub fn k_add_scalar(_: &KernelInvocation<'_>) {}
+pub fn k_mul(_: &KernelInvocation<'_>) {}
+
+/// Symbol tables naming the vector example's orchestration and kernels.
+pub fn vector_symbols() -> Symbols<TestOrch> {
+    let mut s = Symbols::default();
+    s.kernels.define(VECTOR_ADD, k_add as SimKernelFn).unwrap();
+    s.kernels.define(VECTOR_ADD_SCALAR, k_add_scalar as SimKernelFn).unwrap();
+    s.kernels.define(VECTOR_MUL, k_mul as SimKernelFn).unwrap();
+    s.orchestrations.define(VECTOR_ORCHESTRATION, orch_vector as TestOrch).unwrap();
+    s
+}
+
+/// Reads `len` bytes of device memory.
+pub fn read(backend: &dyn DeviceBackend, addr: DevAddr, len: u64) -> Vec<u8> {
+    let mut buf = vec![0; len as usize];
+    backend.copy_from_device(addr, &mut buf).expect("read device memory");
+    buf
+}
+
+/// A backend call the [`Recording`] wrapper saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Launch {
-    pub kernel: KernelHandle,
-    pub binary: Vec<u8>,
-    pub block_dim: u32,
-    pub args: DevAddr,
-    /// The bytes at `args` when the launch was queued.
-    pub args_bytes: Vec<u8>,
+pub enum Call {
+    /// `register_kernel_binary(binary)` → handle.
+    Register(Vec<u8>, KernelHandle),
+    /// `launch_kernel`.
+    Launch { kernel: KernelHandle, stream: StreamId, block_dim: u32, args: DevAddr },
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Calls {
-    pub mallocs: u64,
-    pub frees: u64,
-    pub copies_to_device: u64,
-    pub registrations: u64,
+/// Forwards to a [`SimBackend`] and records registrations and launches in call order.
+pub struct Recording {
+    pub inner: Arc<SimBackend>,
+    pub calls: Mutex<Vec<Call>>,
 }
 
-#[derive(Default)]
-struct State {
-    next: u64,
-    allocs: BTreeMap<u64, Vec<u8>>,
-    calls: Calls,
-    fail_malloc: Option<u64>,
-    fail_copy: Option<u64>,
-    fail_register: Option<u64>,
-    binaries: Vec<Vec<u8>>,
-    launches: Vec<Launch>,
-}
-
-impl State {
-    fn range(&mut self, op: BackendOp, addr: DevAddr, len: u64) -> Result<&mut [u8], BackendError> {
-        let invalid = BackendError::InvalidRange { op, addr, len };
-        let (&base, buf) = self.allocs.range_mut(..=addr.get()).next_back().ok_or(invalid.clone())?;
-        let start = (addr.get() - base) as usize;
-        let end = start.checked_add(len as usize).ok_or(invalid.clone())?;
-        buf.get_mut(start..end).ok_or(invalid)
+impl Recording {
+    pub fn new(inner: Arc<SimBackend>) -> Self {
+        Recording { inner, calls: Mutex::new(Vec::new()) }
+    }
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
     }
 }
 
-#[derive(Default)]
-pub struct MemBackend {
-    state: Mutex<State>,
-}
-
-impl MemBackend {
-    pub fn new() -> Self {
-        MemBackend { state: Mutex::new(State { next: 0x10_0000_0000, ..State::default() }) }
-    }
-    pub fn calls(&self) -> Calls {
-        self.state.lock().unwrap().calls
-    }
-    pub fn live_allocations(&self) -> usize {
-        self.state.lock().unwrap().allocs.len()
-    }
-    /// The `nth` (1-based, counted from now) malloc fails.
-    pub fn fail_malloc_in(&self, nth: u64) {
-        let mut s = self.state.lock().unwrap();
-        s.fail_malloc = Some(s.calls.mallocs + nth);
-    }
-    /// The `nth` (1-based, counted from now) copy to the device fails.
-    pub fn fail_copy_in(&self, nth: u64) {
-        let mut s = self.state.lock().unwrap();
-        s.fail_copy = Some(s.calls.copies_to_device + nth);
-    }
-    /// The `nth` (1-based, counted from now) kernel registration fails.
-    pub fn fail_register_in(&self, nth: u64) {
-        let mut s = self.state.lock().unwrap();
-        s.fail_register = Some(s.calls.registrations + nth);
-    }
-    pub fn read(&self, addr: DevAddr, len: u64) -> Vec<u8> {
-        let mut buf = vec![0; len as usize];
-        self.copy_from_device(addr, &mut buf).unwrap();
-        buf
-    }
-    pub fn launches(&self) -> Vec<Launch> {
-        self.state.lock().unwrap().launches.clone()
-    }
-}
-
-impl DeviceBackend for MemBackend {
+impl DeviceBackend for Recording {
     fn name(&self) -> &'static str {
-        "mem-test"
+        "recording-sim"
     }
     fn malloc(&self, size: u64) -> Result<DevAddr, BackendError> {
-        let mut s = self.state.lock().unwrap();
-        s.calls.mallocs += 1;
-        if s.fail_malloc == Some(s.calls.mallocs) {
-            return Err(BackendError::InjectedFault { op: BackendOp::Malloc, nth: s.calls.mallocs });
-        }
-        let base = s.next;
-        s.next += size.div_ceil(1024).max(1) * 1024 + 1024;
-        s.allocs.insert(base, vec![0; size as usize]);
-        Ok(DevAddr(base))
+        self.inner.malloc(size)
     }
     fn free(&self, addr: DevAddr) -> Result<(), BackendError> {
-        let mut s = self.state.lock().unwrap();
-        s.calls.frees += 1;
-        s.allocs.remove(&addr.get()).map(|_| ()).ok_or(BackendError::InvalidRange { op: BackendOp::Free, addr, len: 0 })
+        self.inner.free(addr)
     }
     fn copy_to_device(&self, dst: DevAddr, src: &[u8]) -> Result<(), BackendError> {
-        let mut s = self.state.lock().unwrap();
-        s.calls.copies_to_device += 1;
-        if s.fail_copy == Some(s.calls.copies_to_device) {
-            return Err(BackendError::InjectedFault { op: BackendOp::CopyToDevice, nth: s.calls.copies_to_device });
-        }
-        s.range(BackendOp::CopyToDevice, dst, src.len() as u64)?.copy_from_slice(src);
-        Ok(())
+        self.inner.copy_to_device(dst, src)
     }
     fn copy_from_device(&self, src: DevAddr, dst: &mut [u8]) -> Result<(), BackendError> {
-        let mut s = self.state.lock().unwrap();
-        dst.copy_from_slice(s.range(BackendOp::CopyFromDevice, src, dst.len() as u64)?);
-        Ok(())
+        self.inner.copy_from_device(src, dst)
     }
     fn memset(&self, dst: DevAddr, value: u8, len: u64) -> Result<(), BackendError> {
-        let mut s = self.state.lock().unwrap();
-        s.range(BackendOp::Memset, dst, len)?.fill(value);
-        Ok(())
+        self.inner.memset(dst, value, len)
     }
     fn stream_create(&self) -> Result<StreamId, BackendError> {
-        Ok(StreamId(0))
+        self.inner.stream_create()
     }
-    fn stream_synchronize(&self, _stream: StreamId) -> Result<(), BackendError> {
-        Ok(())
+    fn stream_synchronize(&self, stream: StreamId) -> Result<(), BackendError> {
+        self.inner.stream_synchronize(stream)
     }
     fn register_kernel_binary(&self, binary: &[u8]) -> Result<KernelHandle, BackendError> {
-        let mut s = self.state.lock().unwrap();
-        s.calls.registrations += 1;
-        if s.fail_register == Some(s.calls.registrations) {
-            return Err(BackendError::InjectedFault { op: BackendOp::RegisterKernel, nth: s.calls.registrations });
-        }
-        s.binaries.push(binary.to_vec());
-        Ok(KernelHandle(s.binaries.len() as u32 - 1))
+        let handle = self.inner.register_kernel_binary(binary)?;
+        self.calls.lock().unwrap().push(Call::Register(binary.to_vec(), handle));
+        Ok(handle)
     }
     fn launch_kernel(
         &self,
         kernel: KernelHandle,
-        _stream: StreamId,
+        stream: StreamId,
         block_dim: u32,
         args: DevAddr,
     ) -> Result<(), BackendError> {
-        let mut s = self.state.lock().unwrap();
-        let binary = s.binaries.get(kernel.0 as usize).cloned().ok_or(BackendError::InvalidArgument {
-            op: BackendOp::Launch,
-            detail: format!("unknown kernel handle {}", kernel.0),
-        })?;
-        let args_bytes = s.range(BackendOp::Launch, args, 96)?.to_vec();
-        s.launches.push(Launch { kernel, binary, block_dim, args, args_bytes });
+        self.inner.launch_kernel(kernel, stream, block_dim, args)?;
+        self.calls.lock().unwrap().push(Call::Launch { kernel, stream, block_dim, args });
         Ok(())
     }
 }

@@ -112,6 +112,16 @@ pub fn dag_kernel(inv: &KernelInvocation<'_>) {
 /// A kernel that does nothing.
 pub fn nop_kernel(_: &KernelInvocation<'_>) {}
 
+/// The func table of the graph kernels (id [`DAG_KERNEL`], [`NOP_KERNEL`]) and the resolver the
+/// simulated device uses for it: kernel "code" lives at made-up device addresses.
+pub fn dag_kernels() -> (Vec<pto_abi::DevAddr>, pto_host::sim_cores::SimKernelTable) {
+    let addrs = vec![pto_abi::DevAddr(0xD000), pto_abi::DevAddr(0xD040)];
+    let mut table = pto_host::sim_cores::SimKernelTable::new();
+    table.insert(addrs[0], dag_kernel);
+    table.insert(addrs[1], nop_kernel);
+    (addrs, table)
+}
+
 fn mix(salt: u32, srcs: &[&[u32]], old: Option<&[u32]>, i: usize) -> u32 {
     let mut acc = salt;
     for s in srcs {
@@ -416,7 +426,7 @@ pub fn dag_orchestration(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> R
                     };
                     let s = o.submit(&spec.scalars(&scalars).deps(&deps).blocks(t.blocks))?;
                     ids.push(s.task);
-                    outs.push(s.outputs.first().copied());
+                    outs.push(s.get(0));
                 }
             }
         }

@@ -1,0 +1,402 @@
+//! A scheduler thread of the threaded mode: owns whole clusters (cluster `c` belongs to scheduler
+//! `c mod n`) and drives their cores through the AICore protocol's [`CoreChannels`].
+//!
+//! One round: poll every owned core's condition register and complete the blocks that finished
+//! (a task completes on its `block_num × active lanes`-th FIN); complete dependency-only tasks;
+//! hand ready work to idle cores — every payload prepared first, then one barrier and all tokens
+//! published ([`CoreChannels::publish`]); advance the watermarks of the rings where tasks were
+//! consumed, batched per round. The thread ends when orchestration is done and every submitted
+//! task has completed, or when an error is latched; it then shuts its cores down in order (EXIT,
+//! wait for the acknowledgement with a deadline). A round without progress waits through the
+//! clock (spin, then yield); no progress for the scheduler budget while work is outstanding
+//! latches `SCHEDULER_TIMEOUT` with its stall class. Nothing here waits without a deadline.
+
+use core::ptr::addr_of_mut;
+use core::sync::atomic::Ordering;
+
+use pto_abi::consts::{LANE_COUNT, MAX_AICPU_THREADS, MAX_CORES, MAX_KERNEL_ARGS, RING_COUNT};
+use pto_abi::error::{RuntimeErrorCode, StallClass};
+use pto_abi::runtime::{SchedThreadState, THREAD_EXITED, THREAD_RUNNING};
+use pto_abi::task::{Lane, NO_TASK};
+
+use crate::aicore::{cluster_cores, ChannelError, CoreChannels, CoreMask, CoreTables, Dispatch, TaskOutcome};
+use crate::platform::Backoff;
+use crate::queue::Shape;
+use crate::runtime::{RingSet, Runtime};
+use crate::sync::{atomic_u32, atomic_u64};
+
+/// How a scheduler thread ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedExit {
+    /// Every submitted task completed.
+    Finished,
+    /// A runtime error was latched (by this or another thread, or the orchestrator).
+    Stopped,
+}
+
+/// One scheduler thread's state for a run.
+pub struct SchedulerThread<'a, 'p> {
+    rt: &'a Runtime<'p>,
+    index: u32,
+    threads: u32,
+    ch: CoreChannels,
+    owned: CoreMask,
+    /// Task of the block running on each core (`NO_TASK` when idle), for stall reports.
+    running: [u64; MAX_CORES],
+    state: *mut SchedThreadState,
+    completed: u64,
+    dispatched: u64,
+    faults: u64,
+    first_fault: u64,
+}
+
+/// The latched error words, read atomically.
+fn error_latched(rt: &Runtime<'_>) -> bool {
+    let sm = rt.view.sm;
+    // SAFETY: the SM header is valid for the run; error words are read atomically.
+    unsafe {
+        atomic_u32(addr_of_mut!((*sm).orch.code)).load(Ordering::Acquire) != 0
+            || atomic_u32(addr_of_mut!((*sm).sched.code)).load(Ordering::Acquire) != 0
+    }
+}
+
+/// Tasks completed by every scheduler thread so far.
+pub fn total_completed(rt: &Runtime<'_>) -> u64 {
+    (0..MAX_AICPU_THREADS)
+        // SAFETY: thread states are valid; each counter is read atomically.
+        .map(|t| {
+            unsafe { atomic_u64(addr_of_mut!((*rt.view.sched_threads.add(t)).tasks_completed)) }.load(Ordering::Acquire)
+        })
+        .sum()
+}
+
+/// Tasks submitted so far (the per-ring submit counters).
+pub fn total_submitted(rt: &Runtime<'_>) -> u64 {
+    (0..RING_COUNT).map(|r| rt.current(r)).sum()
+}
+
+/// True once the orchestrator published `orchestrator_done`.
+pub fn orchestrator_done(rt: &Runtime<'_>) -> bool {
+    // SAFETY: the SM header is valid; the word is read atomically.
+    unsafe { atomic_u32(addr_of_mut!((*rt.view.sm).orch.orchestrator_done)) }.load(Ordering::Acquire) != 0
+}
+
+/// Latches a scheduler error (first writer wins); true when this call won.
+pub fn latch_sched_error(rt: &Runtime<'_>, thread: u32, class: StallClass, task: u64) -> bool {
+    let sm = rt.view.sm;
+    // SAFETY: the SM header is valid; the code word is the lock of the other fields.
+    unsafe {
+        let code = atomic_u32(addr_of_mut!((*sm).sched.code));
+        if code
+            .compare_exchange(0, RuntimeErrorCode::SchedulerTimeout as u32, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        atomic_u32(addr_of_mut!((*sm).sched.thread)).store(thread, Ordering::Relaxed);
+        atomic_u32(addr_of_mut!((*sm).sched.stall_class)).store(class as u32, Ordering::Relaxed);
+        atomic_u64(addr_of_mut!((*sm).sched.stall_task)).store(task, Ordering::Relaxed);
+        atomic_u64(addr_of_mut!((*sm).sched.tasks_completed)).store(total_completed(rt), Ordering::Relaxed);
+        let ready: u64 = rt.view.queues.iter().map(|q| q.len()).sum();
+        atomic_u64(addr_of_mut!((*sm).sched.tasks_ready)).store(ready, Ordering::Release);
+    }
+    true
+}
+
+impl<'a, 'p> SchedulerThread<'a, 'p> {
+    /// Scheduler `index` of `threads` scheduler threads, driving `clusters` clusters.
+    ///
+    /// # Safety
+    /// `tables` are this boot's core tables; no other thread drives the cores this scheduler owns.
+    pub unsafe fn new(
+        rt: &'a Runtime<'p>,
+        tables: CoreTables,
+        index: u32,
+        threads: u32,
+        clusters: u32,
+    ) -> Result<Self, ChannelError> {
+        // SAFETY: forwarded from the caller.
+        let ch = unsafe { CoreChannels::for_scheduler(tables, index, threads, clusters)? };
+        let owned = ch.owned();
+        // SAFETY: `index < threads <= MAX_AICPU_THREADS - 1` (checked by `for_scheduler`'s caller).
+        let state = unsafe { rt.view.sched_threads.add(index as usize % MAX_AICPU_THREADS) };
+        Ok(SchedulerThread {
+            rt,
+            index,
+            threads,
+            ch,
+            owned,
+            running: [NO_TASK; MAX_CORES],
+            state,
+            completed: 0,
+            dispatched: 0,
+            faults: 0,
+            first_fault: NO_TASK,
+        })
+    }
+
+    fn publish_counters(&self) {
+        let busy = self.owned.iter().filter(|c| self.running[*c as usize] != NO_TASK).count() as u32;
+        // SAFETY: this thread is the only writer of its state line.
+        unsafe {
+            atomic_u32(addr_of_mut!((*self.state).cores_busy)).store(busy, Ordering::Relaxed);
+            atomic_u64(addr_of_mut!((*self.state).tasks_dispatched)).store(self.dispatched, Ordering::Relaxed);
+            atomic_u64(addr_of_mut!((*self.state).kernel_faults)).store(self.faults, Ordering::Relaxed);
+            atomic_u64(addr_of_mut!((*self.state).first_fault_task)).store(self.first_fault, Ordering::Relaxed);
+            atomic_u64(addr_of_mut!((*self.state).tasks_completed)).store(self.completed, Ordering::Release);
+        }
+    }
+
+    fn set_running(&self, v: u32) {
+        // SAFETY: as above.
+        unsafe { atomic_u32(addr_of_mut!((*self.state).running)).store(v, Ordering::Release) };
+    }
+
+    /// Runs the scheduler until the run ends; shuts the owned cores down before returning.
+    pub fn run(&mut self) -> SchedExit {
+        self.set_running(THREAD_RUNNING);
+        let exit = self.schedule();
+        self.publish_counters();
+        let budget = self.rt.budgets.sched_ns;
+        if let Err(e) = self.ch.shutdown(self.rt.platform, budget) {
+            // SAFETY: this thread's state line.
+            unsafe {
+                atomic_u32(addr_of_mut!((*self.state).cores_not_exited)).store(e.not_exited.len(), Ordering::Relaxed)
+            };
+        }
+        self.set_running(THREAD_EXITED);
+        exit
+    }
+
+    fn schedule(&mut self) -> SchedExit {
+        let clock = self.rt.platform;
+        if !self.owned.is_empty() && self.ch.wait_online(clock, self.rt.budgets.sched_ns).is_err() {
+            latch_sched_error(self.rt, self.index, StallClass::ReadyButIdle, NO_TASK);
+            return SchedExit::Stopped;
+        }
+        let mut backoff = Backoff::new();
+        let mut seen = (u64::MAX, u64::MAX);
+        let mut since = clock.now_ns();
+        loop {
+            let progress = match self.round() {
+                Ok(p) => p,
+                Err(_) => {
+                    latch_sched_error(self.rt, self.index, StallClass::RunningStalled, NO_TASK);
+                    return SchedExit::Stopped;
+                }
+            };
+            if progress {
+                self.publish_counters();
+                backoff.reset();
+                since = clock.now_ns();
+                continue;
+            }
+            if error_latched(self.rt) {
+                return SchedExit::Stopped;
+            }
+            let done = orchestrator_done(self.rt);
+            let completed = total_completed(self.rt);
+            let submitted = total_submitted(self.rt);
+            if done && completed >= submitted {
+                return SchedExit::Finished;
+            }
+            let now = clock.now_ns();
+            if (completed, submitted) != seen {
+                seen = (completed, submitted);
+                since = now;
+            } else if now.saturating_sub(since) > self.rt.budgets.sched_ns && (completed < submitted || !done) {
+                // A block running on another scheduler's core is that scheduler's to report; it
+                // gets one more budget before anyone else does.
+                let overdue = now.saturating_sub(since) > self.rt.budgets.sched_ns.saturating_mul(2);
+                if let Some((class, task)) = self.stall_class(done, overdue) {
+                    latch_sched_error(self.rt, self.index, class, task);
+                    return SchedExit::Stopped;
+                }
+            }
+            backoff.snooze(clock);
+        }
+    }
+
+    /// The stall class this thread can report, or `None` when another scheduler's running core is
+    /// the likely culprit and that scheduler should report it (unless `overdue`).
+    fn stall_class(&self, orch_done: bool, overdue: bool) -> Option<(StallClass, u64)> {
+        if let Some(core) = self.owned.iter().find(|c| self.running[*c as usize] != NO_TASK) {
+            return Some((StallClass::RunningStalled, self.running[core as usize]));
+        }
+        let others_busy = (0..MAX_AICPU_THREADS).any(|t| {
+            // SAFETY: thread states are valid; the word is read atomically.
+            unsafe { atomic_u32(addr_of_mut!((*self.rt.view.sched_threads.add(t)).cores_busy)) }.load(Ordering::Relaxed)
+                != 0
+        });
+        if others_busy {
+            return overdue.then_some((StallClass::RunningStalled, NO_TASK));
+        }
+        if self.rt.view.queues.iter().any(|q| !q.is_empty()) {
+            return Some((StallClass::ReadyButIdle, NO_TASK));
+        }
+        if !orch_done {
+            return Some((StallClass::OrchestratorStarvation, NO_TASK));
+        }
+        Some((StallClass::DependencyDeadlock, NO_TASK))
+    }
+
+    /// One round; true when anything completed or was dispatched.
+    fn round(&mut self) -> Result<bool, ChannelError> {
+        let mut progress = false;
+        let mut rings = RingSet::default();
+        for core in self.owned {
+            let p = self.ch.poll(core)?;
+            for c in p.completions() {
+                progress = true;
+                if !matches!(c.outcome, TaskOutcome::Finished) {
+                    if self.faults == 0 {
+                        self.first_fault = c.task_id;
+                    }
+                    self.faults += 1;
+                }
+                rings.merge(self.block_done(c.task_id));
+            }
+            if self.ch.is_idle(core) {
+                self.running[core as usize] = NO_TASK;
+            }
+        }
+        while let Some(t) = self.rt.pop_ready(Shape::DepOnly) {
+            rings.merge(self.rt.complete(t));
+            self.completed += 1;
+            progress = true;
+        }
+        for shape in [Shape::Mix, Shape::Aic, Shape::Aiv] {
+            progress |= self.dispatch_shape(shape)?;
+        }
+        self.ch.publish();
+        self.rt.advance(rings);
+        Ok(progress)
+    }
+
+    fn block_done(&mut self, task: u64) -> RingSet {
+        let slot = self.rt.slot(task);
+        let before = self.rt.add_u32(slot.subtask_done(), 1);
+        if before + 1 == slot.subtask_total().load(Ordering::Relaxed) {
+            self.completed += 1;
+            self.rt.complete(task)
+        } else {
+            RingSet::default()
+        }
+    }
+
+    fn idle_lane_core(&self, lane: Lane) -> Option<u32> {
+        self.owned
+            .iter()
+            .find(|c| *c % LANE_COUNT as u32 == lane as u32 && self.ch.is_idle(*c) && self.ch.can_prepare(*c))
+    }
+
+    fn idle_aiv_core(&self) -> Option<u32> {
+        self.idle_lane_core(Lane::Aiv0).or_else(|| self.idle_lane_core(Lane::Aiv1))
+    }
+
+    /// A cluster whose cores of every lane in `mask` are idle.
+    fn idle_cluster(&self, mask: u32) -> Option<u32> {
+        let mut seen = CoreMask::EMPTY;
+        for core in self.owned {
+            let cluster = core / LANE_COUNT as u32;
+            if !seen.insert(cluster) {
+                continue;
+            }
+            let cores = cluster_cores(cluster);
+            if (0..LANE_COUNT)
+                .all(|l| mask & (1 << l) == 0 || (self.ch.is_idle(cores[l]) && self.ch.can_prepare(cores[l])))
+            {
+                return Some(cluster);
+            }
+        }
+        None
+    }
+
+    fn has_room(&self, shape: Shape) -> bool {
+        match shape {
+            Shape::Aic => self.idle_lane_core(Lane::Aic).is_some(),
+            Shape::Aiv => self.idle_aiv_core().is_some(),
+            Shape::Mix => self.owned.iter().any(|c| self.ch.is_idle(c)),
+            Shape::DepOnly => true,
+        }
+    }
+
+    /// Hands ready tasks of `shape` to idle cores until the cores or the tasks run out. A task
+    /// with blocks left over goes back to its queue, so other schedulers can run them too.
+    fn dispatch_shape(&mut self, shape: Shape) -> Result<bool, ChannelError> {
+        let mut any = false;
+        while self.has_room(shape) {
+            let Some(task) = self.rt.pop_ready(shape) else { break };
+            let d = self.rt.view.descriptor(task);
+            // SAFETY: the descriptor of a ready task this thread holds (published before routing).
+            let (kernels, block_num, mask) = unsafe { ((*d).kernel_ids, (*d).block_num, (*d).lane_mask) };
+            let mut args = [0u64; MAX_KERNEL_ARGS];
+            // SAFETY: as above, the payload.
+            let n = crate::sched::kernel_args(unsafe { &*self.rt.view.payload(task) }, &mut args);
+            let slot = self.rt.slot(task);
+            let mut next = slot.next_block().load(Ordering::Relaxed);
+            let mut placed = false;
+            while next < block_num {
+                // The cores of this block: one core, or one per active lane of an idle cluster.
+                let mut targets = [(0u32, 0usize); LANE_COUNT];
+                let mut count = 0;
+                match shape {
+                    Shape::Aic => {
+                        if let Some(core) = self.idle_lane_core(Lane::Aic) {
+                            targets[0] = (core, Lane::Aic as usize);
+                            count = 1;
+                        }
+                    }
+                    Shape::Aiv => {
+                        if let Some(core) = self.idle_aiv_core() {
+                            targets[0] = (core, mask.trailing_zeros() as usize);
+                            count = 1;
+                        }
+                    }
+                    _ => {
+                        if let Some(cluster) = self.idle_cluster(mask) {
+                            for (lane, core) in cluster_cores(cluster).iter().enumerate() {
+                                if mask & (1 << lane) != 0 {
+                                    targets[count] = (*core, lane);
+                                    count += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                if count == 0 {
+                    break;
+                }
+                for &(core, lane) in &targets[..count] {
+                    let kernel = self.rt.funcs.get(kernels[lane]).unwrap_or_default();
+                    let d = Dispatch { kernel, task_id: task, block_idx: next, block_num, args: &args[..n] };
+                    self.ch.prepare(core, &d)?;
+                    self.running[core as usize] = task;
+                }
+                next += 1;
+                placed = true;
+            }
+            slot.next_block().store(next, Ordering::Relaxed);
+            any |= placed;
+            if next < block_num {
+                self.rt.push_ready(shape, task);
+                if !placed {
+                    break;
+                }
+            } else {
+                self.dispatched += 1;
+            }
+        }
+        Ok(any)
+    }
+
+    /// This scheduler's index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Scheduler threads of the run.
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+}

@@ -1,0 +1,127 @@
+//! Callables on a `DeviceRunner`: register and unregister by cid, the counters tests read, and
+//! the AICore launch with its binary registered once per runner.
+//!
+//! The runner holds one [`RunnerCallables`] (symbols, cid registry, launcher); uploads allocate
+//! through the runner's tracking allocator, so a callable's device copy counts in the runner's
+//! committed bytes and is released at finalize.
+
+use pto_abi::DevAddr;
+use pto_device::orch::OrchestrationFn;
+
+use super::blob::ChipCallable;
+use super::launch::{KernelLauncher, LaunchError, LaunchShape};
+use super::registry::{PreparedCallableArtifacts, RegistryError};
+use super::runner_callables::{CallableCounters, RunnerCallables};
+use super::symbols::Symbols;
+use super::upload::UploadError;
+use crate::backend::BackendError;
+use crate::runner::{DeviceRunner, TrackingAllocator};
+
+/// Name of the AICore kernel binary a runner launches (on the simulated device: an entry name
+/// registered with `SimBackend::register_entry`).
+pub const AICORE_KERNEL_BINARY: &str = "pto_aicore_main";
+/// Name of the AICPU kernel binary a runner launches.
+pub const AICPU_KERNEL_BINARY: &str = "pto_aicpu_main";
+
+/// The callables state of a runner: orchestrations are `pto_device` orchestration functions.
+pub type RunnerCallableState = RunnerCallables<OrchestrationFn>;
+
+/// Artifacts of a callable registered on a runner.
+pub type RunnerArtifacts = PreparedCallableArtifacts<OrchestrationFn>;
+
+/// A fresh callables state for a new runner: empty symbol tables, nothing registered.
+pub fn new_runner_callables() -> RunnerCallableState {
+    RunnerCallables::new(Symbols::default(), AICORE_KERNEL_BINARY.into(), AICPU_KERNEL_BINARY.into())
+}
+
+/// What `runner_ext` borrows from a runner at once: its callables, its allocator, its fault flag.
+pub struct CallableParts<'a> {
+    /// The callables state.
+    pub callables: &'a mut RunnerCallableState,
+    /// The tracking allocator uploads go through.
+    pub alloc: &'a mut TrackingAllocator,
+    /// Set when a backend call reports a device fault (finalize then abandons instead of freeing).
+    pub faulted: &'a mut bool,
+}
+
+/// A failed kernel launch on a runner.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KernelLaunchError {
+    /// No launch block has been written yet (`prepare_launch` comes first).
+    #[error("no launch block: prepare the launch before launching kernels")]
+    NoLaunchBlock,
+    /// The backend refused a step.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+}
+
+fn is_device_fault(e: &BackendError) -> bool {
+    matches!(e, BackendError::DeviceFault { .. })
+}
+
+fn registry_fault(e: &RegistryError) -> bool {
+    match e {
+        RegistryError::Upload { source: UploadError::Backend { source, .. }, .. } => is_device_fault(source),
+        RegistryError::Free { source, .. } => is_device_fault(source),
+        _ => false,
+    }
+}
+
+impl DeviceRunner {
+    /// The symbol tables callables are resolved against (define kernels and orchestrations here
+    /// before registering blobs that name them).
+    pub fn callable_symbols_mut(&mut self) -> &mut Symbols<OrchestrationFn> {
+        &mut self.callable_parts().callables.symbols
+    }
+
+    /// Registers `blob` as `cid` (0..64): resolves its names, uploads it unless an identical blob
+    /// is resident on this runner, and returns its artifacts.
+    pub fn register_callable(&mut self, cid: u32, blob: &ChipCallable) -> Result<RunnerArtifacts, RegistryError> {
+        let parts = self.callable_parts();
+        let r = parts.callables.register_callable(parts.alloc, cid, blob);
+        if let Err(e) = &r {
+            *parts.faulted |= registry_fault(e);
+        }
+        r
+    }
+
+    /// Unregisters `cid`; its device copy is freed when no other cid uses it.
+    pub fn unregister_callable(&mut self, cid: u32) -> Result<(), RegistryError> {
+        let parts = self.callable_parts();
+        let r = parts.callables.unregister_callable(parts.alloc, cid);
+        if let Err(e) = &r {
+            *parts.faulted |= registry_fault(e);
+        }
+        r
+    }
+
+    /// The artifacts of `cid`, if registered.
+    pub fn callable(&self, cid: u32) -> Option<&RunnerArtifacts> {
+        self.callables().registry().artifacts(cid)
+    }
+
+    /// Uploads, dedup hits, frees, AICore and orchestration registrations so far.
+    pub fn callable_counters(&self) -> CallableCounters {
+        self.callables().counters()
+    }
+
+    /// The kernel launcher (cached handles, launch counters).
+    pub fn kernel_launcher(&self) -> &KernelLauncher {
+        self.callables().launcher()
+    }
+
+    /// Launches the AICore kernel with the `KernelArgs` copy in this runner's launch block,
+    /// registering the AICore binary on the first launch only (the handle is kept for the runner's
+    /// lifetime). Call after [`DeviceRunner::prepare_launch`] wrote the launch block, and before
+    /// the AICPU launch. Returns the `KernelArgs` address the kernel received.
+    pub fn launch_aicore_kernel(&mut self, shape: LaunchShape) -> Result<DevAddr, KernelLaunchError> {
+        let args = self.launch_block().ok_or(KernelLaunchError::NoLaunchBlock)?.kernel_args();
+        let backend = self.backend().clone();
+        let parts = self.callable_parts();
+        parts.callables.launch_aicore_kernel(backend.as_ref(), shape, args).map_err(|e| {
+            *parts.faulted |= is_device_fault(&e.source);
+            KernelLaunchError::Launch(e)
+        })?;
+        Ok(args)
+    }
+}

@@ -1,0 +1,286 @@
+//! `DeviceRunner::run` on the simulated device: bind the sizing (image cache), stage the input
+//! tensors and the argument records, start the AICore worker threads, run the AICPU threads
+//! (device code: boot, orchestrate, schedule), wait for all of them with deadlines, read the SM
+//! error words and per-thread counters, copy the outputs back, free what was staged. A failed run
+//! leaves the runner usable for the next one.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pto_abi::consts::{MAX_AICPU_THREADS, MAX_CLUSTERS, MAX_FUNC_IDS};
+use pto_abi::launch::{
+    LaunchDescriptor, OrchArg, LAUNCH_FLAG_DETERMINISTIC, LAUNCH_FLAG_NOOP_CORES, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR,
+};
+use pto_abi::runtime::SchedThreadState;
+use pto_abi::sm::SmHeader;
+use pto_abi::DevAddr;
+use pto_device::aicore::CoreTables;
+use pto_device::aicpu::{report_orchestrator_abort, run_aicpu_thread, AicpuEnv, AicpuExit};
+use pto_device::platform::HostPlatform;
+use zerocopy::{FromZeros, IntoBytes};
+
+use super::failure::DeviceFailure;
+use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest};
+use crate::backend::{DeviceBackend, SimBackend};
+use crate::runner::{read_device, DeviceRunner, LaunchParams, RunnerError};
+use crate::sim_cores::{SimCoreConfig, SimCores, SimKernelTable};
+
+/// Extra time the host gives device threads beyond their own budgets before calling them stuck.
+const JOIN_MARGIN: Duration = Duration::from_secs(2);
+
+/// Device buffers staged for one run.
+struct Staged {
+    /// Per argument: the buffer and its size (tensors only).
+    buffers: Vec<Option<(DevAddr, u64)>>,
+    /// The `OrchArg` records.
+    records: Option<DevAddr>,
+}
+
+fn check_request(req: &RunRequest<'_>) -> Result<(u32, u32, u64), RunError> {
+    let bad = |m: String| Err(RunError::Request(m));
+    if req.kernels.len() > MAX_FUNC_IDS {
+        return bad(format!("{} kernels; at most {MAX_FUNC_IDS} func ids", req.kernels.len()));
+    }
+    for (i, a) in req.args.iter().enumerate() {
+        let empty = match a {
+            RunArg::Input { data, .. } | RunArg::InOut { data, .. } => data.is_empty(),
+            RunArg::Output { bytes, .. } => *bytes == 0,
+            RunArg::Scalar(_) => false,
+        };
+        if empty {
+            return bad(format!("argument {i} is a tensor of 0 bytes"));
+        }
+    }
+    req.sizing.validate().map_err(|e| RunError::Request(format!("sizing: {e}")))?;
+    match req.mode {
+        RunMode::Threaded { threads, clusters } => {
+            if !(2..=MAX_AICPU_THREADS as u32).contains(&threads) {
+                return bad(format!(
+                    "threads = {threads}: the threaded mode needs 2..={MAX_AICPU_THREADS} AICPU threads \
+                     (one orchestrator plus schedulers)"
+                ));
+            }
+            if !(1..=MAX_CLUSTERS as u32).contains(&clusters) {
+                return bad(format!("clusters = {clusters}: must be in 1..={MAX_CLUSTERS}"));
+            }
+            Ok((threads, clusters, 0))
+        }
+        RunMode::Deterministic { noop_cores } => {
+            let flags = LAUNCH_FLAG_DETERMINISTIC | if noop_cores { LAUNCH_FLAG_NOOP_CORES } else { 0 };
+            Ok((1, 0, flags))
+        }
+    }
+}
+
+fn same_device(a: &Arc<dyn DeviceBackend>, b: &Arc<SimBackend>) -> bool {
+    Arc::as_ptr(a) as *const u8 == Arc::as_ptr(b) as *const u8
+}
+
+impl DeviceRunner {
+    /// Runs a task graph on the simulated device `sim` (which must be this runner's backend).
+    pub fn run(&mut self, sim: &Arc<SimBackend>, req: &RunRequest<'_>) -> Result<RunReport, RunError> {
+        let (threads, clusters, flags) = check_request(req)?;
+        if !same_device(self.backend(), sim) {
+            return Err(RunError::Request("the simulated device is not this runner's backend".into()));
+        }
+        let t = Instant::now();
+        let bound = self.bind(&req.sizing)?;
+        let bind_time = t.elapsed();
+        let staged = self.stage(req)?;
+        let result = self.launch_and_collect(sim, req, &bound, &staged, threads, clusters, flags);
+        let freed = self.unstage(staged);
+        let mut report = result?;
+        freed?;
+        report.bind_time = bind_time;
+        report.bind_cache_hit = bound.cache_hit;
+        Ok(report)
+    }
+
+    fn stage(&mut self, req: &RunRequest<'_>) -> Result<Staged, RunError> {
+        let mut staged = Staged { buffers: Vec::with_capacity(req.args.len()), records: None };
+        match self.stage_into(req, &mut staged) {
+            Ok(()) => Ok(staged),
+            Err(e) => {
+                let _ = self.unstage(staged);
+                Err(e)
+            }
+        }
+    }
+
+    fn stage_into(&mut self, req: &RunRequest<'_>, staged: &mut Staged) -> Result<(), RunError> {
+        let mut records = Vec::with_capacity(req.args.len());
+        for a in req.args {
+            let (bytes, dtype, data) = match a {
+                RunArg::Input { data, dtype } | RunArg::InOut { data, dtype } => {
+                    (data.len() as u64, *dtype, Some(data))
+                }
+                RunArg::Output { bytes, dtype } => (*bytes, *dtype, None),
+                RunArg::Scalar(v) => {
+                    staged.buffers.push(None);
+                    records.push(OrchArg { value: *v, bytes: 0, kind: ORCH_ARG_SCALAR, dtype: 0 });
+                    continue;
+                }
+            };
+            let addr = self.alloc(bytes)?;
+            staged.buffers.push(Some((addr, bytes)));
+            let r = match data {
+                Some(d) => self.backend().copy_to_device(addr, d),
+                None => self.backend().memset(addr, 0, bytes),
+            };
+            r.map_err(RunnerError::from)?;
+            records.push(OrchArg { value: addr.get(), bytes, kind: ORCH_ARG_TENSOR, dtype: dtype as u32 });
+        }
+        if !records.is_empty() {
+            let bytes = records.as_slice().as_bytes();
+            let addr = self.alloc(bytes.len() as u64)?;
+            staged.records = Some(addr);
+            self.backend().copy_to_device(addr, bytes).map_err(RunnerError::from)?;
+        }
+        Ok(())
+    }
+
+    fn unstage(&mut self, staged: Staged) -> Result<(), RunError> {
+        let mut first = Ok(());
+        for addr in staged.buffers.iter().flatten().map(|(a, _)| *a).chain(staged.records) {
+            if let Err(e) = self.free(addr) {
+                if first.is_ok() {
+                    first = Err(RunError::from(e));
+                }
+            }
+        }
+        first
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch_and_collect(
+        &mut self,
+        sim: &Arc<SimBackend>,
+        req: &RunRequest<'_>,
+        bound: &crate::runner::BoundImage,
+        staged: &Staged,
+        threads: u32,
+        clusters: u32,
+        flags: u64,
+    ) -> Result<RunReport, RunError> {
+        let func_table: Vec<DevAddr> = req.kernels.iter().map(|f| DevAddr(*f as usize as u64)).collect();
+        let mut table = SimKernelTable::new();
+        for (addr, f) in func_table.iter().zip(req.kernels) {
+            table.insert(*addr, *f);
+        }
+        let table = Arc::new(table);
+        let params = LaunchParams {
+            aicpu_thread_count: threads,
+            cluster_count: clusters,
+            orchestration: DevAddr(req.orchestration as usize as u64),
+            orch_args: staged.records.unwrap_or(DevAddr::NULL),
+            orch_arg_count: req.args.len() as u32,
+            orch_timeout_ns: req.budgets.orch_ns,
+            sched_timeout_ns: req.budgets.sched_ns,
+            flags,
+            func_table,
+        };
+        let block = self.prepare_launch(bound, &params)?;
+        let mut cores = if clusters > 0 {
+            let cfg = SimCoreConfig {
+                clusters,
+                tables: CoreTables::from_arena(bound.regions.arena.base, &bound.layout.offsets),
+                boot_report: Some(block.boot_report()),
+            };
+            // SAFETY: the tables and the boot report lie in this runner's live regions; the
+            // workers wait for this launch's boot, which resets the tables, and nothing else
+            // serves these cores.
+            Some(unsafe { SimCores::start(sim, &cfg, table.clone()) }.map_err(|e| RunError::Stuck(e.to_string()))?)
+        } else {
+            None
+        };
+
+        let desc = block.descriptor().get() as usize;
+        let orchestration = req.orchestration;
+        let started = Instant::now();
+        let exits: Vec<Result<AicpuExit, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let table = &*table;
+                    std::thread::Builder::new().name(format!("sim-aicpu-{t}")).spawn_scoped(s, move || {
+                        let env = AicpuEnv { platform: &HostPlatform, kernels: table, orchestration };
+                        let r = catch_unwind(AssertUnwindSafe(|| {
+                            // SAFETY: `desc` is the launch descriptor just uploaded into the sim
+                            // pool; every thread of the launch gets a distinct index and the
+                            // AICore workers above serve the launch's clusters.
+                            unsafe { run_aicpu_thread(desc as *const LaunchDescriptor, t, &env) }
+                        }));
+                        if r.is_err() && t + 1 == threads {
+                            // SAFETY: as above; this (orchestrator) thread stopped running.
+                            unsafe { report_orchestrator_abort(desc as *const LaunchDescriptor) };
+                        }
+                        r.map_err(|_| format!("AICPU thread {t} panicked"))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h {
+                    Ok(h) => h.join().unwrap_or_else(|_| Err("AICPU thread panicked".into())),
+                    Err(e) => Err(format!("cannot start an AICPU thread: {e}")),
+                })
+                .collect()
+        });
+        let run_time = started.elapsed();
+        let join_budget = Duration::from_nanos(req.budgets.sched_ns) + JOIN_MARGIN;
+        let core_join = cores.as_mut().map(|c| c.join(join_budget));
+
+        // The outcome, most fundamental failure first.
+        let orchestrator = &exits[threads as usize - 1];
+        if let Ok(AicpuExit::BootFailed(_)) = orchestrator {
+            return Err(match self.read_boot_report()? {
+                crate::runner::BootOutcome::Failed(f) => RunError::Runner(RunnerError::Boot(f)),
+                _ => RunError::Runner(RunnerError::BootNotReported),
+            });
+        }
+        let sm: SmHeader = read_device(self, bound.regions.sm.base)?;
+        if let Some(f) = DeviceFailure::from_sm(&sm) {
+            return Err(RunError::Device(Box::new(f)));
+        }
+        if let Some(Err(msg)) = exits.iter().find(|e| e.is_err()) {
+            return Err(RunError::Stuck(msg.clone()));
+        }
+        if let Some(Err(e)) = core_join {
+            return Err(RunError::Stuck(e.to_string()));
+        }
+        let states_at = DevAddr(bound.regions.arena.base.get() + bound.layout.offsets.sched_threads.offset);
+        let mut states = [SchedThreadState::new_zeroed(); MAX_AICPU_THREADS];
+        self.backend().copy_from_device(states_at, states.as_mut_bytes()).map_err(RunnerError::from)?;
+        let completed: u64 = states.iter().map(|s| s.tasks_completed).sum();
+        let faults: u64 = states.iter().map(|s| s.kernel_faults).sum();
+        if faults > 0 {
+            let first_task = states.iter().find(|s| s.kernel_faults > 0).map(|s| s.first_fault_task).unwrap_or(0);
+            return Err(RunError::KernelFaults { faults, first_task });
+        }
+        if completed != sm.orch.tasks_submitted || sm.orch.orchestrator_done == 0 {
+            return Err(RunError::Stuck(format!(
+                "{completed} of {} tasks completed (orchestrator done: {})",
+                sm.orch.tasks_submitted, sm.orch.orchestrator_done
+            )));
+        }
+        let mut outputs = Vec::with_capacity(req.args.len());
+        for (a, b) in req.args.iter().zip(&staged.buffers) {
+            match (a, b) {
+                (RunArg::Output { .. } | RunArg::InOut { .. }, Some((addr, bytes))) => {
+                    let mut v = vec![0u8; *bytes as usize];
+                    self.backend().copy_from_device(*addr, &mut v).map_err(RunnerError::from)?;
+                    outputs.push(Some(v));
+                }
+                _ => outputs.push(None),
+            }
+        }
+        Ok(RunReport {
+            outputs,
+            tasks_submitted: sm.orch.tasks_submitted,
+            tasks_completed: completed,
+            bind_time: Duration::ZERO,
+            bind_cache_hit: false,
+            run_time,
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! `pto run --example vector` end to end: the check, the cold then cached bind, both modes, and
+//! bad flags.
+
+use std::process::Command;
+
+fn pto(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pto")).args(args).output().expect("run pto")
+}
+
+#[test]
+fn vector_example_checks_47_and_reports_a_cold_then_cached_bind() {
+    for extra in [&["--threads", "3", "--clusters", "2"][..], &["--deterministic"][..]] {
+        let mut args = vec!["run", "--example", "vector", "--window", "64", "--heap", "1M"];
+        args.extend_from_slice(extra);
+        let out = pto(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (i, l) in lines[1..].iter().enumerate() {
+            assert!(l.contains("check OK: all 16384 elements = 47"), "{l}");
+            assert!(l.contains("; 5 tasks;"), "{l}");
+            assert!(l.contains(if i == 0 { "(cold)" } else { "(cached)" }), "{l}");
+            assert!(l.contains(" per task"), "{l}");
+        }
+    }
+}
+
+#[test]
+fn bad_flags_are_refused_with_the_rule() {
+    let out = pto(&["run", "--example", "vector", "--threads", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2..=4 AICPU threads"));
+    let out = pto(&["run", "--example", "vector", "--window", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
+}
