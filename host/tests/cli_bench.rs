@@ -7,8 +7,20 @@ fn pto(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pto")).args(args).output().expect("run pto")
 }
 
-const TINY: [&str; 10] =
-    ["bench", "--warmup", "300", "--tasks", "600,1200", "--reps", "1", "--items", "4000", "--window"];
+const TINY: [&str; 12] = [
+    "bench",
+    "--warmup",
+    "300",
+    "--tasks",
+    "600,1200",
+    "--reps",
+    "1",
+    "--items",
+    "4000",
+    "--threaded-tasks",
+    "300",
+    "--window",
+];
 
 fn tiny(extra: &[&str]) -> std::process::Output {
     let mut args = TINY.to_vec();
@@ -45,7 +57,15 @@ fn json_report_has_every_figure_and_the_task_counts_add_up() {
         assert!(l["ns_per_item"].as_f64().unwrap() > 0.0, "{l}");
         assert!(l["reference_ns"].as_f64().is_some(), "{l}");
     }
-    assert!(doc["threaded_note"].as_str().unwrap().contains("threaded"));
+    assert_eq!(doc["threaded_setup"]["threads"], 2);
+    let threaded = doc["threaded"].as_array().unwrap();
+    assert_eq!(threaded.len(), 3 * 2, "every shape and mode in the threaded mode too");
+    for t in threaded {
+        let scope = if t["shape"] == "fanout32" { 231 } else { 256 };
+        assert_eq!(t["tasks"].as_u64().unwrap(), 300u64.div_ceil(scope) * scope, "{t}");
+        assert!(t["threaded_ns_per_task"].as_f64().unwrap() > 0.0, "{t}");
+        assert!(t["deterministic_ns_per_task"].as_f64().unwrap() > 0.0, "{t}");
+    }
 }
 
 #[test]
@@ -54,9 +74,10 @@ fn text_report_shows_ratios_for_the_selected_figures() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("diamond")).collect();
-    assert_eq!(rows.len(), 2, "headline row and scaling row:\n{text}");
+    assert_eq!(rows.len(), 3, "headline, scaling and threaded rows:\n{text}");
     assert!(rows[0].contains(" 331 "), "C++ reference beside the figure: {}", rows[0]);
     assert!(!text.contains("chain") && !text.contains("tensor map alone"), "{text}");
+    assert!(text.contains("threaded mode beside the deterministic one"), "{text}");
 }
 
 #[test]

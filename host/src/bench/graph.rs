@@ -88,6 +88,16 @@ impl Shape {
         }
     }
 
+    /// The code [`graph_program`] takes for this shape.
+    pub fn code(self) -> u64 {
+        self as u64
+    }
+
+    /// The shape of a [`Shape::code`].
+    pub fn from_code(code: u64) -> Option<Shape> {
+        Shape::ALL.into_iter().find(|s| s.code() == code)
+    }
+
     /// Tasks of one group.
     pub fn group_len(self) -> u64 {
         self.traffic().len() as u64
@@ -113,6 +123,16 @@ pub enum TensorMode {
 impl TensorMode {
     /// Both modes, in report order.
     pub const ALL: [TensorMode; 2] = [TensorMode::Ext, TensorMode::Rt];
+
+    /// The code [`graph_program`] takes for this mode.
+    pub fn code(self) -> u64 {
+        self as u64
+    }
+
+    /// The mode of a [`TensorMode::code`].
+    pub fn from_code(code: u64) -> Option<TensorMode> {
+        TensorMode::ALL.into_iter().find(|m| m.code() == code)
+    }
 
     /// Name in reports.
     pub fn name(self) -> &'static str {
@@ -227,6 +247,27 @@ thread_local! {
 }
 
 impl Job {
+    /// A job over existing buffers at `ext` ([`EXT_BUFFERS`] × [`TENSOR_BYTES`]) and a zeroed
+    /// seed tensor at `seed`.
+    fn new(shape: Shape, mode: TensorMode, (warmup, tasks): (u64, u64), ext: DevAddr, seed: DevAddr) -> Self {
+        Job {
+            shape,
+            mode,
+            warmup,
+            tasks,
+            ext_base: ext.get(),
+            seed: Tensor::external(seed, TENSOR_BYTES, DType::U8),
+            check: None,
+            depend: true,
+            next_stamp: 0,
+            scope: 0,
+            warmup_done: 0,
+            start: None,
+            end: None,
+            last: None,
+        }
+    }
+
     fn ext_tensor(&self, stamp: u64) -> Tensor {
         let k = (stamp - 1) % EXT_BUFFERS;
         Tensor::external(DevAddr(self.ext_base + k * TENSOR_BYTES), TENSOR_BYTES, DType::U8)
@@ -325,6 +366,25 @@ fn graph_orchestration(o: &mut Orchestrator<'_, '_>, _args: &OrchArgs<'_>) -> Re
     r
 }
 
+/// The graph orchestration as a device program: its parameters come from the run's arguments
+/// (scalars: shape code, tensor-mode code, warm-up tasks, timed tasks; tensors: the existing
+/// buffers, at least [`EXT_BUFFERS`] × [`TENSOR_BYTES`] bytes, and a zeroed seed tensor), so it
+/// runs on any orchestrator thread (`DeviceRunner::run`, threaded or deterministic).
+pub fn graph_program(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
+    let bad = |i: u32| OrchError::invalid(pto_device::orch::InvalidArgs::BadRunArgument, i);
+    let shape = Shape::from_code(args.scalar(0)?).ok_or(bad(0))?;
+    let mode = TensorMode::from_code(args.scalar(1)?).ok_or(bad(1))?;
+    let (warmup, tasks) = (args.scalar(2)?, args.scalar(3)?);
+    let (ext, seed) = (args.tensor(4)?, args.tensor(5)?);
+    if ext.bytes < EXT_BUFFERS * TENSOR_BYTES {
+        return Err(bad(4));
+    }
+    if seed.bytes < TENSOR_BYTES {
+        return Err(bad(5));
+    }
+    Job::new(shape, mode, (warmup, tasks), ext.buffer, seed.buffer).orchestrate(o)
+}
+
 /// Refuses a sizing whose ring [`BENCH_RING`] cannot hold two scopes (tasks and 1 KiB outputs).
 pub fn check_sizing(sizing: &ArenaSizingKey) -> Result<(), String> {
     let ring = BENCH_RING;
@@ -375,22 +435,9 @@ impl GraphBench {
         check: Option<(&CheckCounters, u64)>,
         depend: bool,
     ) -> Result<(GraphRun, Job), String> {
-        let job = Job {
-            shape,
-            mode,
-            warmup,
-            tasks,
-            ext_base: self.ext.addr().get(),
-            seed: Tensor::external(self.seed.addr(), TENSOR_BYTES, DType::U8),
-            check: check.map(|(c, _)| c as *const CheckCounters as u64),
-            depend,
-            next_stamp: 0,
-            scope: 0,
-            warmup_done: 0,
-            start: None,
-            end: None,
-            last: None,
-        };
+        let mut job = Job::new(shape, mode, (warmup, tasks), self.ext.addr(), self.seed.addr());
+        job.check = check.map(|(c, _)| c as *const CheckCounters as u64);
+        job.depend = depend;
         JOB.with(|j| *j.borrow_mut() = Some(job));
         self.host.reset();
         // The func table names the stamping kernel by a device address the virtual cores resolve.

@@ -4,7 +4,9 @@
 //!   release) with instant virtual cores and no-op kernels, on three graph shapes in two tensor
 //!   modes, against the published C++ runtime's figures;
 //! * [`tensor_map`]: the tensor map alone (2 lookups + 1 insert + periodic cleanup per task);
-//! * [`ready_queue`]: the ready queue alone (push+pop pair, batches of 32, two threads).
+//! * [`ready_queue`]: the ready queue alone (push+pop pair, batches of 32, two threads);
+//! * [`threaded`]: the threaded mode's throughput beside the deterministic mode's, both through
+//!   `DeviceRunner::run` on the simulated device.
 //!
 //! Every figure is measured beside a baseline of the same run ([`baseline`]: plain loops doing the
 //! equivalent memory traffic), so a figure can be read on a shared machine as a ratio. [`run`]
@@ -15,6 +17,7 @@ pub mod graph;
 pub mod ready_queue;
 pub mod report;
 pub mod tensor_map;
+pub mod threaded;
 
 pub use report::{GraphLine, Line, Report};
 
@@ -23,6 +26,7 @@ use std::time::Instant;
 use pto_abi::sizing::ArenaSizingKey;
 
 use graph::{GraphBench, Shape, TensorMode};
+use threaded::{ThreadedBench, ThreadedSetup};
 
 /// What to measure, and how long.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +45,10 @@ pub struct Plan {
     pub reps: u32,
     /// Tasks of the tensor-map figures and items of the ready-queue figures (0 skips both).
     pub structure_items: u64,
+    /// The threaded setup to measure beside the deterministic mode (`None` skips it).
+    pub threaded: Option<ThreadedSetup>,
+    /// Tasks of each threaded-throughput run.
+    pub threaded_tasks: u64,
 }
 
 impl Plan {
@@ -54,12 +62,21 @@ impl Plan {
             task_counts: vec![10_000, 100_000, 1_000_000],
             reps: 3,
             structure_items: 2_000_000,
+            threaded: Some(ThreadedSetup { threads: 2, clusters: 1 }),
+            threaded_tasks: 100_000,
         }
     }
 
     /// A run of a few seconds: smaller counts, one run per figure.
     pub fn quick() -> Self {
-        Plan { warmup: 16_384, task_counts: vec![10_000, 100_000], reps: 1, structure_items: 200_000, ..Self::full() }
+        Plan {
+            warmup: 16_384,
+            task_counts: vec![10_000, 100_000],
+            reps: 1,
+            structure_items: 200_000,
+            threaded_tasks: 20_000,
+            ..Self::full()
+        }
     }
 }
 
@@ -154,6 +171,14 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
             report.tensor_map.push(tensor_map::measure(in_flight, plan.structure_items, plan.reps)?);
         }
         report.ready_queue = ready_queue::measure_all(plan.structure_items, plan.reps)?;
+    }
+    if let Some(setup) = plan.threaded.filter(|_| plan.threaded_tasks > 0) {
+        let mut bench = ThreadedBench::new(plan.sizing, setup)?;
+        for &shape in &plan.shapes {
+            for &mode in &plan.modes {
+                report.threaded.push(bench.measure(shape, mode, plan.threaded_tasks, plan.reps)?);
+            }
+        }
     }
     Ok(report)
 }

@@ -12,7 +12,8 @@ use crate::bench::{self, Plan};
 /// Flags of `pto bench`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct BenchArgs {
-    /// A run of a few seconds: 16,384-task warm-up, 10k and 100k tasks, one run per figure.
+    /// A run of a second or two: 16,384-task warm-up, 10k and 100k tasks, 20k threaded tasks, one
+    /// run per figure.
     #[arg(long)]
     pub quick: bool,
     /// Print machine-readable JSON instead of tables.
@@ -36,7 +37,17 @@ pub struct BenchArgs {
     /// Tasks / items of the tensor-map and ready-queue figures (default 2000000).
     #[arg(long)]
     pub items: Option<u64>,
-    /// Only the graph figures.
+    /// AICPU threads of the threaded-throughput figures (default 2: one orchestrator, one
+    /// scheduler).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// AICore clusters of the threaded-throughput figures (default 1 = 3 AICore threads).
+    #[arg(long)]
+    pub clusters: Option<u32>,
+    /// Tasks of each threaded-throughput run (default 100000; 0 skips the threaded figures).
+    #[arg(long)]
+    pub threaded_tasks: Option<u64>,
+    /// Only the graph figures (deterministic and threaded).
     #[arg(long, conflicts_with = "structures_only")]
     pub graphs_only: bool,
     /// Only the tensor-map and ready-queue figures.
@@ -89,6 +100,27 @@ impl BenchArgs {
             }
             plan.structure_items = n;
         }
+        if let (Some(setup), true) = (plan.threaded.as_mut(), self.threads.is_some() || self.clusters.is_some()) {
+            setup.threads = self.threads.unwrap_or(setup.threads);
+            setup.clusters = self.clusters.unwrap_or(setup.clusters);
+            let max_threads = pto_abi::consts::MAX_AICPU_THREADS as u32;
+            if !(2..=max_threads).contains(&setup.threads) {
+                return Err(CliError::bad_input(format!(
+                    "--threads: {}; the threaded mode needs 2..={max_threads} (one orchestrator plus schedulers)",
+                    setup.threads
+                )));
+            }
+            let max_clusters = pto_abi::consts::MAX_CLUSTERS as u32;
+            if !(1..=max_clusters).contains(&setup.clusters) {
+                return Err(CliError::bad_input(format!(
+                    "--clusters: {}; must be in 1..={max_clusters}",
+                    setup.clusters
+                )));
+            }
+        }
+        if let Some(n) = self.threaded_tasks {
+            plan.threaded_tasks = n;
+        }
         if self.graphs_only {
             plan.structure_items = 0;
         }
@@ -136,5 +168,12 @@ mod tests {
         assert_eq!(p.sizing.heap_sizes, bench::bench_sizing().heap_sizes, "heap keeps the bench default");
         sized.sizing.window = Some("1000".into());
         assert!(sized.plan().unwrap_err().message.contains("power of two"));
+        let t = BenchArgs { threads: Some(4), clusters: Some(2), threaded_tasks: Some(7), ..Default::default() };
+        let p = t.plan().unwrap();
+        let setup = p.threaded.unwrap();
+        assert_eq!((setup.threads, setup.clusters, p.threaded_tasks), (4, 2, 7));
+        let e = BenchArgs { threads: Some(1), ..Default::default() }.plan().unwrap_err();
+        assert!(e.message.contains("--threads: 1"), "{}", e.message);
+        assert!(BenchArgs { clusters: Some(0), ..Default::default() }.plan().is_err());
     }
 }
