@@ -38,6 +38,7 @@ fn ready_queue(c: &mut Criterion) {
     let mut plain = PlainRing::new(cap);
     let spsc = SpscRing::new(cap);
     g.bench_function("pair_one_thread", |b| b.iter_custom(|n| total(q.pairs(n).expect("items intact"), n)));
+    g.bench_function("pair_exclusive", |b| b.iter_custom(|n| total(q.exclusive_pairs(n).expect("items intact"), n)));
     g.bench_function("baseline_plain_pair", |b| b.iter_custom(|n| total(plain.pairs(n), n)));
     g.bench_function("batch_32_one_thread", |b| b.iter_custom(|n| total(q.batches(n).expect("items intact"), n)));
     g.bench_function("baseline_plain_batch_32", |b| b.iter_custom(|n| total(plain.batches(n), n)));

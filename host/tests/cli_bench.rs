@@ -51,7 +51,7 @@ fn json_report_has_every_figure_and_the_task_counts_add_up() {
         assert!(g["reference_ns"].as_f64().unwrap() > 200.0, "{g}");
     }
     assert_eq!(doc["tensor_map"].as_array().unwrap().len(), 2);
-    assert_eq!(doc["ready_queue"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["ready_queue"].as_array().unwrap().len(), 4);
     for l in doc["tensor_map"].as_array().unwrap().iter().chain(doc["ready_queue"].as_array().unwrap()) {
         assert_eq!(l["items"], 4000);
         assert!(l["ns_per_item"].as_f64().unwrap() > 0.0, "{l}");

@@ -1,5 +1,6 @@
-//! The ready queue alone, with the runtime's default capacity: a push+pop pair on one thread,
-//! pushes and pops in batches of 32 on one thread, and one producer and one consumer thread.
+//! The ready queue alone, with the runtime's default capacity: a push+pop pair on one thread (the
+//! MPMC path, and the exclusive path of the deterministic mode), pushes and pops in batches of 32
+//! on one thread, and one producer and one consumer thread.
 //!
 //! Baselines: a plain (non-atomic) ring buffer doing the same pushes and pops on one thread, and
 //! a single-producer single-consumer ring (one atomic cursor per side, each side reading the
@@ -72,6 +73,21 @@ impl QueueBench {
             }
         });
         check(bad, "push+pop pair")?;
+        Ok(ns)
+    }
+
+    /// `items` push+pop pairs through the single-thread path the deterministic mode uses
+    /// (`push_exclusive` / `pop_exclusive`: no read-modify-write instructions).
+    pub fn exclusive_pairs(&self, items: u64) -> Result<f64, String> {
+        let mut bad = 0u64;
+        let ns = super::ns_per_item(items, || {
+            for i in 0..items {
+                if self.queue.push_exclusive(i).is_err() || self.queue.pop_exclusive() != Some(i) {
+                    bad += 1;
+                }
+            }
+        });
+        check(bad, "exclusive push+pop pair")?;
         Ok(ns)
     }
 
@@ -290,6 +306,7 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
     q.pairs(cap)?;
     plain.pairs(cap);
     let pair = super::interleaved(reps, || plain.pairs(items), || q.pairs(items))?;
+    let exclusive = super::interleaved(reps, || plain.pairs(items), || q.exclusive_pairs(items))?;
     let batch = super::interleaved(reps, || plain.batches(items), || q.batches(items))?;
     let mut spsc_err = None;
     let two = super::interleaved(
@@ -307,6 +324,7 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
     }
     Ok(vec![
         line("push+pop pair, one thread", 0, "plain ring push+pop", pair),
+        line("pair, exclusive (deterministic)", 0, "plain ring push+pop", exclusive),
         line("batch of 32, one thread", 1, "plain ring, 32-item copies", batch),
         line("producer/consumer, two threads", 2, "SPSC ring, two threads", two),
     ])
@@ -320,6 +338,7 @@ mod tests {
     fn each_figure_moves_every_item_through_the_queue() {
         let q = QueueBench::new(64);
         q.pairs(200).unwrap();
+        q.exclusive_pairs(200).unwrap();
         q.batches(200).unwrap();
         q.two_threads(5_000).unwrap();
         assert!(q.queue.is_empty());
