@@ -17,6 +17,7 @@ use pto_abi::sm::SmHeader;
 use pto_abi::DevAddr;
 use pto_device::aicore::CoreTables;
 use pto_device::aicpu::{report_orchestrator_abort, run_aicpu_thread, AicpuEnv, AicpuExit};
+use pto_device::orch::OrchestrationFn;
 use pto_device::platform::HostPlatform;
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -73,6 +74,36 @@ fn check_request(req: &RunRequest<'_>) -> Result<(u32, u32, u64), RunError> {
     }
 }
 
+/// What a run executes: the orchestration, the func-id table the launch descriptor carries, and
+/// the Rust kernel behind each code address in it.
+pub struct RunCode {
+    /// The orchestration function.
+    pub orchestration: OrchestrationFn,
+    /// What the launch descriptor names as the orchestration entry.
+    pub orchestration_addr: DevAddr,
+    /// Kernel code address by func id (null = unused).
+    pub func_table: Vec<DevAddr>,
+    /// Code address → Rust kernel, for the simulated cores.
+    pub kernels: SimKernelTable,
+}
+
+impl RunCode {
+    /// The code of a plain request: each kernel's function pointer is its code address.
+    pub fn of_request(req: &RunRequest<'_>) -> RunCode {
+        let func_table: Vec<DevAddr> = req.kernels.iter().map(|f| DevAddr(*f as usize as u64)).collect();
+        let mut kernels = SimKernelTable::new();
+        for (addr, f) in func_table.iter().zip(req.kernels) {
+            kernels.insert(*addr, *f);
+        }
+        RunCode {
+            orchestration: req.orchestration,
+            orchestration_addr: DevAddr(req.orchestration as usize as u64),
+            func_table,
+            kernels,
+        }
+    }
+}
+
 fn same_device(a: &Arc<dyn DeviceBackend>, b: &Arc<SimBackend>) -> bool {
     Arc::as_ptr(a) as *const u8 == Arc::as_ptr(b) as *const u8
 }
@@ -80,7 +111,21 @@ fn same_device(a: &Arc<dyn DeviceBackend>, b: &Arc<SimBackend>) -> bool {
 impl DeviceRunner {
     /// Runs a task graph on the simulated device `sim` (which must be this runner's backend).
     pub fn run(&mut self, sim: &Arc<SimBackend>, req: &RunRequest<'_>) -> Result<RunReport, RunError> {
+        self.run_code(sim, req, RunCode::of_request(req))
+    }
+
+    /// Runs `req` with `code` in place of `req.orchestration` and `req.kernels` (a registered
+    /// callable's orchestration and child kernels at their device addresses).
+    pub fn run_code(
+        &mut self,
+        sim: &Arc<SimBackend>,
+        req: &RunRequest<'_>,
+        code: RunCode,
+    ) -> Result<RunReport, RunError> {
         let (threads, clusters, flags) = check_request(req)?;
+        if code.func_table.len() > MAX_FUNC_IDS {
+            return Err(RunError::Request(format!("{} func ids; at most {MAX_FUNC_IDS}", code.func_table.len())));
+        }
         if !same_device(self.backend(), sim) {
             return Err(RunError::Request("the simulated device is not this runner's backend".into()));
         }
@@ -88,7 +133,7 @@ impl DeviceRunner {
         let bound = self.bind(&req.sizing)?;
         let bind_time = t.elapsed();
         let staged = self.stage(req)?;
-        let result = self.launch_and_collect(sim, req, &bound, &staged, threads, clusters, flags);
+        let result = self.launch_and_collect(sim, req, code, &bound, &staged, threads, clusters, flags);
         let freed = self.unstage(staged);
         let mut report = result?;
         freed?;
@@ -157,22 +202,19 @@ impl DeviceRunner {
         &mut self,
         sim: &Arc<SimBackend>,
         req: &RunRequest<'_>,
+        code: RunCode,
         bound: &crate::runner::BoundImage,
         staged: &Staged,
         threads: u32,
         clusters: u32,
         flags: u64,
     ) -> Result<RunReport, RunError> {
-        let func_table: Vec<DevAddr> = req.kernels.iter().map(|f| DevAddr(*f as usize as u64)).collect();
-        let mut table = SimKernelTable::new();
-        for (addr, f) in func_table.iter().zip(req.kernels) {
-            table.insert(*addr, *f);
-        }
-        let table = Arc::new(table);
+        let RunCode { orchestration, orchestration_addr, func_table, kernels } = code;
+        let table = Arc::new(kernels);
         let params = LaunchParams {
             aicpu_thread_count: threads,
             cluster_count: clusters,
-            orchestration: DevAddr(req.orchestration as usize as u64),
+            orchestration: orchestration_addr,
             orch_args: staged.records.unwrap_or(DevAddr::NULL),
             orch_arg_count: req.args.len() as u32,
             orch_timeout_ns: req.budgets.orch_ns,
@@ -196,7 +238,6 @@ impl DeviceRunner {
         };
 
         let desc = block.descriptor().get() as usize;
-        let orchestration = req.orchestration;
         let started = Instant::now();
         let exits: Vec<Result<AicpuExit, String>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
