@@ -212,7 +212,7 @@ impl KernelLauncher {
     /// at `args`.
     ///
     /// On [`LaunchStep::LaunchAicpu`] or [`LaunchStep::RegisterAicpu`] the AICore kernel is already
-    /// running; the caller must stop it.
+    /// running; the caller must stop it ([`KernelLauncher::wait_aicore`] with a zero budget).
     pub fn launch(
         &mut self,
         backend: &dyn DeviceBackend,

@@ -120,17 +120,6 @@ impl<O: Copy> RunnerCallables<O> {
         Ok(artifacts)
     }
 
-    /// Launches the AICore kernel, registering its binary on first use (see
-    /// [`KernelLauncher::launch_aicore_kernel`]).
-    pub fn launch_aicore_kernel(
-        &mut self,
-        backend: &dyn DeviceBackend,
-        shape: LaunchShape,
-        args: DevAddr,
-    ) -> Result<(), LaunchError> {
-        self.launcher.launch_aicore_kernel(backend, shape, args)
-    }
-
     /// One run's launch with the `KernelArgs` copy at `args`: AICore kernel, then AICPU kernel.
     pub fn launch(
         &mut self,

@@ -165,7 +165,7 @@ impl DeviceRunner {
         let args = self.launch_block().ok_or(KernelLaunchError::NoLaunchBlock)?.kernel_args();
         let backend = self.backend().clone();
         let parts = self.callable_parts();
-        parts.callables.launch_aicore_kernel(backend.as_ref(), shape, args).map_err(|e| {
+        parts.callables.launcher_mut().launch_aicore_kernel(backend.as_ref(), shape, args).map_err(|e| {
             *parts.faulted |= is_device_fault(&e.source);
             KernelLaunchError::Launch(e)
         })?;
