@@ -1,6 +1,7 @@
 //! The runtime context shared by the orchestrator and the schedulers of one run, and the task
 //! lifecycle operations both sides perform: routing a ready task, completing a task, releasing a
-//! producer, ending a scope's reference, and advancing a ring's watermark (DESIGN §5).
+//! producer (through a per-thread [`ReleaseBatch`]), ending a scope's reference, and advancing a
+//! ring's watermark (DESIGN §5).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -99,6 +100,119 @@ impl RingSet {
     #[inline(always)]
     pub fn merge(&mut self, other: RingSet) {
         self.0 |= other.0;
+    }
+}
+
+/// Releases one scheduler thread collects before applying them ([`ReleaseBatch`] capacity).
+pub const RELEASE_BATCH: usize = 64;
+
+/// Producers whose release a [`ReleaseBatch`] holds: `count` releases of `producer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PendingRelease {
+    producer: u64,
+    count: u32,
+}
+
+/// Producer releases one thread has recorded and not yet applied (DESIGN §5: batched deferred
+/// release).
+///
+/// Completing a task records the release of each of its producers here instead of releasing them
+/// at once: the completion path only notifies consumers (what makes new work ready), and the
+/// releases (a lock per producer, the CONSUMED check, then the watermark advance) run later in
+/// one pass, with repeated releases of one producer (consumers of a fan-out completing together)
+/// merged into one locked update. The owning thread applies the batch with
+/// [`Runtime::flush_releases`] when it is full, when the thread finds nothing else to do, and
+/// before it decides that the run stalled or ended, so a thread never stops holding releases.
+///
+/// Holding a release only delays its producer's CONSUMED state: the producer is retained by the
+/// edge of the consumer that recorded it, so its slot cannot be reused meanwhile, and each edge is
+/// recorded exactly once (when its consumer completes) and applied exactly once (by one flush).
+#[derive(Debug)]
+pub struct ReleaseBatch {
+    pending: heapless::Vec<PendingRelease, RELEASE_BATCH>,
+    /// Entries in use before the batch counts as full (`1..=RELEASE_BATCH`).
+    limit: usize,
+    /// Releases recorded and not applied yet (the sum of the pending counts).
+    held: u64,
+    /// Flushes that applied at least one release.
+    flushes: u64,
+    /// Releases applied so far.
+    applied: u64,
+}
+
+impl Default for ReleaseBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReleaseBatch {
+    /// An empty batch of [`RELEASE_BATCH`] entries.
+    pub const fn new() -> Self {
+        Self::with_limit(RELEASE_BATCH)
+    }
+
+    /// An empty batch that counts as full at `limit` distinct entries (clamped to
+    /// `1..=RELEASE_BATCH`; small limits make tests flush often).
+    pub const fn with_limit(limit: usize) -> Self {
+        let limit = if limit == 0 {
+            1
+        } else if limit > RELEASE_BATCH {
+            RELEASE_BATCH
+        } else {
+            limit
+        };
+        ReleaseBatch { pending: heapless::Vec::new(), limit, held: 0, flushes: 0, applied: 0 }
+    }
+
+    /// True when no release is held.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Distinct producers the batch holds before it counts as full.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Releases recorded and not yet applied.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    /// Distinct producers among the held releases (entries in use).
+    pub fn producers(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Flushes that applied at least one release.
+    pub fn flushes(&self) -> u64 {
+        self.flushes
+    }
+
+    /// Releases applied so far.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Records one release of `producer`, merged into the newest entry when that is the same
+    /// producer (consumers of one producer tend to complete one after another); false when the
+    /// batch is full (nothing recorded).
+    #[inline(always)]
+    fn record(&mut self, producer: u64) -> bool {
+        if let Some(last) = self.pending.last_mut() {
+            if last.producer == producer {
+                last.count += 1;
+                self.held += 1;
+                return true;
+            }
+        }
+        if self.pending.len() >= self.limit || self.pending.push(PendingRelease { producer, count: 1 }).is_err() {
+            return false;
+        }
+        self.held += 1;
+        true
     }
 }
 
@@ -229,13 +343,16 @@ impl<'p> Runtime<'p> {
         }
     }
 
-    /// Completes `task` (every FIN received, or a dependency-only task made ready): releases its
-    /// producers, marks it COMPLETED, and notifies every consumer waiting for it. Returns the rings
-    /// in which a task became CONSUMED (advance them with [`Runtime::advance`]).
+    /// Completes `task` (every FIN received, or a dependency-only task made ready): records the
+    /// release of each of its producers in `batch` (applied later by
+    /// [`Runtime::flush_releases`], or at once for the part that no longer fits), marks it
+    /// COMPLETED, and notifies every consumer waiting for it. Returns the rings in which a task
+    /// became CONSUMED (advance them with [`Runtime::advance`]).
     #[inline]
-    pub fn complete(&self, task: u64) -> RingSet {
-        // Release producers first: once COMPLETED the slot may be consumed and reused at once.
-        let mut rings = self.release_producers(task);
+    pub fn complete(&self, task: u64, batch: &mut ReleaseBatch) -> RingSet {
+        // Read the producer list first: once COMPLETED the slot may be consumed and reused at once.
+        // The producers themselves stay retained (by this task's edges) until the batch is applied.
+        let mut rings = self.defer_producers(task, batch);
         let slot = self.slot(task);
         self.lock_slot(&slot);
         slot.task_state().store(TaskState::Completed as u32, Ordering::Release);
@@ -256,7 +373,9 @@ impl<'p> Runtime<'p> {
         rings
     }
 
-    fn release_producers(&self, task: u64) -> RingSet {
+    /// Records a release of every producer of `task` in `batch`; returns the rings of the tasks a
+    /// flush of a full batch consumed.
+    fn defer_producers(&self, task: u64, batch: &mut ReleaseBatch) -> RingSet {
         let mut rings = RingSet::default();
         let payload = self.view.payload(task);
         // SAFETY: the payload belongs to a live task being completed by this thread.
@@ -265,28 +384,63 @@ impl<'p> Runtime<'p> {
         for i in 0..inline {
             // SAFETY: `i < INLINE_FANIN`.
             let p = unsafe { (*payload).fanin[i] };
-            if p != NO_TASK && self.release(p) {
-                rings.add_task(p);
+            if p != NO_TASK {
+                rings.merge(self.defer_release(p, batch));
             }
         }
         let mut node = NodeRef(spill_head);
         while !node.is_null() {
             let (p, next) = self.view.dep_pools.read(node);
-            if p != NO_TASK && self.release(p) {
-                rings.add_task(p);
+            if p != NO_TASK {
+                rings.merge(self.defer_release(p, batch));
             }
             node = next;
         }
         rings
     }
 
-    /// A consumer of `producer` is done with it; true when the producer became CONSUMED.
+    /// Records one release of `producer` in `batch`, applying the batch first when it is full;
+    /// returns the rings of the tasks that flush consumed.
     #[inline]
-    pub fn release(&self, producer: u64) -> bool {
+    pub fn defer_release(&self, producer: u64, batch: &mut ReleaseBatch) -> RingSet {
+        if batch.record(producer) {
+            return RingSet::default();
+        }
+        let mut rings = self.flush_releases(batch);
+        let recorded = batch.record(producer);
+        debug_assert!(recorded, "an empty batch takes a release");
+        if !recorded && self.release(producer, 1) {
+            rings.add_task(producer);
+        }
+        rings
+    }
+
+    /// Applies every release held in `batch` (one locked update per distinct producer) and empties
+    /// it; returns the rings in which a producer became CONSUMED.
+    pub fn flush_releases(&self, batch: &mut ReleaseBatch) -> RingSet {
+        let mut rings = RingSet::default();
+        if batch.pending.is_empty() {
+            return rings;
+        }
+        for r in batch.pending.iter() {
+            if self.release(r.producer, r.count) {
+                rings.add_task(r.producer);
+            }
+        }
+        batch.flushes += 1;
+        batch.applied += batch.held;
+        batch.held = 0;
+        batch.pending.clear();
+        rings
+    }
+
+    /// `count` consumers of `producer` are done with it; true when the producer became CONSUMED.
+    #[inline]
+    pub fn release(&self, producer: u64, count: u32) -> bool {
         let slot = self.slot(producer);
         self.lock_slot(&slot);
         let r = slot.fanout_refcount().load(Ordering::Relaxed);
-        slot.fanout_refcount().store(r + 1, Ordering::Relaxed);
+        slot.fanout_refcount().store(r + count, Ordering::Relaxed);
         let consumed = Self::consume_if_done(&slot);
         self.unlock_slot(&slot);
         consumed

@@ -1,7 +1,9 @@
 //! Random task graphs run in the deterministic mode on a runtime in host memory must leave the
 //! external buffers exactly as a sequential reference executor does, across window sizes
 //! (including tiny windows of 4 and 16) and repeated runs on one runtime. Each round of ready
-//! tasks runs in a seeded random order, so a missing dependency shows as a wrong buffer.
+//! tasks runs in a seeded random order, so a missing dependency shows as a wrong buffer; the
+//! scheduler's release batch is drawn small or large, so releases are applied both on nearly every
+//! completion (full batches) and only at the end of each pass.
 
 mod runtime_support;
 
@@ -14,7 +16,7 @@ use pto_device::sched::deterministic::{run_with, DeterministicScheduler, Virtual
 use pto_device::testkit::HostRuntime;
 use runtime_support::*;
 
-fn run_dag(host: &HostRuntime, dag: &Dag, shuffle: u64) -> Vec<Vec<u32>> {
+fn run_dag(host: &HostRuntime, dag: &Dag, shuffle: u64, release_limit: usize) -> Vec<Vec<u32>> {
     let regions: Vec<HostRegion> =
         (0..dag.ext_buffers).map(|_| HostRegion::new((dag.ext_chunks * CHUNK * 4) as u64)).collect();
     for (b, r) in regions.iter().enumerate() {
@@ -29,7 +31,9 @@ fn run_dag(host: &HostRuntime, dag: &Dag, shuffle: u64) -> Vec<Vec<u32>> {
     // SAFETY: the table outlives the run.
     let funcs = unsafe { FuncTable::from_raw(table.as_ptr(), table.len() as u32) };
     let mut rt = Runtime::new(host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
-    let sched = DeterministicScheduler::new(VirtualCores::RunKernels(&kernels)).with_shuffle(shuffle);
+    let sched = DeterministicScheduler::new(VirtualCores::RunKernels(&kernels))
+        .with_shuffle(shuffle)
+        .with_release_limit(release_limit);
     let out = // SAFETY: this thread is the only user of the runtime.
     unsafe { run_with(&mut rt, dag_orchestration, &args, sched) };
     assert_eq!(out.error, None);
@@ -54,11 +58,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn random_graphs_match_the_reference(seed in any::<u64>(), window_log in 2u32..7) {
+    fn random_graphs_match_the_reference(seed in any::<u64>(), window_log in 2u32..7, release_limit in 1usize..=64) {
         let window = 1usize << window_log;
         let host = HostRuntime::new(&ArenaSizingKey::uniform(window as u64, 1 << 20, 4096)).unwrap();
         let dag = generate(seed, limits(window, 150));
-        prop_assert_eq!(run_dag(&host, &dag, seed ^ 0x5555), reference(&dag));
+        prop_assert_eq!(run_dag(&host, &dag, seed ^ 0x5555, release_limit), reference(&dag));
     }
 }
 
@@ -68,7 +72,9 @@ fn thousands_of_tasks_through_windows_of_4_and_16() {
         let host = HostRuntime::new(&ArenaSizingKey::uniform(window, 64 << 10, 64)).unwrap();
         for seed in 0..3 {
             let dag = generate(seed, limits(window as usize, 2500));
-            assert_eq!(run_dag(&host, &dag, seed + 17), reference(&dag), "window {window} seed {seed}");
+            // Release batches of 1, 3 and 64 producers: full batches flush on most completions.
+            let limit = [1, 3, 64][seed as usize];
+            assert_eq!(run_dag(&host, &dag, seed + 17, limit), reference(&dag), "window {window} seed {seed}");
         }
     }
 }

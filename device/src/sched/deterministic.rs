@@ -11,7 +11,7 @@ use crate::aicore::KernelResolver;
 use crate::kernel::KernelInvocation;
 use crate::orch::{run_orchestration, Drain, OrchError, OrchestrationFn};
 use crate::queue::Shape;
-use crate::runtime::{RingSet, Runtime};
+use crate::runtime::{ReleaseBatch, RingSet, Runtime};
 use crate::sync::atomic_u64;
 
 /// What a virtual core does with a dispatched task.
@@ -48,6 +48,9 @@ pub struct DeterministicScheduler<'k> {
     pub kernel_faults: u64,
     /// The task of the first faulted block.
     pub first_fault_task: u64,
+    /// Producer releases of completed tasks, applied at the end of every pass over the ready
+    /// queues (and whenever the batch fills up).
+    releases: ReleaseBatch,
 }
 
 impl<'k> DeterministicScheduler<'k> {
@@ -60,7 +63,16 @@ impl<'k> DeterministicScheduler<'k> {
             completed: 0,
             kernel_faults: 0,
             first_fault_task: pto_abi::task::NO_TASK,
+            releases: ReleaseBatch::new(),
         }
+    }
+
+    /// Applies releases whenever `limit` distinct producers are held (instead of
+    /// [`RELEASE_BATCH`](crate::runtime::RELEASE_BATCH)): small limits exercise the full-batch
+    /// path on every few completions.
+    pub fn with_release_limit(mut self, limit: usize) -> Self {
+        self.releases = ReleaseBatch::with_limit(limit);
+        self
     }
 
     /// Runs each round's ready tasks in a seeded pseudo-random order instead of queue order.
@@ -103,6 +115,7 @@ impl<'k> DeterministicScheduler<'k> {
             for t in round {
                 rings.merge(self.run(rt, t));
             }
+            rings.merge(rt.flush_releases(&mut self.releases));
             rt.advance(rings);
         }
     }
@@ -140,7 +153,12 @@ impl<'k> DeterministicScheduler<'k> {
             }
         }
         self.completed += 1;
-        rt.complete(task)
+        rt.complete(task, &mut self.releases)
+    }
+
+    /// Releases recorded and not yet applied (zero whenever `drain` has returned).
+    pub fn held_releases(&self) -> u64 {
+        self.releases.held()
     }
 }
 
@@ -159,6 +177,9 @@ impl Drain for DeterministicScheduler<'_> {
                     progressed = true;
                 }
             }
+            // Nothing ready is left on this pass: apply the releases before the orchestrator
+            // (which may be waiting for them) looks at the watermarks again.
+            rings.merge(rt.flush_releases(&mut self.releases));
             rt.advance(rings);
             if !progressed {
                 return any;

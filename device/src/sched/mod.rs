@@ -6,6 +6,9 @@
 pub mod deterministic;
 pub mod threaded;
 
+#[cfg(test)]
+mod tests;
+
 use pto_abi::consts::MAX_KERNEL_ARGS;
 use pto_abi::task::TaskPayload;
 

@@ -2,14 +2,17 @@
 //! `c mod n`) and drives their cores through the AICore protocol's [`CoreChannels`].
 //!
 //! One round: poll every owned core's condition register and complete the blocks that finished
-//! (a task completes on its `block_num × active lanes`-th FIN); complete dependency-only tasks;
-//! hand ready work to idle cores — every payload prepared first, then one barrier and all tokens
-//! published ([`CoreChannels::publish`]); advance the watermarks of the rings where tasks were
-//! consumed, batched per round. The thread ends when orchestration is done and every submitted
-//! task has completed, or when an error is latched; it then shuts its cores down in order (EXIT,
-//! wait for the acknowledgement with a deadline). A round without progress waits through the
-//! clock (spin, then yield); no progress for the scheduler budget while work is outstanding
-//! latches `SCHEDULER_TIMEOUT` with its stall class. Nothing here waits without a deadline.
+//! (a task completes on its `block_num × active lanes`-th FIN; the releases of its producers go
+//! into the thread's [`ReleaseBatch`]); complete dependency-only tasks; hand ready work to idle
+//! cores — every payload prepared first, then one barrier and all tokens published
+//! ([`CoreChannels::publish`]); advance the watermarks of the rings where tasks were consumed,
+//! batched per round. A round that finds nothing new to do applies the held releases, so the
+//! batch is empty whenever the thread looks for a stall or for the end of the run. The thread
+//! ends when orchestration is done and every submitted task has completed, or when an error is
+//! latched; it then shuts its cores down in order (EXIT, wait for the acknowledgement with a
+//! deadline). A round without progress waits through the clock (spin, then yield); no progress
+//! for the scheduler budget while work is outstanding latches `SCHEDULER_TIMEOUT` with its stall
+//! class. Nothing here waits without a deadline.
 
 use core::ptr::addr_of_mut;
 use core::sync::atomic::Ordering;
@@ -22,7 +25,7 @@ use pto_abi::task::{Lane, NO_TASK};
 use crate::aicore::{cluster_cores, ChannelError, CoreChannels, CoreMask, CoreTables, Dispatch, TaskOutcome};
 use crate::platform::Backoff;
 use crate::queue::Shape;
-use crate::runtime::{RingSet, Runtime};
+use crate::runtime::{ReleaseBatch, RingSet, Runtime};
 use crate::sync::{atomic_u32, atomic_u64};
 
 /// How a scheduler thread ended.
@@ -48,6 +51,8 @@ pub struct SchedulerThread<'a, 'p> {
     dispatched: u64,
     faults: u64,
     first_fault: u64,
+    /// Producer releases of the tasks this thread completed, not applied yet.
+    releases: ReleaseBatch,
 }
 
 /// The latched error words, read atomically.
@@ -132,7 +137,25 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             dispatched: 0,
             faults: 0,
             first_fault: NO_TASK,
+            releases: ReleaseBatch::new(),
         })
+    }
+
+    /// Applies releases whenever `limit` distinct producers are held (instead of
+    /// [`RELEASE_BATCH`](crate::runtime::RELEASE_BATCH)).
+    pub fn with_release_limit(mut self, limit: usize) -> Self {
+        self.releases = ReleaseBatch::with_limit(limit);
+        self
+    }
+
+    /// Releases recorded and not yet applied (zero once [`SchedulerThread::run`] returned).
+    pub fn held_releases(&self) -> u64 {
+        self.releases.held()
+    }
+
+    /// Releases this thread applied so far, and the flushes that applied them.
+    pub fn applied_releases(&self) -> (u64, u64) {
+        (self.releases.applied(), self.releases.flushes())
     }
 
     fn publish_counters(&self) {
@@ -156,6 +179,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
     pub fn run(&mut self) -> SchedExit {
         self.set_running(THREAD_RUNNING);
         let exit = self.schedule();
+        debug_assert!(self.releases.is_empty(), "a scheduler thread stopped holding releases");
         self.publish_counters();
         let budget = self.rt.budgets.sched_ns;
         if let Err(e) = self.ch.shutdown(self.rt.platform, budget) {
@@ -181,6 +205,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             let progress = match self.round() {
                 Ok(p) => p,
                 Err(_) => {
+                    self.flush_releases();
                     latch_sched_error(self.rt, self.index, StallClass::RunningStalled, NO_TASK);
                     return SchedExit::Stopped;
                 }
@@ -191,6 +216,9 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                 since = clock.now_ns();
                 continue;
             }
+            // A round without progress applied every held release, so the decisions below see
+            // every CONSUMED state this thread can produce.
+            debug_assert!(self.releases.is_empty());
             if error_latched(self.rt) {
                 return SchedExit::Stopped;
             }
@@ -261,7 +289,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             }
         }
         while let Some(t) = self.rt.pop_ready(Shape::DepOnly) {
-            rings.merge(self.rt.complete(t));
+            rings.merge(self.rt.complete(t, &mut self.releases));
             self.completed += 1;
             progress = true;
         }
@@ -269,8 +297,20 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             progress |= self.dispatch_shape(shape)?;
         }
         self.ch.publish();
+        if !progress && !self.releases.is_empty() {
+            // Nothing new to do: apply the held releases now (this counts as progress, so the
+            // stall and termination checks only ever run with an empty batch).
+            rings.merge(self.rt.flush_releases(&mut self.releases));
+            progress = true;
+        }
         self.rt.advance(rings);
         Ok(progress)
+    }
+
+    /// Applies every held release and advances the rings where tasks became consumed.
+    fn flush_releases(&mut self) {
+        let rings = self.rt.flush_releases(&mut self.releases);
+        self.rt.advance(rings);
     }
 
     fn block_done(&mut self, task: u64) -> RingSet {
@@ -278,7 +318,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         let before = self.rt.add_u32(slot.subtask_done(), 1);
         if before + 1 == slot.subtask_total().load(Ordering::Relaxed) {
             self.completed += 1;
-            self.rt.complete(task)
+            self.rt.complete(task, &mut self.releases)
         } else {
             RingSet::default()
         }
