@@ -8,7 +8,7 @@
 //!
 //! `MODE` is `det` (deterministic mode, kernels called), `noop` (deterministic mode, virtual cores
 //! complete at once) or `T:C` (threaded mode with `T` AICPU threads and `C` clusters); the default
-//! is `det 3:1 3:2 2:1 4:2`.
+//! is `det 3:1 3:2 2:1 4:2`. `SHAPES=chain,diamond` limits the shapes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,9 +137,13 @@ fn main() {
     let sizing = ArenaSizingKey::uniform(4096, 16 << 20, 16_384);
     let shapes: [(&str, pto_device::orch::OrchestrationFn); 3] =
         [("chain", chain), ("fan-out-32", fan_out), ("diamond", diamond)];
+    let only = std::env::var("SHAPES").unwrap_or_default();
     println!("{tasks} tasks per run, {runs} runs; ns per task (median / best)");
     for mode in modes {
         for (name, f) in shapes {
+            if !only.is_empty() && !only.split(',').any(|s| s == name) {
+                continue;
+            }
             let args = [RunArg::Scalar(tasks)];
             let req = RunRequest {
                 orchestration: f,
