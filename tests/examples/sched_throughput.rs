@@ -8,7 +8,8 @@
 //!
 //! `MODE` is `det` (deterministic mode, kernels called), `noop` (deterministic mode, virtual cores
 //! complete at once) or `T:C` (threaded mode with `T` AICPU threads and `C` clusters); the default
-//! is `det 3:1 3:2 2:1 4:2`.
+//! is `det 3:1 3:2 2:1 4:2`. `SHAPES=chain,diamond` limits the shapes; `WINDOW=n` sets the task
+//! window of every ring (default 4096).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,12 +135,17 @@ fn main() {
     };
     let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
     let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
-    let sizing = ArenaSizingKey::uniform(4096, 16 << 20, 16_384);
+    let window: u64 = std::env::var("WINDOW").ok().map(|w| w.parse().expect("WINDOW")).unwrap_or(4096);
+    let sizing = ArenaSizingKey::uniform(window, (window * 4096).max(16 << 20), (window * 4) as u32);
     let shapes: [(&str, pto_device::orch::OrchestrationFn); 3] =
         [("chain", chain), ("fan-out-32", fan_out), ("diamond", diamond)];
+    let only = std::env::var("SHAPES").unwrap_or_default();
     println!("{tasks} tasks per run, {runs} runs; ns per task (median / best)");
     for mode in modes {
         for (name, f) in shapes {
+            if !only.is_empty() && !only.split(',').any(|s| s == name) {
+                continue;
+            }
             let args = [RunArg::Scalar(tasks)];
             let req = RunRequest {
                 orchestration: f,

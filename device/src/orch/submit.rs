@@ -138,10 +138,14 @@ impl Orchestrator<'_, '_> {
         let ring = self.current_ring();
         let plan = self.validate(spec, ring)?;
 
-        // Task window: the slot to use must be free (its previous task consumed).
-        let mut w = Waiter::new();
-        while !self.rings[ring].window_has_room(self.rt.last_alive(ring)) {
-            self.wait_step(ring, Resource::Window, 1, &mut w)?;
+        // Task window: the slot to use must be free (its previous task consumed). A full window
+        // is refilled in a burst once it is free again (see `wait_for_refill`).
+        if !self.rings[ring].window_has_room(self.rt.last_alive(ring)) {
+            let mut w = Waiter::new();
+            while !self.rings[ring].window_has_room(self.rt.last_alive(ring)) {
+                self.wait_step(ring, Resource::Window, 1, &mut w)?;
+            }
+            self.wait_for_refill(ring, &mut w);
         }
         self.cleanup_ring(ring);
 

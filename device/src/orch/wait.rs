@@ -130,4 +130,44 @@ impl Orchestrator<'_, '_> {
         w.backoff.snooze(self.rt.platform);
         Ok(())
     }
+
+    /// After a wait for ring `ring`'s full task window ended (a slot is free), keeps waiting
+    /// while the watermark moves, until a refill batch of slots is free (an eighth of the window,
+    /// 1 to 64): a blocked orchestrator then submits in bursts instead of taking every slot the
+    /// moment it frees and competing with the schedulers for the processor in between. Returns as
+    /// soon as the watermark stands still for [`REFILL_STALL_NS`] or an error is latched, so it
+    /// never waits for slots that may not come; the single-thread mode (which drained everything
+    /// it could) never waits here.
+    pub(super) fn wait_for_refill(&mut self, ring: usize, w: &mut Waiter) {
+        if self.drain.is_some() {
+            return;
+        }
+        let refill = (self.rings[ring].window / 8).clamp(1, 64);
+        let mut alive = self.rt.last_alive(ring);
+        let mut moved_at = self.rt.platform.now_ns();
+        while self.rings[ring].window - self.rings[ring].current.wrapping_sub(alive) < refill {
+            w.backoff.snooze(self.rt.platform);
+            let now = self.rt.platform.now_ns();
+            let a = self.rt.last_alive(ring);
+            if a != alive {
+                alive = a;
+                moved_at = now;
+            } else if now.saturating_sub(moved_at) > REFILL_STALL_NS || self.run_stopped() {
+                return;
+            }
+        }
+    }
+
+    /// True when a scheduler or the orchestrator latched an error.
+    fn run_stopped(&self) -> bool {
+        let sm = self.rt.view.sm;
+        // SAFETY: the SM header is valid; the error words are read atomically.
+        unsafe {
+            atomic_u32(core::ptr::addr_of_mut!((*sm).sched.code)).load(Ordering::Acquire) != 0
+                || atomic_u32(core::ptr::addr_of_mut!((*sm).orch.code)).load(Ordering::Acquire) != 0
+        }
+    }
 }
+
+/// How long [`Orchestrator::wait_for_refill`] waits for the watermark to move again.
+const REFILL_STALL_NS: u64 = 50_000;

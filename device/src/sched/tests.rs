@@ -4,12 +4,12 @@
 extern crate std;
 
 use core::ptr::addr_of_mut;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::vec::Vec;
 
 use pto_abi::consts::RING_COUNT;
 use pto_abi::error::RuntimeErrorCode;
-use pto_abi::launch::{OrchArg, DISPATCH_EXIT, DISPATCH_IDLE};
+use pto_abi::launch::{CoreRegisters, OrchArg, DISPATCH_EXIT, DISPATCH_IDLE};
 use pto_abi::runtime::ScopeKind;
 use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::task::{make_task_id, DType, TaskState};
@@ -158,14 +158,48 @@ fn batch_limits_are_clamped_to_the_capacity() {
 
 fn nop(_: &KernelInvocation<'_>) {}
 
+/// The core registers table of the run [`probe`] watches.
+static PROBE_REGISTERS: AtomicU64 = AtomicU64::new(0);
+/// Set by [`probe`] when a core had a second token published while it ran one.
+static SAW_SECOND_TOKEN: AtomicBool = AtomicBool::new(false);
+
+/// Runs for 2 ms, then looks at the registers of the first two clusters: a core showing `ACK | t`
+/// (running token `t`) whose dispatch register already holds a later token was handed its next
+/// block while running this one.
+fn probe(_: &KernelInvocation<'_>) {
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let base = PROBE_REGISTERS.load(Ordering::Acquire) as usize as *mut CoreRegisters;
+    for core in 0..6 {
+        // SAFETY: the registers table of the running test runtime; its words are atomics.
+        let (dispatch, condition) = unsafe {
+            let r = base.add(core);
+            (
+                atomic_u64(addr_of_mut!((*r).dispatch)).load(Ordering::Acquire),
+                atomic_u64(addr_of_mut!((*r).condition)).load(Ordering::Acquire),
+            )
+        };
+        if let Condition::Ack(t) = Condition::decode(condition) {
+            if dispatch != DISPATCH_EXIT && dispatch > t {
+                SAW_SECOND_TOKEN.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
 const NOP_ADDR: DevAddr = DevAddr(0x1000);
-const FUNCS: [DevAddr; 1] = [NOP_ADDR];
+const PROBE_ADDR: DevAddr = DevAddr(0x1040);
+const PROBE: i32 = 1;
+const FUNCS: [DevAddr; 2] = [NOP_ADDR, PROBE_ADDR];
 
 struct Kernels;
 
 impl KernelResolver for Kernels {
     fn resolve(&self, kernel: DevAddr) -> Option<SimKernelFn> {
-        (kernel == NOP_ADDR).then_some(nop as SimKernelFn)
+        match kernel {
+            NOP_ADDR => Some(nop),
+            PROBE_ADDR => Some(probe),
+            _ => None,
+        }
     }
 }
 
@@ -450,6 +484,36 @@ fn a_scheduler_stopped_by_a_protocol_error_leaves_no_release_behind() {
         assert_eq!(rt.slot(root).fanout_refcount().load(Ordering::Relaxed), done, "root {root}");
     }
     assert_eq!(run.applied(), expected_applied);
+}
+
+/// `[n]`: `n` independent probe tasks on vector cores.
+fn independent_probes(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
+    for _ in 0..args.scalar(0)? {
+        o.submit(&TaskSpec::aiv(PROBE, &[Arg::Output(OUT)]))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn cores_get_their_next_block_while_running_one_unless_other_schedulers_have_idle_cores() {
+    let host = HostRuntime::new(&ArenaSizingKey::uniform(64, 1 << 20, 64)).unwrap();
+    // SAFETY: the header is wired.
+    PROBE_REGISTERS.store(unsafe { (*host.header()).core_registers.get() }, Ordering::Release);
+
+    // One scheduler, one cluster (two vector cores), eight tasks: the cores run them back to back.
+    SAW_SECOND_TOKEN.store(false, Ordering::Release);
+    let (rt, run) =
+        run_threaded(&host, independent_probes, &[scalar(8)], (1, 1), RELEASE_BATCH, None, Budgets::DEFAULT);
+    assert_eq!((run.summary.error, total_completed(&rt)), (None, 8));
+    assert!(SAW_SECOND_TOKEN.load(Ordering::Acquire), "a core held a second token while running");
+
+    // Two schedulers, one cluster each, four tasks: each vector core gets one; no scheduler queues
+    // a task behind a running one while the other scheduler's cores are idle.
+    SAW_SECOND_TOKEN.store(false, Ordering::Release);
+    let (rt, run) =
+        run_threaded(&host, independent_probes, &[scalar(4)], (2, 2), RELEASE_BATCH, None, Budgets::DEFAULT);
+    assert_eq!((run.summary.error, total_completed(&rt)), (None, 4));
+    assert!(!SAW_SECOND_TOKEN.load(Ordering::Acquire), "no second token with idle cores elsewhere");
 }
 
 /// The deterministic scheduler applies its batch at the end of every pass, whatever its limit.

@@ -3,10 +3,16 @@
 //!
 //! One round: poll every owned core's condition register and complete the blocks that finished
 //! (a task completes on its `block_num × active lanes`-th FIN; the releases of its producers go
-//! into the thread's [`ReleaseBatch`]); complete dependency-only tasks; hand ready work to idle
-//! cores — every payload prepared first, then one barrier and all tokens published
+//! into the thread's [`ReleaseBatch`]); complete dependency-only tasks; hand ready work to the
+//! owned cores — every payload prepared first, then one barrier and all tokens published
 //! ([`CoreChannels::publish`]); advance the watermarks of the rings where tasks were consumed,
-//! batched per round. A round that finds nothing new to do applies the held releases, so the
+//! batched per round.
+//!
+//! **Pipelining.** A block goes to an idle core first. When none is idle, a core running a single
+//! token gets the block as its second token (in its other payload buffer), so it starts the next
+//! block the moment the running one ends instead of idling until this thread has seen the FIN —
+//! but only while more blocks are ready than the other schedulers' cores can start, so work is
+//! not queued behind a running block here while a core elsewhere idles. A round that finds nothing new to do applies the held releases, so the
 //! batch is empty whenever the thread looks for a stall or for the end of the run. The thread
 //! ends when orchestration is done and every submitted task has completed, or when an error is
 //! latched; it then shuts its cores down in order (EXIT, wait for the acknowledgement with a
@@ -22,6 +28,7 @@ use pto_abi::error::{RuntimeErrorCode, StallClass};
 use pto_abi::runtime::{SchedThreadState, THREAD_EXITED, THREAD_RUNNING};
 use pto_abi::task::{Lane, NO_TASK};
 
+use crate::aicore::ownership::lane_of;
 use crate::aicore::{cluster_cores, ChannelError, CoreChannels, CoreMask, CoreTables, Dispatch, TaskOutcome};
 use crate::platform::Backoff;
 use crate::queue::Shape;
@@ -44,8 +51,14 @@ pub struct SchedulerThread<'a, 'p> {
     threads: u32,
     ch: CoreChannels,
     owned: CoreMask,
-    /// Task of the block running on each core (`NO_TASK` when idle), for stall reports.
-    running: [u64; MAX_CORES],
+    /// The owned cores of each lane.
+    lanes: [CoreMask; LANE_COUNT],
+    /// Per shape, how many blocks the other schedulers' cores can start at once: ready work up to
+    /// that much is left in the queue for them rather than queued behind a running token here.
+    others: [u64; 4],
+    /// Per core, the tasks of its tokens in flight or prepared, oldest first (`NO_TASK` = none):
+    /// the block running, then the block waiting in the other payload buffer.
+    tokens: [[u64; 2]; MAX_CORES],
     state: *mut SchedThreadState,
     completed: u64,
     dispatched: u64,
@@ -123,6 +136,15 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         // SAFETY: forwarded from the caller.
         let ch = unsafe { CoreChannels::for_scheduler(tables, index, threads, clusters)? };
         let owned = ch.owned();
+        let mut lanes = [CoreMask::EMPTY; LANE_COUNT];
+        for core in owned {
+            lanes[lane_of(core) as usize].insert(core);
+        }
+        let other_clusters = u64::from(clusters).saturating_sub(u64::from(owned.len()) / LANE_COUNT as u64);
+        let mut others = [0u64; 4];
+        others[Shape::Aic.index()] = other_clusters;
+        others[Shape::Aiv.index()] = 2 * other_clusters;
+        others[Shape::Mix.index()] = other_clusters;
         // SAFETY: `index < threads <= MAX_AICPU_THREADS - 1` (checked by `for_scheduler`'s caller).
         let state = unsafe { rt.view.sched_threads.add(index as usize % MAX_AICPU_THREADS) };
         Ok(SchedulerThread {
@@ -131,7 +153,9 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             threads,
             ch,
             owned,
-            running: [NO_TASK; MAX_CORES],
+            lanes,
+            others,
+            tokens: [[NO_TASK; 2]; MAX_CORES],
             state,
             completed: 0,
             dispatched: 0,
@@ -159,7 +183,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
     }
 
     fn publish_counters(&self) {
-        let busy = self.owned.iter().filter(|c| self.running[*c as usize] != NO_TASK).count() as u32;
+        let busy = self.owned.iter().filter(|c| self.tokens[*c as usize][0] != NO_TASK).count() as u32;
         // SAFETY: this thread is the only writer of its state line.
         unsafe {
             atomic_u32(addr_of_mut!((*self.state).cores_busy)).store(busy, Ordering::Relaxed);
@@ -248,8 +272,8 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
     /// The stall class this thread can report, or `None` when another scheduler's running core is
     /// the likely culprit and that scheduler should report it (unless `overdue`).
     fn stall_class(&self, orch_done: bool, overdue: bool) -> Option<(StallClass, u64)> {
-        if let Some(core) = self.owned.iter().find(|c| self.running[*c as usize] != NO_TASK) {
-            return Some((StallClass::RunningStalled, self.running[core as usize]));
+        if let Some(core) = self.owned.iter().find(|c| self.tokens[*c as usize][0] != NO_TASK) {
+            return Some((StallClass::RunningStalled, self.tokens[core as usize][0]));
         }
         let others_busy = (0..MAX_AICPU_THREADS).any(|t| {
             // SAFETY: thread states are valid; the word is read atomically.
@@ -273,9 +297,14 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         let mut progress = false;
         let mut rings = RingSet::default();
         for core in self.owned {
+            if self.tokens[core as usize][0] == NO_TASK {
+                continue; // nothing in flight: nothing can finish
+            }
             let p = self.ch.poll(core)?;
             for c in p.completions() {
                 progress = true;
+                let t = &mut self.tokens[core as usize];
+                *t = [t[1], NO_TASK];
                 if !matches!(c.outcome, TaskOutcome::Finished) {
                     if self.faults == 0 {
                         self.first_fault = c.task_id;
@@ -283,9 +312,6 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                     self.faults += 1;
                 }
                 rings.merge(self.block_done(c.task_id));
-            }
-            if self.ch.is_idle(core) {
-                self.running[core as usize] = NO_TASK;
             }
         }
         while let Some(t) = self.rt.pop_ready(Shape::DepOnly) {
@@ -324,48 +350,72 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         }
     }
 
-    fn idle_lane_core(&self, lane: Lane) -> Option<u32> {
-        self.owned
-            .iter()
-            .find(|c| *c % LANE_COUNT as u32 == lane as u32 && self.ch.is_idle(*c) && self.ch.can_prepare(*c))
-    }
-
-    fn idle_aiv_core(&self) -> Option<u32> {
-        self.idle_lane_core(Lane::Aiv0).or_else(|| self.idle_lane_core(Lane::Aiv1))
-    }
-
-    /// A cluster whose cores of every lane in `mask` are idle.
-    fn idle_cluster(&self, mask: u32) -> Option<u32> {
-        let mut seen = CoreMask::EMPTY;
-        for core in self.owned {
-            let cluster = core / LANE_COUNT as u32;
-            if !seen.insert(cluster) {
-                continue;
-            }
-            let cores = cluster_cores(cluster);
-            if (0..LANE_COUNT)
-                .all(|l| mask & (1 << l) == 0 || (self.ch.is_idle(cores[l]) && self.ch.can_prepare(cores[l])))
-            {
-                return Some(cluster);
+    /// A core of one of `lanes` for the next block: an idle one first, else (with `second`) one
+    /// running a single token: the block then waits in the core's other payload buffer and starts
+    /// the moment the running one ends, so the core does not idle between tasks.
+    fn lane_core(&self, lanes: &[Lane], second: bool) -> Option<u32> {
+        let mut queued = None;
+        for &lane in lanes {
+            for core in self.lanes[lane as usize] {
+                if self.ch.is_idle(core) {
+                    return Some(core);
+                }
+                if second && queued.is_none() && self.ch.can_prepare(core) {
+                    queued = Some(core);
+                }
             }
         }
-        None
+        queued
     }
 
-    fn has_room(&self, shape: Shape) -> bool {
+    /// A cluster whose cores of every lane in `mask` can take a block: all idle if possible, else
+    /// (with `second`) each idle or running a single token.
+    fn cluster_for(&self, mask: u32, second: bool) -> Option<u32> {
+        let mut queued = None;
+        // Clusters are visited through their cores of the lowest active lane.
+        let lead = (mask.trailing_zeros() as usize).min(LANE_COUNT - 1);
+        for core in self.lanes[lead] {
+            let cluster = core / LANE_COUNT as u32;
+            let cores = cluster_cores(cluster);
+            let active = (0..LANE_COUNT).filter(|l| mask & (1 << l) != 0);
+            if active.clone().all(|l| self.ch.is_idle(cores[l])) {
+                return Some(cluster);
+            }
+            if second && queued.is_none() && active.clone().all(|l| self.ch.can_prepare(cores[l])) {
+                queued = Some(cluster);
+            }
+        }
+        queued
+    }
+
+    /// True when a core of `shape` is idle, or (with `second`) can take a second token.
+    fn has_room(&self, shape: Shape, second: bool) -> bool {
+        let room = |m: CoreMask| m.iter().any(|c| if second { self.ch.can_prepare(c) } else { self.ch.is_idle(c) });
         match shape {
-            Shape::Aic => self.idle_lane_core(Lane::Aic).is_some(),
-            Shape::Aiv => self.idle_aiv_core().is_some(),
-            Shape::Mix => self.owned.iter().any(|c| self.ch.is_idle(c)),
+            Shape::Aic => room(self.lanes[Lane::Aic as usize]),
+            Shape::Aiv => room(self.lanes[Lane::Aiv0 as usize]) || room(self.lanes[Lane::Aiv1 as usize]),
+            Shape::Mix => room(self.owned),
             Shape::DepOnly => true,
         }
     }
 
-    /// Hands ready tasks of `shape` to idle cores until the cores or the tasks run out. A task
-    /// with blocks left over goes back to its queue, so other schedulers can run them too.
+    /// True when more blocks of `shape` are ready (`queued` in the queue plus `extra` held by this
+    /// thread) than the other schedulers' cores can start: only then is a block queued behind a
+    /// running token here instead of being left for an idle core elsewhere.
+    fn may_pipeline(&self, shape: Shape, extra: u64) -> bool {
+        let others = self.others[shape.index()];
+        others == 0 || self.rt.view.queues[shape.index()].len() + extra > others
+    }
+
+    /// Hands ready tasks of `shape` to the owned cores until the cores or the tasks run out. A
+    /// task with blocks left over goes back to its queue, so other schedulers can run them too.
     fn dispatch_shape(&mut self, shape: Shape) -> Result<bool, ChannelError> {
         let mut any = false;
-        while self.has_room(shape) {
+        loop {
+            let room = self.has_room(shape, false) || (self.has_room(shape, true) && self.may_pipeline(shape, 0));
+            if !room {
+                break;
+            }
             let Some(task) = self.rt.pop_ready(shape) else { break };
             let d = self.rt.view.descriptor(task);
             // SAFETY: the descriptor of a ready task this thread holds (published before routing).
@@ -377,24 +427,25 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             let mut next = slot.next_block().load(Ordering::Relaxed);
             let mut placed = false;
             while next < block_num {
-                // The cores of this block: one core, or one per active lane of an idle cluster.
+                // The cores of this block: one core, or one per active lane of a cluster.
                 let mut targets = [(0u32, 0usize); LANE_COUNT];
                 let mut count = 0;
+                let second = self.may_pipeline(shape, u64::from(block_num - next));
                 match shape {
                     Shape::Aic => {
-                        if let Some(core) = self.idle_lane_core(Lane::Aic) {
+                        if let Some(core) = self.lane_core(&[Lane::Aic], second) {
                             targets[0] = (core, Lane::Aic as usize);
                             count = 1;
                         }
                     }
                     Shape::Aiv => {
-                        if let Some(core) = self.idle_aiv_core() {
+                        if let Some(core) = self.lane_core(&[Lane::Aiv0, Lane::Aiv1], second) {
                             targets[0] = (core, mask.trailing_zeros() as usize);
                             count = 1;
                         }
                     }
                     _ => {
-                        if let Some(cluster) = self.idle_cluster(mask) {
+                        if let Some(cluster) = self.cluster_for(mask, second) {
                             for (lane, core) in cluster_cores(cluster).iter().enumerate() {
                                 if mask & (1 << lane) != 0 {
                                     targets[count] = (*core, lane);
@@ -411,7 +462,8 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                     let kernel = self.rt.funcs.get(kernels[lane]).unwrap_or_default();
                     let d = Dispatch { kernel, task_id: task, block_idx: next, block_num, args: &args[..n] };
                     self.ch.prepare(core, &d)?;
-                    self.running[core as usize] = task;
+                    let t = &mut self.tokens[core as usize];
+                    t[usize::from(t[0] != NO_TASK)] = task;
                 }
                 next += 1;
                 placed = true;
