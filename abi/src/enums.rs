@@ -2,8 +2,40 @@
 //! unknown values (the other side may be newer or corrupt) and the list of every value.
 
 /// Declares a `#[repr(u32)]` ABI enum with `ALL` and a checked `TryFrom<u32>` (unknown → `Err(value)`).
+///
+/// A second form also gives each value a name and a one-line description:
+/// `Variant = 1 => "NAME", "what went wrong",` generates `name()` and `description()`.
 #[macro_export]
 macro_rules! abi_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $label:literal, $desc:literal ),+ $(,)?
+        }
+    ) => {
+        $crate::abi_enum! {
+            $(#[$meta])*
+            pub enum $name {
+                $( $(#[$vmeta])* $variant = $value ),+
+            }
+        }
+
+        impl $name {
+            /// The code's name.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $label ),+
+                }
+            }
+
+            /// One line saying what went wrong.
+            pub const fn description(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $desc ),+
+                }
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         pub enum $name:ident {

@@ -10,63 +10,27 @@ crate::abi_enum! {
     /// Errors latched by the orchestrator or a scheduler while running.
     pub enum RuntimeErrorCode {
         /// A scope holds window-1 tasks and can never release them.
-        ScopeDeadlock = 1,
+        ScopeDeadlock = 1 => "SCOPE_DEADLOCK", "a scope holds window-1 tasks and can never release them",
         /// The ring heap cannot satisfy an allocation and never will.
-        HeapRingDeadlock = 2,
+        HeapRingDeadlock = 2 => "HEAP_RING_DEADLOCK", "a ring heap is full and the tasks pinning it can never be consumed",
         /// The task window is full and never drains.
-        FlowControlDeadlock = 3,
+        FlowControlDeadlock = 3 => "FLOW_CONTROL_DEADLOCK", "a ring's task window is full and never drains",
         /// The dep-list pool is exhausted.
-        DepPoolOverflow = 4,
+        DepPoolOverflow = 4 => "DEP_POOL_OVERFLOW", "a ring's dep-list pool is exhausted",
         /// A submit had invalid arguments.
-        InvalidArgs = 5,
+        InvalidArgs = 5 => "INVALID_ARGS", "a submit had invalid arguments",
         /// A require-sync-start request was invalid.
-        RequireSyncStartInvalid = 7,
+        RequireSyncStartInvalid = 7 => "REQUIRE_SYNC_START_INVALID", "a require-sync-start request was invalid",
         /// Waiting for a tensor timed out.
-        TensorWaitTimeout = 8,
+        TensorWaitTimeout = 8 => "TENSOR_WAIT_TIMEOUT", "waiting for a tensor's producer timed out",
         /// The orchestration reported a fatal error.
-        ExplicitOrchFatal = 9,
+        ExplicitOrchFatal = 9 => "EXPLICIT_ORCH_FATAL", "the orchestration reported a fatal error",
         /// A scope holds more tasks than the scope task list can track.
-        ScopeTasksOverflow = 10,
+        ScopeTasksOverflow = 10 => "SCOPE_TASKS_OVERFLOW", "open scopes hold more tasks than the scope task list tracks",
         /// The tensor-map entry pool is exhausted.
-        TensormapOverflow = 11,
+        TensormapOverflow = 11 => "TENSORMAP_OVERFLOW", "the tensor-map entry pool is exhausted",
         /// A scheduler made no progress within its budget.
-        SchedulerTimeout = 100,
-    }
-}
-
-impl RuntimeErrorCode {
-    /// The code's name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            RuntimeErrorCode::ScopeDeadlock => "SCOPE_DEADLOCK",
-            RuntimeErrorCode::HeapRingDeadlock => "HEAP_RING_DEADLOCK",
-            RuntimeErrorCode::FlowControlDeadlock => "FLOW_CONTROL_DEADLOCK",
-            RuntimeErrorCode::DepPoolOverflow => "DEP_POOL_OVERFLOW",
-            RuntimeErrorCode::InvalidArgs => "INVALID_ARGS",
-            RuntimeErrorCode::RequireSyncStartInvalid => "REQUIRE_SYNC_START_INVALID",
-            RuntimeErrorCode::TensorWaitTimeout => "TENSOR_WAIT_TIMEOUT",
-            RuntimeErrorCode::ExplicitOrchFatal => "EXPLICIT_ORCH_FATAL",
-            RuntimeErrorCode::ScopeTasksOverflow => "SCOPE_TASKS_OVERFLOW",
-            RuntimeErrorCode::TensormapOverflow => "TENSORMAP_OVERFLOW",
-            RuntimeErrorCode::SchedulerTimeout => "SCHEDULER_TIMEOUT",
-        }
-    }
-
-    /// One line saying what went wrong.
-    pub const fn description(self) -> &'static str {
-        match self {
-            RuntimeErrorCode::ScopeDeadlock => "a scope holds window-1 tasks and can never release them",
-            RuntimeErrorCode::HeapRingDeadlock => "a ring heap is full and the tasks pinning it can never be consumed",
-            RuntimeErrorCode::FlowControlDeadlock => "a ring's task window is full and never drains",
-            RuntimeErrorCode::DepPoolOverflow => "a ring's dep-list pool is exhausted",
-            RuntimeErrorCode::InvalidArgs => "a submit had invalid arguments",
-            RuntimeErrorCode::RequireSyncStartInvalid => "a require-sync-start request was invalid",
-            RuntimeErrorCode::TensorWaitTimeout => "waiting for a tensor's producer timed out",
-            RuntimeErrorCode::ExplicitOrchFatal => "the orchestration reported a fatal error",
-            RuntimeErrorCode::ScopeTasksOverflow => "open scopes hold more tasks than the scope task list tracks",
-            RuntimeErrorCode::TensormapOverflow => "the tensor-map entry pool is exhausted",
-            RuntimeErrorCode::SchedulerTimeout => "a scheduler made no progress within its budget",
-        }
+        SchedulerTimeout = 100 => "SCHEDULER_TIMEOUT", "a scheduler made no progress within its budget",
     }
 }
 
@@ -90,83 +54,37 @@ crate::abi_enum! {
     /// Errors found while booting from an image, before anything in it is trusted.
     pub enum BootErrorCode {
         /// The launch descriptor's magic is wrong.
-        BadLaunchDescriptor = 1000,
+        BadLaunchDescriptor = 1000 => "BOOT_BAD_LAUNCH_DESCRIPTOR", "the launch descriptor's magic or fingerprint is wrong",
         /// The image header's magic is wrong.
-        BadMagic = 1001,
+        BadMagic = 1001 => "BOOT_BAD_MAGIC", "the image does not start with the image magic",
         /// The image was built for another ABI version.
-        UnsupportedVersion = 1002,
+        UnsupportedVersion = 1002 => "BOOT_UNSUPPORTED_VERSION", "the image was built for another ABI version",
         /// The image's ABI fingerprint differs from the firmware's.
-        FingerprintMismatch = 1003,
+        FingerprintMismatch = 1003 => "BOOT_FINGERPRINT_MISMATCH", "the image's ABI fingerprint differs from the firmware's",
         /// The image is shorter than its header or than the layout needs.
-        ImageTruncated = 1004,
+        ImageTruncated = 1004 => "BOOT_IMAGE_TRUNCATED", "the image is shorter than its header or layout needs",
         /// The image is larger than the arena region it lives in.
-        ImageLargerThanRegion = 1005,
+        ImageLargerThanRegion = 1005 => "BOOT_IMAGE_LARGER_THAN_REGION", "the image is larger than the arena region holding it",
         /// A region base is not 1024-aligned.
-        MisalignedBase = 1006,
+        MisalignedBase = 1006 => "BOOT_MISALIGNED_BASE", "a region base is not 1024-byte aligned",
         /// A region base is null.
-        NullBase = 1007,
+        NullBase = 1007 => "BOOT_NULL_BASE", "a region base is null",
         /// The header size differs from the firmware's.
-        HeaderSizeMismatch = 1008,
+        HeaderSizeMismatch = 1008 => "BOOT_HEADER_SIZE_MISMATCH", "the image header size differs from the firmware's",
         /// The stored layout differs from the one the firmware computes from the stored sizing.
-        LayoutMismatch = 1009,
+        LayoutMismatch = 1009 => "BOOT_LAYOUT_MISMATCH", "the stored layout differs from the one computed from its sizing",
         /// The stored sizing key is invalid.
-        InvalidSizing = 1010,
+        InvalidSizing = 1010 => "BOOT_INVALID_SIZING", "the stored sizing key breaks a sizing rule",
         /// The SM region is smaller than the layout needs.
-        SmRegionTooSmall = 1011,
+        SmRegionTooSmall = 1011 => "BOOT_SM_REGION_TOO_SMALL", "the SM region is smaller than the layout needs",
         /// The GM heap region is smaller than the layout needs.
-        HeapRegionTooSmall = 1012,
+        HeapRegionTooSmall = 1012 => "BOOT_HEAP_REGION_TOO_SMALL", "the GM heap region is smaller than the layout needs",
         /// The runtime header's magic is wrong.
-        BadRuntimeHeader = 1013,
+        BadRuntimeHeader = 1013 => "BOOT_BAD_RUNTIME_HEADER", "the runtime header's magic is wrong",
         /// A pointer audit found a field outside its region.
-        PointerAuditFailed = 1014,
+        PointerAuditFailed = 1014 => "BOOT_POINTER_AUDIT_FAILED", "a runtime pointer lands outside the region it must point into",
         /// The launch asks for more threads or clusters than the ABI supports.
-        BadLaunchParameters = 1015,
-    }
-}
-
-impl BootErrorCode {
-    /// The code's name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            BootErrorCode::BadLaunchDescriptor => "BOOT_BAD_LAUNCH_DESCRIPTOR",
-            BootErrorCode::BadMagic => "BOOT_BAD_MAGIC",
-            BootErrorCode::UnsupportedVersion => "BOOT_UNSUPPORTED_VERSION",
-            BootErrorCode::FingerprintMismatch => "BOOT_FINGERPRINT_MISMATCH",
-            BootErrorCode::ImageTruncated => "BOOT_IMAGE_TRUNCATED",
-            BootErrorCode::ImageLargerThanRegion => "BOOT_IMAGE_LARGER_THAN_REGION",
-            BootErrorCode::MisalignedBase => "BOOT_MISALIGNED_BASE",
-            BootErrorCode::NullBase => "BOOT_NULL_BASE",
-            BootErrorCode::HeaderSizeMismatch => "BOOT_HEADER_SIZE_MISMATCH",
-            BootErrorCode::LayoutMismatch => "BOOT_LAYOUT_MISMATCH",
-            BootErrorCode::InvalidSizing => "BOOT_INVALID_SIZING",
-            BootErrorCode::SmRegionTooSmall => "BOOT_SM_REGION_TOO_SMALL",
-            BootErrorCode::HeapRegionTooSmall => "BOOT_HEAP_REGION_TOO_SMALL",
-            BootErrorCode::BadRuntimeHeader => "BOOT_BAD_RUNTIME_HEADER",
-            BootErrorCode::PointerAuditFailed => "BOOT_POINTER_AUDIT_FAILED",
-            BootErrorCode::BadLaunchParameters => "BOOT_BAD_LAUNCH_PARAMETERS",
-        }
-    }
-
-    /// One line saying what went wrong.
-    pub const fn description(self) -> &'static str {
-        match self {
-            BootErrorCode::BadLaunchDescriptor => "the launch descriptor's magic or fingerprint is wrong",
-            BootErrorCode::BadMagic => "the image does not start with the image magic",
-            BootErrorCode::UnsupportedVersion => "the image was built for another ABI version",
-            BootErrorCode::FingerprintMismatch => "the image's ABI fingerprint differs from the firmware's",
-            BootErrorCode::ImageTruncated => "the image is shorter than its header or layout needs",
-            BootErrorCode::ImageLargerThanRegion => "the image is larger than the arena region holding it",
-            BootErrorCode::MisalignedBase => "a region base is not 1024-byte aligned",
-            BootErrorCode::NullBase => "a region base is null",
-            BootErrorCode::HeaderSizeMismatch => "the image header size differs from the firmware's",
-            BootErrorCode::LayoutMismatch => "the stored layout differs from the one computed from its sizing",
-            BootErrorCode::InvalidSizing => "the stored sizing key breaks a sizing rule",
-            BootErrorCode::SmRegionTooSmall => "the SM region is smaller than the layout needs",
-            BootErrorCode::HeapRegionTooSmall => "the GM heap region is smaller than the layout needs",
-            BootErrorCode::BadRuntimeHeader => "the runtime header's magic is wrong",
-            BootErrorCode::PointerAuditFailed => "a runtime pointer lands outside the region it must point into",
-            BootErrorCode::BadLaunchParameters => "the launch asks for more threads or clusters than supported",
-        }
+        BadLaunchParameters = 1015 => "BOOT_BAD_LAUNCH_PARAMETERS", "the launch asks for more threads or clusters than supported",
     }
 }
 

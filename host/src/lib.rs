@@ -4,6 +4,7 @@
 pub use pto_abi as abi;
 
 pub mod backend;
+pub mod bench;
 pub mod callable;
 pub mod cli;
 pub mod image;

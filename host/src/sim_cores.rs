@@ -1,24 +1,28 @@
-//! AICore cores of the simulated device: one host thread per core running the device's core loop
+//! AICore cores of the simulated device: each core is one block of a backend launch
+//! ([`DeviceBackend::launch_kernel`]) running the device's core loop
 //! ([`pto_device::aicore::run_core`]) against the registers and payloads in the sim device pool.
 //!
 //! * [`SimKernelTable`] resolves a kernel's device address to its Rust function and turns a
 //!   panicking kernel into a [`CoreFault::KernelFailed`] report instead of a dead thread.
-//! * [`SimCores::start`] starts `clusters × 3` worker threads (core `c` = lane `c % 3` of cluster
-//!   `c / 3`). Each optionally waits for the launch's boot report, announces itself and serves
-//!   tokens until `DISPATCH_EXIT` or the stop flag.
-//! * Idle workers spin briefly, then yield, then sleep in short steps ([`sim_pause`]): the machine
+//! * [`serve_core`] is one core's life in a launch: optionally wait for the launch's boot report,
+//!   announce, serve tokens until `DISPATCH_EXIT` or until the host aborts the launch's stream.
+//!   The simulated device's AICore entry runs it per block
+//!   ([`SIM_AICORE_ENTRY`](crate::backend::sim::SIM_AICORE_ENTRY)).
+//! * [`SimCores`] launches cores for protocol tests and benchmarks that drive the AICPU side
+//!   themselves: its own entry (carrying its resolver and collecting one [`CoreReport`] per core)
+//!   launched like any other, `clusters × 3` blocks (core `c` = lane `c % 3` of cluster `c / 3`).
+//! * Idle cores spin briefly, then yield, then sleep in short steps ([`sim_pause`]): the machine
 //!   may have fewer CPUs than there are simulated cores.
-//! * [`SimCores::join`] waits for the workers to exit on their own (after the AICPU side's
-//!   shutdown); [`SimCores::stop_and_join`] raises the stop flag first, for when the AICPU side
-//!   died. Both are bounded: a worker stuck inside a kernel is reported, never waited on forever.
+//! * [`SimCores::join`] waits for the cores to exit on their own (after the AICPU side's
+//!   shutdown); [`SimCores::stop_and_join`] aborts the launch first, for when the AICPU side died.
+//!   Both are bounded: a core stuck inside a kernel is reported, never waited on forever.
 //! * The AICPU side waits through [`HostPlatform`](pto_device::platform::HostPlatform).
 
 use std::collections::HashMap;
 use std::mem::size_of;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pto_abi::consts::{LANE_COUNT, MAX_CLUSTERS};
@@ -31,7 +35,8 @@ use pto_device::aicore::{
 use pto_device::boot::dev_ptr;
 use pto_device::kernel::{KernelInvocation, SimKernelFn};
 
-use crate::backend::SimBackend;
+use crate::backend::sim::SimLaunch;
+use crate::backend::{BackendError, DeviceBackend, SimBackend, StreamId};
 
 /// Empty polls spent spinning before a waiter starts yielding.
 pub const SPIN_POLLS: u32 = 64;
@@ -79,6 +84,11 @@ impl SimKernelTable {
     pub fn is_empty(&self) -> bool {
         self.kernels.is_empty()
     }
+
+    /// Every (address, kernel), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (DevAddr, SimKernelFn)> + '_ {
+        self.kernels.iter().map(|(&a, &f)| (a, f))
+    }
 }
 
 impl KernelResolver for SimKernelTable {
@@ -90,6 +100,54 @@ impl KernelResolver for SimKernelTable {
     fn invoke(&self, kernel: SimKernelFn, invocation: &KernelInvocation<'_>) -> Result<(), CoreFault> {
         catch_unwind(AssertUnwindSafe(|| kernel(invocation))).map_err(|_| CoreFault::KernelFailed)
     }
+}
+
+/// How a core of a launch waits: [`sim_pause`] between polls; it must stop once the host aborted
+/// the launch's stream.
+pub struct LaunchWait<'l, 'a> {
+    launch: &'l SimLaunch<'a>,
+}
+
+impl<'l, 'a> LaunchWait<'l, 'a> {
+    /// The wait of a block of `launch`.
+    pub fn new(launch: &'l SimLaunch<'a>) -> Self {
+        LaunchWait { launch }
+    }
+}
+
+impl CoreWait for LaunchWait<'_, '_> {
+    fn idle(&mut self, empty_polls: u32) {
+        sim_pause(empty_polls);
+    }
+
+    fn must_stop(&self) -> bool {
+        self.launch.aborted()
+    }
+}
+
+/// One core's life in a launch: waits for the boot report at `boot_report` (when given), then
+/// announces the core and serves its tokens until `DISPATCH_EXIT` or until `wait` says stop.
+///
+/// # Safety
+/// `tables` (and `boot_report`, if any) must be live device memory for the whole call, be the
+/// tables of a runtime whose registers are reset for this run (by the boot this waits for, or
+/// already when `boot_report` is None), and nobody else may serve `core` meanwhile.
+pub unsafe fn serve_core<R: KernelResolver + ?Sized, W: CoreWait + ?Sized>(
+    tables: &CoreTables,
+    core: u32,
+    boot_report: Option<DevAddr>,
+    resolver: &R,
+    wait: &mut W,
+) -> Result<CoreReport, EndpointError> {
+    // SAFETY: forwarded contract: live tables, one server per core.
+    let mut endpoint = unsafe { CoreEndpoint::new(tables, core) }?;
+    if let Some(report) = boot_report {
+        // SAFETY: the boot report is live device memory (caller's contract).
+        if let Err(exit) = unsafe { wait_for_boot(dev_ptr::<BootReport>(report), wait) } {
+            return Ok(endpoint.report(exit));
+        }
+    }
+    Ok(run_core(&mut endpoint, resolver, wait))
 }
 
 /// What to start.
@@ -116,17 +174,12 @@ pub enum SimCoresError {
     /// The tables are unusable.
     #[error("core tables: {0}")]
     Tables(EndpointError),
-    /// The OS refused a thread; the workers already started were stopped and joined.
-    #[error("cannot start the thread of core {core}: {detail}")]
-    Spawn {
-        /// The core whose thread failed to start.
-        core: u32,
-        /// The OS error.
-        detail: String,
-    },
-    /// Workers still running when the join budget ran out (inside a kernel that does not return);
-    /// their threads were detached.
-    #[error("{cores} still running after {timeout:?}; their threads were detached")]
+    /// The backend refused to register, launch or collect the cores' launch.
+    #[error("the cores' launch: {0}")]
+    Launch(BackendError),
+    /// Cores still running when the join budget ran out (inside a kernel that does not return);
+    /// a later join can still collect them.
+    #[error("{cores} still running after {timeout:?}")]
     Stuck {
         /// The cores.
         cores: CoreMask,
@@ -136,56 +189,58 @@ pub enum SimCoresError {
     /// A table or the boot report does not lie in the simulated device's pool.
     #[error("core tables or boot report do not lie in the simulated device's memory pool")]
     NotDeviceMemory,
-    /// Worker threads that panicked outside a kernel.
-    #[error("the worker thread of {cores} panicked")]
+    /// Cores that panicked outside a kernel, or could not serve their tables.
+    #[error("{cores} failed outside a kernel")]
     Panicked {
         /// The cores.
         cores: CoreMask,
     },
 }
 
-struct SimCoreWait {
-    stop: Arc<AtomicBool>,
+/// How one core of a [`SimCores`] launch ended so far.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Running,
+    Done(CoreReport),
+    Failed,
 }
 
-impl CoreWait for SimCoreWait {
-    fn idle(&mut self, empty_polls: u32) {
-        sim_pause(empty_polls);
-    }
-
-    fn must_stop(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
-    }
-}
-
-/// Running simulated AICore workers.
+/// Running simulated AICore cores: one launch of a harness entry on a stream of its own.
 pub struct SimCores {
-    workers: Vec<(u32, JoinHandle<CoreReport>)>,
-    reports: Vec<CoreReport>,
-    stop: Arc<AtomicBool>,
+    sim: Arc<SimBackend>,
+    stream: StreamId,
+    slots: Arc<Mutex<Vec<Slot>>>,
+    collected: bool,
 }
 
 impl std::fmt::Debug for SimCores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimCores").field("running", &self.workers.len()).finish_non_exhaustive()
+        f.debug_struct("SimCores").field("stream", &self.stream).field("cores", &self.cores()).finish_non_exhaustive()
     }
 }
 
-/// How long [`Drop`] waits for workers after raising the stop flag before detaching them.
+/// How long [`Drop`] waits for cores after aborting their launch before leaving them running.
 const DROP_JOIN_BUDGET: Duration = Duration::from_secs(2);
-/// How long a join waits for idle workers to notice the stop flag it raised.
+/// How long a join waits for idle cores to notice the abort it raised.
 const STOP_GRACE: Duration = Duration::from_millis(100);
 
+/// Numbers the harness entries of [`SimCores`] (each start registers its own).
+static HARNESS_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn lock_slots(m: &Mutex<Vec<Slot>>) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+    // Each update is one assignment; a panic cannot leave half of one.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl SimCores {
-    /// Starts one worker thread per core of `config.clusters` clusters on the simulated device
-    /// `sim`. Every worker holds a reference to `sim`, so its pool stays mapped until the last
-    /// worker has returned, even one detached by a failed join.
+    /// Launches one core per block for `config.clusters` clusters on the simulated device `sim`,
+    /// through the backend (register the harness entry, create a stream, launch).
     ///
     /// # Safety
     /// `config.tables` (and `config.boot_report`, if any) must stay allocated in `sim` until every
-    /// worker has returned, and be the tables of a runtime whose registers were reset for this run
+    /// core has returned, and be the tables of a runtime whose registers were reset for this run
     /// (by boot, or by [`reset_core_tables`](pto_device::aicore::reset_core_tables) when
-    /// `boot_report` is None); no other worker may serve the same cores.
+    /// `boot_report` is None); no other launch may serve the same cores.
     pub unsafe fn start(
         sim: &Arc<SimBackend>,
         config: &SimCoreConfig,
@@ -194,7 +249,10 @@ impl SimCores {
         if config.clusters == 0 || config.clusters as usize > MAX_CLUSTERS {
             return Err(SimCoresError::ClusterCount { clusters: config.clusters });
         }
-        let t = &config.tables;
+        let t = config.tables;
+        if !t.is_well_formed() {
+            return Err(SimCoresError::Tables(EndpointError::Tables));
+        }
         let inside = |base: DevAddr, len: u64| {
             sim.is_device_address(base) && sim.is_device_address(DevAddr(base.get().wrapping_add(len - 1)))
         };
@@ -205,69 +263,61 @@ impl SimCores {
             return Err(SimCoresError::NotDeviceMemory);
         }
         let cores = config.clusters * LANE_COUNT as u32;
-        let mut endpoints = Vec::with_capacity(cores as usize);
-        for core in 0..cores {
-            // SAFETY: forwarded contract: the tables are live device memory, one worker per core.
-            endpoints.push(unsafe { CoreEndpoint::new(&config.tables, core) }.map_err(SimCoresError::Tables)?);
-        }
-        let mut started = SimCores {
-            workers: Vec::with_capacity(cores as usize),
-            reports: Vec::new(),
-            stop: Arc::new(AtomicBool::new(false)),
+        let slots = Arc::new(Mutex::new(vec![Slot::Running; cores as usize]));
+        let entry = format!("pto_sim_cores#{}", HARNESS_SEQ.fetch_add(1, Ordering::Relaxed));
+        let (shared, boot_report) = (slots.clone(), config.boot_report);
+        sim.register_entry(&entry, move |launch: &SimLaunch<'_>| {
+            let core = launch.block_idx;
+            let served = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: forwarded contract of `start`; block `core` is the one server of `core`.
+                unsafe { serve_core(&t, core, boot_report, &*resolver, &mut LaunchWait::new(launch)) }
+            }));
+            let slot = match served {
+                Ok(Ok(report)) => Slot::Done(report),
+                _ => Slot::Failed,
+            };
+            lock_slots(&shared)[core as usize] = slot;
+            Ok(())
+        });
+        let launch = || -> Result<StreamId, BackendError> {
+            let handle = sim.register_kernel_binary(entry.as_bytes())?;
+            let stream = sim.stream_create()?;
+            // The harness entry carries its configuration itself: no KernelArgs.
+            sim.launch_kernel(handle, stream, cores, DevAddr::NULL)?;
+            Ok(stream)
         };
-        for mut endpoint in endpoints {
-            let core = endpoint.core();
-            let resolver = resolver.clone();
-            let stop = started.stop.clone();
-            let report = config.boot_report;
-            let device = sim.clone();
-            let spawned = std::thread::Builder::new().name(format!("sim-aicore-{core}")).spawn(move || {
-                let _pool_stays_mapped = device;
-                let mut wait = SimCoreWait { stop };
-                if let Some(report) = report {
-                    // SAFETY: the boot report is live device memory (caller's contract).
-                    if let Err(exit) = unsafe { wait_for_boot(dev_ptr::<BootReport>(report), &mut wait) } {
-                        return endpoint.report(exit);
-                    }
-                }
-                run_core(&mut endpoint, &*resolver, &mut wait)
-            });
-            match spawned {
-                Ok(handle) => started.workers.push((core, handle)),
-                Err(e) => {
-                    // Dropping `started` stops and joins the workers already running.
-                    return Err(SimCoresError::Spawn { core, detail: e.to_string() });
-                }
-            }
-        }
-        Ok(started)
+        let stream = launch().map_err(SimCoresError::Launch)?;
+        Ok(SimCores { sim: sim.clone(), stream, slots, collected: false })
     }
 
-    /// The cores whose workers have not been joined yet.
+    /// The cores whose reports have not been collected yet.
     pub fn cores(&self) -> CoreMask {
         let mut m = CoreMask::EMPTY;
-        for (core, _) in &self.workers {
-            m.insert(*core);
+        if !self.collected {
+            for core in 0..lock_slots(&self.slots).len() {
+                m.insert(core as u32);
+            }
         }
         m
     }
 
-    /// Raises the stop flag: every idle worker returns
+    /// Aborts the cores' launch: every idle core returns
     /// [`CoreExit::Stopped`](pto_device::aicore::CoreExit::Stopped) at its next poll.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        // The stream exists (created by `start`); aborting it cannot fail otherwise.
+        let _ = self.sim.stream_abort(self.stream);
     }
 
-    /// True when every worker has returned.
+    /// True when every core has returned.
     pub fn is_finished(&self) -> bool {
-        self.workers.iter().all(|(_, h)| h.is_finished())
+        lock_slots(&self.slots).iter().all(|s| !matches!(s, Slot::Running))
     }
 
-    /// Waits up to `timeout` for every worker to return on its own (normally after the AICPU
-    /// side's shutdown), then raises the stop flag for the idle ones still polling and waits a
-    /// short grace. Returns every worker's report in core order; a worker still running after that
-    /// (inside a kernel that does not return) makes it [`SimCoresError::Stuck`], and a later call
-    /// can join it.
+    /// Waits up to `timeout` for every core to return on its own (normally after the AICPU
+    /// side's shutdown), then aborts the launch for the idle ones still polling and waits a short
+    /// grace. Returns every core's report in core order; a core still running after that (inside
+    /// a kernel that does not return) makes it [`SimCoresError::Stuck`], and a later call can
+    /// collect it.
     pub fn join(&mut self, timeout: Duration) -> Result<Vec<CoreReport>, SimCoresError> {
         let deadline = Instant::now() + timeout;
         let mut polls = SPIN_POLLS;
@@ -282,36 +332,35 @@ impl SimCores {
                 sim_pause(YIELD_POLLS);
             }
         }
+        let slots = lock_slots(&self.slots).clone();
         let mut stuck = CoreMask::EMPTY;
-        let mut panicked = CoreMask::EMPTY;
-        let mut running = Vec::new();
-        for (core, handle) in std::mem::take(&mut self.workers) {
-            if !handle.is_finished() {
-                stuck.insert(core);
-                running.push((core, handle));
-                continue;
-            }
-            match handle.join() {
-                Ok(r) => self.reports.push(r),
-                Err(_) => {
-                    panicked.insert(core);
+        let mut failed = CoreMask::EMPTY;
+        let mut reports = Vec::with_capacity(slots.len());
+        for (core, slot) in slots.iter().enumerate() {
+            match slot {
+                Slot::Running => {
+                    stuck.insert(core as u32);
                 }
+                Slot::Failed => {
+                    failed.insert(core as u32);
+                }
+                Slot::Done(r) => reports.push(*r),
             }
         }
-        self.workers = running;
         if !stuck.is_empty() {
             return Err(SimCoresError::Stuck { cores: stuck, timeout });
         }
-        if !panicked.is_empty() {
-            return Err(SimCoresError::Panicked { cores: panicked });
+        // Every block returned: the launch thread ends at once.
+        self.sim.stream_synchronize(self.stream).map_err(SimCoresError::Launch)?;
+        self.collected = true;
+        if !failed.is_empty() {
+            return Err(SimCoresError::Panicked { cores: failed });
         }
-        let mut reports = std::mem::take(&mut self.reports);
-        reports.sort_by_key(|r| r.core);
         Ok(reports)
     }
 
-    /// Raises the stop flag, then joins as [`SimCores::join`] does (the path for an AICPU side
-    /// that died or never shut the cores down).
+    /// Aborts the launch, then joins as [`SimCores::join`] does (the path for an AICPU side that
+    /// died or never shut the cores down).
     pub fn stop_and_join(&mut self, timeout: Duration) -> Result<Vec<CoreReport>, SimCoresError> {
         self.stop();
         self.join(timeout)
@@ -319,10 +368,10 @@ impl SimCores {
 }
 
 impl Drop for SimCores {
-    /// Stops and joins the workers, waiting at most a bounded time; a worker stuck in a kernel is
-    /// detached (it keeps the pool mapped until it returns).
+    /// Aborts and joins the cores, waiting at most a bounded time; a core stuck in a kernel is
+    /// left to the backend (its launch keeps the pool mapped until it returns).
     fn drop(&mut self) {
-        if !self.workers.is_empty() {
+        if !self.collected {
             let _ = self.stop_and_join(DROP_JOIN_BUDGET);
         }
     }

@@ -66,3 +66,19 @@ fn bad_files_exit_2_with_the_specific_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+#[test]
+fn pto_run_goes_through_a_registered_callable() {
+    let out = pto(&["run", "--example", "vector", "--window", "64", "--heap", "1M", "--runs", "1"]);
+    let text = stdout(&out);
+    let blob = pto_host::callable::example::vector_example_callable().unwrap();
+    assert!(
+        text.contains(&format!(
+            "callable id 0, {} bytes, content hash {:#018x}",
+            blob.total_size(),
+            blob.content_hash()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("check OK"), "{text}");
+}

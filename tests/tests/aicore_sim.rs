@@ -1,5 +1,6 @@
-//! The AICore protocol on simulated core threads: many tasks on every core, pipelined and batched
-//! dispatch, faults reported as completions, ordered shutdown with a deadline, the stop path.
+//! The AICore protocol on simulated cores (one backend launch, one block per core): many tasks on
+//! every core, pipelined and batched dispatch, faults reported as completions, ordered shutdown
+//! with a deadline, the stop path.
 
 mod aicore_support;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 use pto_abi::launch::CoreFault;
 use pto_device::aicore::{CoreExit, TaskOutcome};
 use pto_device::platform::HostPlatform;
+use pto_host::backend::sim::SimLaunchRecord;
 use pto_host::sim_cores::sim_pause;
 
 use aicore_support::*;
@@ -42,6 +44,11 @@ fn thousands_of_pipelined_tasks_finish_once_each_on_every_core_with_their_side_e
     let (clusters, n, blocks) = (2, 1500, 2);
     let fx = Fixture::new(n * blocks as u64);
     let mut cores = fx.start(clusters);
+    let launch = fx.sim.launch_log().pop();
+    assert!(
+        matches!(&launch, Some(SimLaunchRecord::Launch { block_dim: 6, .. })),
+        "the cores are one backend launch, one block per core: {launch:?}"
+    );
     let mut ch = fx.channels(0, 1, clusters);
     assert_eq!(ch.owned(), cores.cores());
     ch.wait_online(&HostPlatform, HANG_GUARD.as_nanos() as u64).unwrap();

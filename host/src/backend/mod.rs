@@ -1,8 +1,10 @@
 //! The device backend: every way the host reaches a device, shaped after the vendor runtime calls
-//! (`rtMalloc`, `rtMemcpy`, `rtMemset`, `rtStreamCreate`, `rtStreamSynchronize`, kernel binary
-//! registration, `rtKernelLaunch…`).
+//! (`rtMalloc`, `rtMemcpy`, `rtMemset`, `rtStreamCreate`, `rtStreamSynchronize[WithTimeout]`,
+//! `rtStreamAbort`, kernel binary registration, `rtKernelLaunch…`).
 //!
 //! Host code never dereferences a [`DevAddr`]: device memory is reached only through a backend.
+
+use std::time::Duration;
 
 use pto_abi::DevAddr;
 
@@ -75,6 +77,14 @@ pub enum BackendError {
         /// What the device reported.
         detail: String,
     },
+    /// Work queued on a stream did not finish within the time given; it is still queued.
+    #[error("{op:?}: work still running after {waited:?}")]
+    Timeout {
+        /// The operation.
+        op: BackendOp,
+        /// How long the caller waited.
+        waited: Duration,
+    },
     /// The backend cannot do this at all (e.g. no vendor runtime on this host).
     #[error("{0}")]
     Unsupported(String),
@@ -109,6 +119,12 @@ pub trait DeviceBackend: Send + Sync {
     fn stream_create(&self) -> Result<StreamId, BackendError>;
     /// Waits until all work queued on `stream` has finished.
     fn stream_synchronize(&self, stream: StreamId) -> Result<(), BackendError>;
+    /// Waits at most `timeout` for the work queued on `stream`; [`BackendError::Timeout`] when it
+    /// is still running (it stays queued: a later synchronize can still collect it).
+    fn stream_synchronize_timeout(&self, stream: StreamId, timeout: Duration) -> Result<(), BackendError>;
+    /// Asks the work queued on `stream` so far to stop: kernels waiting for work return at their
+    /// next poll; a kernel busy in user code finishes that first. Work queued later is unaffected.
+    fn stream_abort(&self, stream: StreamId) -> Result<(), BackendError>;
     /// Registers a kernel binary; the handle lives as long as the backend.
     fn register_kernel_binary(&self, binary: &[u8]) -> Result<KernelHandle, BackendError>;
     /// Queues a launch of `kernel` on `stream` with `block_dim` blocks; `args` is the device

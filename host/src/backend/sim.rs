@@ -6,60 +6,93 @@
 //! dereferences device addresses directly, exactly as the firmware does. Host code reaches the pool
 //! only through the [`DeviceBackend`] calls.
 //!
-//! For tests it counts every call and every device write, tracks committed and peak bytes, and can
-//! fail the N-th call of any operation ([`SimBackend::fail_nth`]).
+//! For tests it counts every call and every device write, tracks committed and peak bytes, keeps a
+//! log of the latest registrations and launches, and can fail the N-th call of any operation
+//! ([`SimBackend::fail_nth`]).
 //!
-//! Kernels are Rust functions registered by name ([`SimBackend::register_entry`]); the "binary"
-//! given to [`DeviceBackend::register_kernel_binary`] is that name. A launch runs one host thread
-//! per block; launches on one stream run in order, launches on different streams concurrently.
+//! Device programs are Rust entries registered by name ([`SimBackend::register_entry`]); the
+//! "binary" given to [`DeviceBackend::register_kernel_binary`] is that name. Three are built in
+//! ([`firmware`]): the boot-only AICPU entry, the AICore entry and the AICPU entry. Kernels and
+//! orchestrations are found by code address in the device's [`SimCodeSpace`]. A launch runs one
+//! host thread per block; launches on one stream run in order, launches on different streams
+//! concurrently; [`DeviceBackend::stream_abort`] raises a flag the blocks of the stream's launches
+//! see through [`SimLaunch::aborted`].
 
-use std::collections::{BTreeMap, HashMap};
+mod code;
+pub mod firmware;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use pto_abi::consts::REGION_BASE_ALIGN;
 use pto_abi::DevAddr;
 
+pub use code::{CodeError, LoadedCode, SimCodeSpace, SimProgram};
+pub use firmware::{SIM_AICORE_ENTRY, SIM_AICPU_ENTRY, SIM_BOOT_ENTRY};
+
 use super::{BackendError, BackendOp, DeviceBackend, KernelHandle, StreamId};
+use crate::sim_cores::sim_pause;
 
 /// Default size of the pool's address reservation (pages are committed only when touched).
 pub const DEFAULT_POOL_CAPACITY: u64 = 16 << 30;
 
-/// Name of the built-in AICPU entry that only boots the runtime (see [`boot_entry`]).
-pub const SIM_BOOT_ENTRY: &str = "pto_aicpu_boot";
+/// Launch records [`SimBackend::launch_log`] keeps (the oldest are dropped first).
+pub const LAUNCH_LOG_CAPACITY: usize = 4096;
+
+/// How long dropping a [`SimBackend`] waits for the launches still running after it aborted every
+/// stream; launches still running then are detached (they keep the pool mapped until they return).
+const DROP_JOIN_BUDGET: Duration = Duration::from_secs(2);
 
 /// What one block of a launch receives.
 #[derive(Clone, Copy, Debug)]
-pub struct SimLaunch {
+pub struct SimLaunch<'a> {
     /// Device address of the launch's `KernelArgs`.
     pub args: DevAddr,
     /// This block's index in `0..block_dim`.
     pub block_idx: u32,
     /// Blocks of the launch.
     pub block_dim: u32,
+    /// The stream's abort count, and its value when the launch was queued.
+    aborts: &'a AtomicU64,
+    queued_at: u64,
 }
 
-/// A device entry function of the simulated device; an error is a device fault.
-pub type SimEntryFn = fn(&SimLaunch) -> Result<(), String>;
+impl SimLaunch<'_> {
+    /// True once the host aborted the stream this launch was queued on
+    /// ([`DeviceBackend::stream_abort`]): a block waiting for work returns.
+    pub fn aborted(&self) -> bool {
+        self.aborts.load(Ordering::Acquire) != self.queued_at
+    }
+}
 
-/// The built-in AICPU entry [`SIM_BOOT_ENTRY`]: block 0 boots the runtime named by the launch's
-/// `KernelArgs::runtime_desc`; the outcome goes to the launch's boot report.
-pub fn boot_entry(launch: &SimLaunch) -> Result<(), String> {
-    if launch.block_idx != 0 {
-        return Ok(());
-    }
-    let args = pto_device::boot::dev_ptr::<pto_abi::launch::KernelArgs>(launch.args);
-    if args.is_null() || !args.is_aligned() {
-        return Err(format!("kernel args address {} is null or misaligned", launch.args));
-    }
-    // SAFETY: the launch's args address is a KernelArgs the host uploaded into the pool.
-    let desc = unsafe { (*args).runtime_desc };
-    // SAFETY: `runtime_desc` is a launch descriptor in the pool (or null, which boot rejects);
-    // boot reports any failure in the descriptor's boot report.
-    let _ = unsafe { pto_device::boot::boot(pto_device::boot::dev_ptr(desc)) };
-    Ok(())
+/// A device entry of the simulated device: runs one block of a launch; an error is a device fault.
+pub type SimEntryFn = Arc<dyn Fn(&SimLaunch<'_>) -> Result<(), String> + Send + Sync>;
+
+/// One registration or launch the backend served, in call order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimLaunchRecord {
+    /// `register_kernel_binary` of the entry named `entry`.
+    Register {
+        /// The entry name (the "binary").
+        entry: String,
+        /// The handle returned.
+        handle: KernelHandle,
+    },
+    /// `launch_kernel` of the entry named `entry`.
+    Launch {
+        /// The entry name.
+        entry: String,
+        /// The stream.
+        stream: StreamId,
+        /// Blocks.
+        block_dim: u32,
+        /// Device address of the `KernelArgs`.
+        args: DevAddr,
+    },
 }
 
 /// Counters of the calls a [`SimBackend`] served, for tests.
@@ -81,6 +114,8 @@ pub struct SimCounters {
     pub memsets: u64,
     /// Bytes set by memsets.
     pub bytes_memset: u64,
+    /// Successful kernel binary registrations.
+    pub registrations: u64,
     /// Kernel launches queued.
     pub launches: u64,
 }
@@ -164,13 +199,101 @@ impl Heap {
     }
 }
 
-/// One stream: the launch thread of its most recent launch (each joins its predecessor first).
+/// One stream: its most recent launch (which collects its predecessor first) and how often the
+/// stream was aborted.
 #[derive(Default)]
 struct Stream {
-    last: Option<JoinHandle<Result<(), String>>>,
+    last: Option<Pending>,
+    aborts: Arc<AtomicU64>,
 }
 
-/// The mmap'd pool.
+/// A block's thread, or why it could not start.
+type BlockThread = Result<JoinHandle<Result<(), String>>, String>;
+
+/// The work of a stream's most recent launch.
+enum Pending {
+    /// Its blocks run now, one thread each.
+    Running(Vec<BlockThread>),
+    /// Queued behind an unfinished launch: a thread collects that one, then runs the blocks.
+    Queued(JoinHandle<Result<(), String>>),
+    /// Never ran: its predecessor failed with this error.
+    Failed(String),
+}
+
+impl Pending {
+    fn is_finished(&self) -> bool {
+        match self {
+            Pending::Running(blocks) => blocks.iter().flatten().all(JoinHandle::is_finished),
+            Pending::Queued(h) => h.is_finished(),
+            Pending::Failed(_) => true,
+        }
+    }
+
+    /// Waits for the launch; the first failing block's error wins.
+    fn join(self) -> Result<(), String> {
+        match self {
+            Pending::Running(blocks) => join_blocks(blocks),
+            Pending::Queued(h) => h.join().unwrap_or_else(|_| Err("launch thread panicked".into())),
+            Pending::Failed(e) => Err(e),
+        }
+    }
+}
+
+/// The outcome of a launch as a backend result.
+fn launch_result(p: Pending) -> Result<(), BackendError> {
+    p.join().map_err(|detail| BackendError::DeviceFault { op: BackendOp::Launch, detail })
+}
+
+/// What every block of one launch shares.
+struct LaunchCtx {
+    entry: String,
+    f: SimEntryFn,
+    args: DevAddr,
+    block_dim: u32,
+    aborts: Arc<AtomicU64>,
+    queued_at: u64,
+    /// Keeps the pool mapped while a block runs.
+    _pool: Arc<Pool>,
+}
+
+/// Starts one thread per block of `ctx`.
+fn spawn_blocks(ctx: &Arc<LaunchCtx>) -> Vec<BlockThread> {
+    (0..ctx.block_dim)
+        .map(|block_idx| {
+            let ctx = ctx.clone();
+            let builder = std::thread::Builder::new().name(format!("{}/{block_idx}", ctx.entry));
+            builder
+                .spawn(move || {
+                    let launch = SimLaunch {
+                        args: ctx.args,
+                        block_idx,
+                        block_dim: ctx.block_dim,
+                        aborts: &ctx.aborts,
+                        queued_at: ctx.queued_at,
+                    };
+                    match catch_unwind(AssertUnwindSafe(|| (ctx.f)(&launch))) {
+                        Ok(r) => r.map_err(|e| format!("block {block_idx}: {e}")),
+                        Err(_) => Err(format!("block {block_idx} panicked")),
+                    }
+                })
+                .map_err(|e| format!("block {block_idx}: cannot start its thread: {e}"))
+        })
+        .collect()
+}
+
+/// Waits for every block; the first failing block's error wins.
+fn join_blocks(blocks: Vec<BlockThread>) -> Result<(), String> {
+    let mut first = Ok(());
+    for (block_idx, b) in blocks.into_iter().enumerate() {
+        let r = b.and_then(|h| h.join().unwrap_or_else(|_| Err(format!("block {block_idx}: thread panicked"))));
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
+}
+
+/// The mmap'd pool. Launch threads hold it too, so it stays mapped while any of them runs.
 struct Pool {
     base: usize,
     len: usize,
@@ -218,14 +341,16 @@ impl Drop for Pool {
 
 /// The simulated device.
 pub struct SimBackend {
-    pool: Pool,
+    pool: Arc<Pool>,
     heap: Mutex<Heap>,
     faults: Mutex<Vec<Fault>>,
     calls: [AtomicU64; OP_COUNT],
     counters: Mutex<SimCounters>,
     entries: Mutex<HashMap<String, SimEntryFn>>,
-    kernels: Mutex<Vec<SimEntryFn>>,
+    kernels: Mutex<Vec<(String, SimEntryFn)>>,
     streams: Mutex<Vec<Stream>>,
+    code: Arc<SimCodeSpace>,
+    log: Mutex<VecDeque<SimLaunchRecord>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -246,7 +371,7 @@ impl SimBackend {
         let mut heap = Heap::default();
         heap.free.insert(0, capacity);
         let sim = SimBackend {
-            pool,
+            pool: Arc::new(pool),
             heap: Mutex::new(heap),
             faults: Mutex::new(Vec::new()),
             calls: Default::default(),
@@ -254,14 +379,44 @@ impl SimBackend {
             entries: Mutex::new(HashMap::new()),
             kernels: Mutex::new(Vec::new()),
             streams: Mutex::new(Vec::new()),
+            code: Arc::new(SimCodeSpace::default()),
+            log: Mutex::new(VecDeque::new()),
         };
-        sim.register_entry(SIM_BOOT_ENTRY, boot_entry);
+        firmware::install(&sim);
         Ok(sim)
     }
 
-    /// Makes `f` launchable under `name` (the "binary" later passed to `register_kernel_binary`).
-    pub fn register_entry(&self, name: &str, f: SimEntryFn) {
-        lock(&self.entries).insert(name.to_owned(), f);
+    /// Makes `f` launchable under `name` (the "binary" later passed to `register_kernel_binary`);
+    /// replaces an entry of the same name for later registrations.
+    pub fn register_entry<F>(&self, name: &str, f: F)
+    where
+        F: Fn(&SimLaunch<'_>) -> Result<(), String> + Send + Sync + 'static,
+    {
+        lock(&self.entries).insert(name.to_owned(), Arc::new(f));
+    }
+
+    /// The device's code space: which kernel and orchestration runs at which code address.
+    pub fn code(&self) -> &Arc<SimCodeSpace> {
+        &self.code
+    }
+
+    /// Streams whose latest launch is still running (including launches the host stopped
+    /// waiting for).
+    pub fn running_streams(&self) -> usize {
+        lock(&self.streams).iter().filter(|s| s.last.as_ref().is_some_and(|h| !h.is_finished())).count()
+    }
+
+    /// The latest registrations and launches, oldest first (at most [`LAUNCH_LOG_CAPACITY`]).
+    pub fn launch_log(&self) -> Vec<SimLaunchRecord> {
+        lock(&self.log).iter().cloned().collect()
+    }
+
+    fn record(&self, r: SimLaunchRecord) {
+        let mut log = lock(&self.log);
+        if log.len() == LAUNCH_LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(r);
     }
 
     /// Fails the `n`-th call of `op` counted from now (`n = 1`: the next call).
@@ -302,7 +457,12 @@ impl SimBackend {
 
     /// True when `addr` lies inside the pool (device memory of this simulated device).
     pub fn is_device_address(&self, addr: DevAddr) -> bool {
-        addr.get() >= self.pool.base as u64 && addr.get() - (self.pool.base as u64) < self.pool.len as u64
+        self.span().contains(addr, 1)
+    }
+
+    /// Where the pool lies.
+    pub(crate) fn span(&self) -> PoolSpan {
+        PoolSpan { base: self.pool.base as u64, len: self.pool.len as u64 }
     }
 
     /// Counts a call of `op` and fires an armed fault for it.
@@ -330,13 +490,39 @@ impl SimBackend {
 }
 
 impl Drop for SimBackend {
+    /// Aborts every stream and waits a bounded time for its launches; a launch still running then
+    /// (a kernel that does not return) is detached and keeps the pool mapped until it returns.
     fn drop(&mut self) {
-        // Device threads must be finished before the pool they use is unmapped.
-        for s in lock(&self.streams).iter_mut() {
-            if let Some(h) = s.last.take() {
+        let mut streams = std::mem::take(&mut *lock(&self.streams));
+        for s in &streams {
+            s.aborts.fetch_add(1, Ordering::AcqRel);
+        }
+        let deadline = Instant::now() + DROP_JOIN_BUDGET;
+        let mut polls = 0;
+        while streams.iter().any(|s| s.last.as_ref().is_some_and(|h| !h.is_finished())) && Instant::now() < deadline {
+            sim_pause(polls);
+            polls = polls.saturating_add(1);
+        }
+        for s in &mut streams {
+            if let Some(h) = s.last.take().filter(|h| h.is_finished()) {
                 let _ = h.join();
             }
         }
+    }
+}
+
+/// The address range of a pool, for checks on the device side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolSpan {
+    base: u64,
+    len: u64,
+}
+
+impl PoolSpan {
+    /// True when `[addr, addr + len)` lies inside the pool (`len` ≥ 1).
+    pub(crate) fn contains(&self, addr: DevAddr, len: u64) -> bool {
+        let Some(off) = addr.get().checked_sub(self.base) else { return false };
+        off.checked_add(len.max(1)).is_some_and(|end| end <= self.len)
     }
 }
 
@@ -416,21 +602,34 @@ impl DeviceBackend for SimBackend {
 
     fn stream_synchronize(&self, stream: StreamId) -> Result<(), BackendError> {
         self.enter(BackendOp::Stream)?;
-        let last = {
-            let mut streams = lock(&self.streams);
-            let s = streams.get_mut(stream.0 as usize).ok_or_else(|| BackendError::InvalidArgument {
-                op: BackendOp::Stream,
-                detail: format!("unknown stream {}", stream.0),
+        let last = self.with_stream(BackendOp::Stream, stream, |s| s.last.take())?;
+        last.map_or(Ok(()), launch_result)
+    }
+
+    fn stream_synchronize_timeout(&self, stream: StreamId, timeout: Duration) -> Result<(), BackendError> {
+        self.enter(BackendOp::Stream)?;
+        let deadline = Instant::now() + timeout;
+        let mut polls = 0;
+        loop {
+            let finished = self.with_stream(BackendOp::Stream, stream, |s| match &s.last {
+                Some(h) if !h.is_finished() => None,
+                _ => Some(s.last.take()),
             })?;
-            s.last.take()
-        };
-        match last.map(|h| h.join()) {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(detail))) => Err(BackendError::DeviceFault { op: BackendOp::Launch, detail }),
-            Some(Err(_)) => {
-                Err(BackendError::DeviceFault { op: BackendOp::Launch, detail: "launch thread panicked".into() })
+            if let Some(last) = finished {
+                return last.map_or(Ok(()), launch_result);
             }
+            if Instant::now() >= deadline {
+                return Err(BackendError::Timeout { op: BackendOp::Stream, waited: timeout });
+            }
+            sim_pause(polls);
+            polls = polls.saturating_add(1);
         }
+    }
+
+    fn stream_abort(&self, stream: StreamId) -> Result<(), BackendError> {
+        self.enter(BackendOp::Stream)?;
+        self.with_stream(BackendOp::Stream, stream, |s| s.aborts.fetch_add(1, Ordering::AcqRel))?;
+        Ok(())
     }
 
     fn register_kernel_binary(&self, binary: &[u8]) -> Result<KernelHandle, BackendError> {
@@ -438,12 +637,18 @@ impl DeviceBackend for SimBackend {
         let invalid = |detail: String| BackendError::InvalidArgument { op: BackendOp::RegisterKernel, detail };
         let name = std::str::from_utf8(binary)
             .map_err(|_| invalid("a simulated-device binary is the UTF-8 name of a registered entry".into()))?;
-        let f = *lock(&self.entries)
+        let f = lock(&self.entries)
             .get(name)
+            .cloned()
             .ok_or_else(|| invalid(format!("no simulated-device entry named `{name}` is registered")))?;
-        let mut kernels = lock(&self.kernels);
-        kernels.push(f);
-        Ok(KernelHandle(kernels.len() as u32 - 1))
+        let handle = {
+            let mut kernels = lock(&self.kernels);
+            kernels.push((name.to_owned(), f));
+            KernelHandle(kernels.len() as u32 - 1)
+        };
+        lock(&self.counters).registrations += 1;
+        self.record(SimLaunchRecord::Register { entry: name.to_owned(), handle });
+        Ok(handle)
     }
 
     fn launch_kernel(
@@ -455,56 +660,62 @@ impl DeviceBackend for SimBackend {
     ) -> Result<(), BackendError> {
         self.enter(BackendOp::Launch)?;
         let invalid = |detail: String| BackendError::InvalidArgument { op: BackendOp::Launch, detail };
-        let f = *lock(&self.kernels)
+        let (entry, f) = lock(&self.kernels)
             .get(kernel.0 as usize)
+            .cloned()
             .ok_or_else(|| invalid(format!("unknown kernel handle {}", kernel.0)))?;
         if block_dim == 0 {
             return Err(invalid("block_dim 0".into()));
         }
         let mut streams = lock(&self.streams);
         let s = streams.get_mut(stream.0 as usize).ok_or_else(|| invalid(format!("unknown stream {}", stream.0)))?;
-        let previous = s.last.take();
-        let launch_thread = std::thread::Builder::new().name(format!("sim-launch-s{}", stream.0)).spawn(move || {
-            if let Some(prev) = previous {
-                match prev.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err("earlier launch thread panicked".into()),
-                }
-            }
-            run_blocks(f, args, block_dim)
+        let queued_at = s.aborts.load(Ordering::Acquire);
+        let ctx = Arc::new(LaunchCtx {
+            entry: entry.clone(),
+            f,
+            args,
+            block_dim,
+            aborts: s.aborts.clone(),
+            queued_at,
+            _pool: self.pool.clone(),
         });
-        match launch_thread {
-            Ok(h) => s.last = Some(h),
-            Err(e) => return Err(BackendError::DeviceFault { op: BackendOp::Launch, detail: e.to_string() }),
-        }
+        s.last = Some(match s.last.take() {
+            Some(previous) if !previous.is_finished() => {
+                let queued = std::thread::Builder::new().name(format!("sim-stream-{}", stream.0)).spawn(move || {
+                    previous.join()?;
+                    join_blocks(spawn_blocks(&ctx))
+                });
+                // On failure the predecessor moved into the closure that never ran: it is detached.
+                Pending::Queued(
+                    queued.map_err(|e| BackendError::DeviceFault { op: BackendOp::Launch, detail: e.to_string() })?,
+                )
+            }
+            Some(previous) => match previous.join() {
+                Ok(()) => Pending::Running(spawn_blocks(&ctx)),
+                Err(e) => Pending::Failed(e),
+            },
+            None => Pending::Running(spawn_blocks(&ctx)),
+        });
         drop(streams);
         lock(&self.counters).launches += 1;
+        self.record(SimLaunchRecord::Launch { entry, stream, block_dim, args });
         Ok(())
     }
 }
 
-/// Runs every block of one launch on its own thread; the first failing block's error wins.
-fn run_blocks(f: SimEntryFn, args: DevAddr, block_dim: u32) -> Result<(), String> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..block_dim)
-            .map(|block_idx| {
-                let launch = SimLaunch { args, block_idx, block_dim };
-                scope.spawn(move || match catch_unwind(AssertUnwindSafe(|| f(&launch))) {
-                    Ok(r) => r.map_err(|e| format!("block {block_idx}: {e}")),
-                    Err(_) => Err(format!("block {block_idx} panicked")),
-                })
-            })
-            .collect();
-        let mut first = Ok(());
-        for h in handles {
-            let r = h.join().unwrap_or_else(|_| Err("block thread panicked".into()));
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
-    })
+impl SimBackend {
+    fn with_stream<T>(
+        &self,
+        op: BackendOp,
+        stream: StreamId,
+        f: impl FnOnce(&mut Stream) -> T,
+    ) -> Result<T, BackendError> {
+        let mut streams = lock(&self.streams);
+        let s = streams
+            .get_mut(stream.0 as usize)
+            .ok_or_else(|| BackendError::InvalidArgument { op, detail: format!("unknown stream {}", stream.0) })?;
+        Ok(f(s))
+    }
 }
 
 #[cfg(test)]
@@ -558,5 +769,67 @@ mod tests {
         assert_eq!(e, BackendError::InjectedFault { op: BackendOp::CopyToDevice, nth: 2 });
         sim.copy_to_device(a, &[1]).unwrap();
         assert_eq!(sim.counters().copies_to_device, 2, "a failed call writes nothing");
+    }
+
+    #[test]
+    fn launches_on_one_stream_run_in_order_and_a_failure_skips_the_rest() {
+        static ORDER: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+        let sim = SimBackend::with_capacity(1 << 20).unwrap();
+        sim.register_entry("slow", |_: &SimLaunch<'_>| {
+            std::thread::sleep(Duration::from_millis(20));
+            lock(&ORDER).push("slow");
+            Ok(())
+        });
+        sim.register_entry("fast", |_: &SimLaunch<'_>| {
+            lock(&ORDER).push("fast");
+            Ok(())
+        });
+        sim.register_entry("fail", |l: &SimLaunch<'_>| Err(format!("fails with {} blocks", l.block_dim)));
+        let [slow, fast, fail] = ["slow", "fast", "fail"].map(|n| sim.register_kernel_binary(n.as_bytes()).unwrap());
+        let s = sim.stream_create().unwrap();
+        sim.launch_kernel(slow, s, 2, DevAddr::NULL).unwrap();
+        sim.launch_kernel(fast, s, 1, DevAddr::NULL).unwrap();
+        sim.stream_synchronize(s).unwrap();
+        assert_eq!(*lock(&ORDER), ["slow", "slow", "fast"]);
+
+        sim.launch_kernel(fail, s, 3, DevAddr::NULL).unwrap();
+        sim.launch_kernel(fast, s, 1, DevAddr::NULL).unwrap();
+        let e = sim.stream_synchronize(s).unwrap_err();
+        assert_eq!(
+            e,
+            BackendError::DeviceFault { op: BackendOp::Launch, detail: "block 0: fails with 3 blocks".into() }
+        );
+        assert_eq!(lock(&ORDER).len(), 3, "the launch queued behind the failed one never ran");
+        let c = sim.counters();
+        assert_eq!((c.registrations, c.launches), (3, 4));
+    }
+
+    #[test]
+    fn an_abort_reaches_the_launches_queued_before_it_and_a_bounded_wait_leaves_them_queued() {
+        let sim = SimBackend::with_capacity(1 << 20).unwrap();
+        sim.register_entry("wait_for_abort", |l: &SimLaunch<'_>| {
+            while !l.aborted() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        });
+        sim.register_entry("not_aborted", |l: &SimLaunch<'_>| match l.aborted() {
+            true => Err("saw an abort raised before it was queued".into()),
+            false => Ok(()),
+        });
+        let wait = sim.register_kernel_binary(b"wait_for_abort").unwrap();
+        let check = sim.register_kernel_binary(b"not_aborted").unwrap();
+        let s = sim.stream_create().unwrap();
+        sim.launch_kernel(wait, s, 4, DevAddr::NULL).unwrap();
+        let e = sim.stream_synchronize_timeout(s, Duration::from_millis(5)).unwrap_err();
+        assert_eq!(e, BackendError::Timeout { op: BackendOp::Stream, waited: Duration::from_millis(5) });
+        assert_eq!(sim.running_streams(), 1, "still queued after the timeout");
+        sim.stream_abort(s).unwrap();
+        sim.stream_synchronize_timeout(s, Duration::from_secs(60)).unwrap();
+        sim.launch_kernel(check, s, 2, DevAddr::NULL).unwrap();
+        sim.stream_synchronize(s).unwrap();
+        assert_eq!(sim.running_streams(), 0);
+        let unknown = sim.stream_abort(StreamId(7)).unwrap_err();
+        assert!(matches!(unknown, BackendError::InvalidArgument { op: BackendOp::Stream, .. }), "{unknown}");
     }
 }

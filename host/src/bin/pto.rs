@@ -20,6 +20,8 @@ enum Command {
     Image(cli::image::ImageArgs),
     /// Inspect or write ChipCallable blobs.
     Callable(cli::callable::CallableArgs),
+    /// Benchmark the runtime: whole task cycle, tensor map, ready queue (deterministic mode).
+    Bench(cli::bench::BenchArgs),
     /// Run an example task graph on the simulated device and check its result.
     Run(cli::run::RunArgs),
 }
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Command::Layout(args) => cli::layout::run(args, &mut stdout),
         Command::Image(args) => cli::image::run(args, &mut stdout),
         Command::Callable(args) => cli::callable::run(args, &mut stdout),
+        Command::Bench(args) => cli::bench::run(args, &mut stdout),
         Command::Run(args) => cli::run::run(args, &mut stdout),
     };
     match result {

@@ -4,7 +4,12 @@
 
 use pto_abi::task::TensorDirection::{Input, NoDep, Output, OutputExisting};
 
+use pto_device::kernel::SimKernelFn;
+use pto_device::orch::OrchestrationFn;
+
 use super::blob::{BuildError, ChipCallable, CoreCallable, Orchestration};
+use super::symbols::{SymbolError, Symbols};
+use crate::run::examples::{add, add_scalar, mul, vector_orchestration, ADD, ADD_SCALAR, MUL};
 
 /// Orchestration name of the vector example.
 pub const VECTOR_ORCHESTRATION: &str = "vector_example";
@@ -15,8 +20,8 @@ pub const VECTOR_ADD_SCALAR: &str = "vector_add_scalar";
 /// Kernel: `out = x * y`.
 pub const VECTOR_MUL: &str = "vector_mul";
 
-/// Func ids of the three kernels, in the order above.
-pub const VECTOR_FUNC_IDS: [u32; 3] = [0, 1, 2];
+/// Func ids of the three kernels, in the order above (the ids the orchestration submits).
+pub const VECTOR_FUNC_IDS: [u32; 3] = [ADD as u32, ADD_SCALAR as u32, MUL as u32];
 
 /// The vector example blob: args `a`, `b` (inputs), `f` (an existing output buffer) and the
 /// element count `n` (a scalar, `NoDep`).
@@ -31,4 +36,13 @@ pub fn vector_example_callable() -> Result<ChipCallable, BuildError> {
             CoreCallable::sim(mul, VECTOR_MUL, &[Input, Input, Output]),
         ],
     )
+}
+
+/// Defines the vector example's orchestration and kernels (`crate::run::examples`) under the names
+/// its blob uses.
+pub fn define_vector_symbols(symbols: &mut Symbols<OrchestrationFn>) -> Result<(), SymbolError> {
+    symbols.orchestrations.define(VECTOR_ORCHESTRATION, vector_orchestration as OrchestrationFn)?;
+    symbols.kernels.define(VECTOR_ADD, add as SimKernelFn)?;
+    symbols.kernels.define(VECTOR_ADD_SCALAR, add_scalar as SimKernelFn)?;
+    symbols.kernels.define(VECTOR_MUL, mul as SimKernelFn)
 }

@@ -3,6 +3,12 @@
 //! registering per run would exhaust device memory); both kernels receive the device address of a
 //! `KernelArgs` copy; the AICore kernel is launched before the AICPU kernel, each on its own
 //! stream (the AICore kernel runs until the AICPU tells its cores to exit).
+//!
+//! Waiting is bounded where the device side may not end by itself: the AICore kernel gets a
+//! budget, then an abort and a grace; a kernel still running after that is left behind on its
+//! stream, and the next AICore launch gets a fresh stream so it never queues behind it.
+
+use std::time::Duration;
 
 use pto_abi::DevAddr;
 
@@ -23,6 +29,8 @@ pub enum LaunchStep {
     LaunchAicpu,
     /// Waiting for the launched kernels.
     Synchronize,
+    /// Aborting a launched kernel that did not end by itself.
+    Abort,
 }
 
 /// A failed launch step.
@@ -112,6 +120,42 @@ impl LazyKernel {
             None => Ok(()),
         }
     }
+
+    /// Waits up to `budget` for the kernel's launches to end by themselves, then aborts them and
+    /// waits `grace` more; launches still running then stay behind on a stream this kernel stops
+    /// using.
+    fn wait_bounded(
+        &mut self,
+        backend: &dyn DeviceBackend,
+        budget: Duration,
+        grace: Duration,
+    ) -> Result<(), LaunchError> {
+        let Some(stream) = self.stream else { return Ok(()) };
+        let sync = |timeout| {
+            backend
+                .stream_synchronize_timeout(stream, timeout)
+                .map_err(|source| LaunchError { step: LaunchStep::Synchronize, source })
+        };
+        match sync(budget) {
+            Err(LaunchError { source: BackendError::Timeout { .. }, .. }) => {}
+            done => return done,
+        }
+        let outcome = match backend.stream_abort(stream) {
+            Ok(()) => sync(grace),
+            Err(source) => Err(LaunchError { step: LaunchStep::Abort, source }),
+        };
+        if let Err(e) = &outcome {
+            if matches!(e.source, BackendError::Timeout { .. }) || e.step == LaunchStep::Abort {
+                self.stream = None;
+            }
+        }
+        outcome.map_err(|e| match e.source {
+            BackendError::Timeout { op, .. } => {
+                LaunchError { step: e.step, source: BackendError::Timeout { op, waited: budget + grace } }
+            }
+            _ => e,
+        })
+    }
 }
 
 /// The launch state of one runner: its AICore and AICPU binaries with cached handles and streams.
@@ -168,7 +212,7 @@ impl KernelLauncher {
     /// at `args`.
     ///
     /// On [`LaunchStep::LaunchAicpu`] or [`LaunchStep::RegisterAicpu`] the AICore kernel is already
-    /// running; the caller must stop it.
+    /// running; the caller must stop it ([`KernelLauncher::wait_aicore`] with a zero budget).
     pub fn launch(
         &mut self,
         backend: &dyn DeviceBackend,
@@ -186,5 +230,22 @@ impl KernelLauncher {
         let aicpu = self.aicpu.synchronize(backend);
         let aicore = self.aicore.synchronize(backend);
         aicpu.and(aicore)
+    }
+
+    /// Waits for the AICPU kernel (the AICPU device code bounds each of its own waits).
+    pub fn wait_aicpu(&self, backend: &dyn DeviceBackend) -> Result<(), LaunchError> {
+        self.aicpu.synchronize(backend)
+    }
+
+    /// Waits up to `budget` for the AICore kernel to end by itself (its cores exit when the AICPU
+    /// shuts them down), then aborts it and waits `grace` more. On a timeout the kernel is left
+    /// running on its stream and the next AICore launch uses a new stream.
+    pub fn wait_aicore(
+        &mut self,
+        backend: &dyn DeviceBackend,
+        budget: Duration,
+        grace: Duration,
+    ) -> Result<(), LaunchError> {
+        self.aicore.wait_bounded(backend, budget, grace)
     }
 }

@@ -85,6 +85,11 @@ impl<O: Copy> RunnerCallables<O> {
         &self.launcher
     }
 
+    /// The launcher, to launch and wait.
+    pub fn launcher_mut(&mut self) -> &mut KernelLauncher {
+        &mut self.launcher
+    }
+
     /// Registers `blob` as `cid` (see [`CallableRegistry::register_callable`]).
     pub fn register_callable(
         &mut self,
@@ -113,17 +118,6 @@ impl<O: Copy> RunnerCallables<O> {
         check_args_against_signature(cid, &artifacts.signature, args)?;
         artifacts.replay_into(desc)?;
         Ok(artifacts)
-    }
-
-    /// Launches the AICore kernel, registering its binary on first use (see
-    /// [`KernelLauncher::launch_aicore_kernel`]).
-    pub fn launch_aicore_kernel(
-        &mut self,
-        backend: &dyn DeviceBackend,
-        shape: LaunchShape,
-        args: DevAddr,
-    ) -> Result<(), LaunchError> {
-        self.launcher.launch_aicore_kernel(backend, shape, args)
     }
 
     /// One run's launch with the `KernelArgs` copy at `args`: AICore kernel, then AICPU kernel.

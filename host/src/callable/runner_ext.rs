@@ -5,23 +5,31 @@
 //! through the runner's tracking allocator, so a callable's device copy counts in the runner's
 //! committed bytes and is released at finalize.
 
+use std::sync::Arc;
+
+use pto_abi::sizing::ArenaSizingKey;
+use pto_abi::task::TensorDirection;
 use pto_abi::DevAddr;
 use pto_device::orch::OrchestrationFn;
+use pto_device::runtime::Budgets;
 
+use super::bind::{check_args_against_signature, BindError};
 use super::blob::ChipCallable;
 use super::launch::{KernelLauncher, LaunchError, LaunchShape};
 use super::registry::{PreparedCallableArtifacts, RegistryError};
 use super::runner_callables::{CallableCounters, RunnerCallables};
 use super::symbols::Symbols;
 use super::upload::UploadError;
-use crate::backend::BackendError;
+use crate::backend::{BackendError, SimBackend};
+use crate::run::{RunArg, RunCode, RunError, RunMode, RunReport, RunRequest};
 use crate::runner::{DeviceRunner, TrackingAllocator};
 
-/// Name of the AICore kernel binary a runner launches (on the simulated device: an entry name
-/// registered with `SimBackend::register_entry`).
-pub const AICORE_KERNEL_BINARY: &str = "pto_aicore_main";
-/// Name of the AICPU kernel binary a runner launches.
-pub const AICPU_KERNEL_BINARY: &str = "pto_aicpu_main";
+/// Name of the AICore kernel binary a runner launches (on the simulated device: the built-in
+/// AICore entry).
+pub const AICORE_KERNEL_BINARY: &str = crate::backend::sim::SIM_AICORE_ENTRY;
+/// Name of the AICPU kernel binary a runner launches (on the simulated device: the built-in AICPU
+/// entry).
+pub const AICPU_KERNEL_BINARY: &str = crate::backend::sim::SIM_AICPU_ENTRY;
 
 /// The callables state of a runner: orchestrations are `pto_device` orchestration functions.
 pub type RunnerCallableState = RunnerCallables<OrchestrationFn>;
@@ -53,6 +61,45 @@ pub enum KernelLaunchError {
     /// The backend refused a step.
     #[error(transparent)]
     Launch(#[from] LaunchError),
+}
+
+/// How a registered callable runs: everything of a run besides the callable and its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallableRunConfig {
+    /// Arena sizing.
+    pub sizing: ArenaSizingKey,
+    /// Threaded or deterministic.
+    pub mode: RunMode,
+    /// No-progress budgets.
+    pub budgets: Budgets,
+}
+
+/// A failed run of a registered callable. The runner stays usable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallableRunError {
+    /// The cid holds no callable.
+    #[error("callable id {cid} is not registered")]
+    NotRegistered {
+        /// The cid.
+        cid: u32,
+    },
+    /// The arguments do not fit the callable's signature (nothing was staged or launched).
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The run itself failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// The direction a run argument has in a chip signature: the run stages `Output` as an existing
+/// zeroed buffer the graph writes (`OutputExisting`), and a scalar carries no dependency (`NoDep`).
+pub fn run_arg_direction(arg: &RunArg) -> TensorDirection {
+    match arg {
+        RunArg::Input { .. } => TensorDirection::Input,
+        RunArg::Output { .. } => TensorDirection::OutputExisting,
+        RunArg::InOut { .. } => TensorDirection::InOut,
+        RunArg::Scalar(_) => TensorDirection::NoDep,
+    }
 }
 
 fn is_device_fault(e: &BackendError) -> bool {
@@ -118,10 +165,57 @@ impl DeviceRunner {
         let args = self.launch_block().ok_or(KernelLaunchError::NoLaunchBlock)?.kernel_args();
         let backend = self.backend().clone();
         let parts = self.callable_parts();
-        parts.callables.launch_aicore_kernel(backend.as_ref(), shape, args).map_err(|e| {
+        parts.callables.launcher_mut().launch_aicore_kernel(backend.as_ref(), shape, args).map_err(|e| {
             *parts.faulted |= is_device_fault(&e.source);
             KernelLaunchError::Launch(e)
         })?;
         Ok(args)
+    }
+
+    /// Launches the AICPU kernel with the `KernelArgs` copy in this runner's launch block,
+    /// registering the AICPU binary on the first launch only. Call after the AICore launch (the
+    /// AICPU threads drive cores that must already be running). Returns the `KernelArgs` address.
+    pub fn launch_aicpu_kernel(&mut self, shape: LaunchShape) -> Result<DevAddr, KernelLaunchError> {
+        let args = self.launch_block().ok_or(KernelLaunchError::NoLaunchBlock)?.kernel_args();
+        let backend = self.backend().clone();
+        let parts = self.callable_parts();
+        parts.callables.launcher_mut().launch_aicpu_kernel(backend.as_ref(), shape, args).map_err(|e| {
+            *parts.faulted |= is_device_fault(&e.source);
+            KernelLaunchError::Launch(e)
+        })?;
+        Ok(args)
+    }
+
+    /// Runs the callable registered as `cid` on the simulated device `sim` (this runner's
+    /// backend): checks `args` against its signature (count and direction), then runs with the
+    /// launch descriptor's func-id table holding exactly this callable's child code addresses
+    /// (the launch block is rewritten from zero, so no entry of an earlier run survives) and its
+    /// orchestration. Like every run it launches through the backend: the AICore binary is
+    /// registered on this runner's first threaded run only, the AICPU binary on its first run.
+    pub fn run_callable(
+        &mut self,
+        sim: &Arc<SimBackend>,
+        cid: u32,
+        args: &[RunArg],
+        config: &CallableRunConfig,
+    ) -> Result<RunReport, CallableRunError> {
+        let artifacts = self.callable(cid).ok_or(CallableRunError::NotRegistered { cid })?;
+        let directions: Vec<TensorDirection> = args.iter().map(run_arg_direction).collect();
+        check_args_against_signature(cid, &artifacts.signature, &directions)?;
+        let code = RunCode {
+            orchestration: artifacts.orchestration,
+            orchestration_addr: artifacts.orchestration_addr,
+            func_table: artifacts.func_table(),
+            kernels: artifacts.sim_kernel_table(),
+        };
+        let req = RunRequest {
+            orchestration: artifacts.orchestration,
+            kernels: &[],
+            args,
+            sizing: config.sizing,
+            mode: config.mode,
+            budgets: config.budgets,
+        };
+        Ok(self.run_code(sim, &req, code)?)
     }
 }

@@ -1,5 +1,6 @@
 //! The `pto` command line tool: one module per subcommand; `bin/pto.rs` only dispatches.
 
+pub mod bench;
 pub mod callable;
 pub mod image;
 pub mod layout;

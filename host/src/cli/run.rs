@@ -1,6 +1,6 @@
-//! `pto run --example vector`: runs an example task graph on the simulated device, checks its
-//! result, and reports the task count, the bind time (cold on the first run, cached on the next),
-//! the run time and the time per task.
+//! `pto run --example vector`: registers an example's ChipCallable on a runner, runs it by callable
+//! id on the simulated device, checks its result, and reports the task count, the bind time (cold
+//! on the first run, cached on the next), the run time and the time per task.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -12,11 +12,14 @@ use pto_device::runtime::Budgets;
 use super::sizing_args::SizingArgs;
 use super::CliError;
 use crate::backend::{DeviceBackend, SimBackend};
-use crate::run::examples::{
-    vector_args, vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_LEN, VECTOR_RESULT_ARG,
-};
-use crate::run::{RunMode, RunRequest};
+use crate::callable::example::{define_vector_symbols, vector_example_callable};
+use crate::callable::runner_ext::{CallableRunConfig, CallableRunError};
+use crate::run::examples::{vector_args, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG};
+use crate::run::{RunError, RunMode};
 use crate::runner::DeviceRunner;
+
+/// The callable id `pto run` registers its example under.
+pub const EXAMPLE_CID: u32 = 0;
 
 /// The examples `pto run` knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -80,25 +83,28 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let sim = Arc::new(SimBackend::new().map_err(|e| CliError::failed(format!("simulated device: {e}")))?);
     let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
     let Example::Vector = args.example;
+    // The example ships as one ChipCallable blob, uploaded once and run by callable id.
+    define_vector_symbols(runner.callable_symbols_mut()).map_err(|e| CliError::failed(e.to_string()))?;
+    let blob = vector_example_callable().map_err(|e| CliError::failed(e.to_string()))?;
+    runner.register_callable(EXAMPLE_CID, &blob).map_err(|e| CliError::failed(e.to_string()))?;
     let run_args = vector_args();
-    let req = RunRequest {
-        orchestration: vector_orchestration,
-        kernels: &VECTOR_KERNELS,
-        args: &run_args,
-        sizing,
-        mode,
-        budgets,
-    };
+    let config = CallableRunConfig { sizing, mode, budgets };
     let how = match mode {
         RunMode::Threaded { threads, clusters } => {
             format!("threaded: {threads} AICPU threads, {clusters} cluster(s) = {} AICore cores", clusters * 3)
         }
         RunMode::Deterministic { .. } => "deterministic single-thread mode".to_string(),
     };
-    writeln!(out, "example vector: f = (a+b+1)·(a+b+2) + (a+b) over {VECTOR_LEN} f32, a = 2, b = 3 ({how})")?;
+    writeln!(
+        out,
+        "example vector: f = (a+b+1)·(a+b+2) + (a+b) over {VECTOR_LEN} f32, a = 2, b = 3 ({how}); \
+         callable id {EXAMPLE_CID}, {} bytes, content hash {:#018x}",
+        blob.total_size(),
+        blob.content_hash()
+    )?;
     for i in 1..=args.runs {
-        let report = runner.run(&sim, &req).map_err(|e| match e {
-            crate::run::RunError::Request(m) => CliError::bad_input(m),
+        let report = runner.run_callable(&sim, EXAMPLE_CID, &run_args, &config).map_err(|e| match e {
+            CallableRunError::Run(RunError::Request(m)) => CliError::bad_input(m),
             e => CliError::failed(format!("run {i}: {e}")),
         })?;
         let f = report.output_f32(VECTOR_RESULT_ARG);

@@ -7,3 +7,4 @@ pub mod runner;
 
 pub use failure::DeviceFailure;
 pub use request::{f32s, RunArg, RunError, RunMode, RunReport, RunRequest};
+pub use runner::RunCode;

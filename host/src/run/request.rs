@@ -107,7 +107,8 @@ pub struct RunReport {
     pub bind_time: Duration,
     /// True when the resident image served the bind.
     pub bind_cache_hit: bool,
-    /// Time from launch to the end of every device thread.
+    /// Time from the AICPU launch (the AICore kernel is already launched) until the AICPU kernel
+    /// ended: boot, the whole graph, and the schedulers shutting their cores down.
     pub run_time: Duration,
 }
 
@@ -132,6 +133,12 @@ pub enum RunError {
     /// Binding, staging or launching failed on the host side.
     #[error(transparent)]
     Runner(#[from] RunnerError),
+    /// The run's code could not be loaded into the simulated device's code space.
+    #[error("cannot load the run's code: {0}")]
+    Code(#[from] crate::backend::sim::CodeError),
+    /// Registering or launching a kernel failed (nothing of the run is left running).
+    #[error("launch: {0}")]
+    Launch(#[from] crate::callable::runner_ext::KernelLaunchError),
     /// The device reported an error code.
     #[error("{0}")]
     Device(Box<DeviceFailure>),

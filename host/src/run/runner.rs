@@ -1,33 +1,34 @@
 //! `DeviceRunner::run` on the simulated device: bind the sizing (image cache), stage the input
-//! tensors and the argument records, start the AICore worker threads, run the AICPU threads
-//! (device code: boot, orchestrate, schedule), wait for all of them with deadlines, read the SM
-//! error words and per-thread counters, copy the outputs back, free what was staged. A failed run
-//! leaves the runner usable for the next one.
+//! tensors and the argument records, load the run's code into the device's code space, write the
+//! launch block, launch the AICore kernel and then the AICPU kernel through the backend (binaries
+//! registered once per runner), wait for both with deadlines, read the boot report, the SM error
+//! words and per-thread counters, copy the outputs back, free what was staged. A failed run leaves
+//! the runner usable for the next one.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pto_abi::consts::{MAX_AICPU_THREADS, MAX_CLUSTERS, MAX_FUNC_IDS};
-use pto_abi::launch::{
-    LaunchDescriptor, OrchArg, LAUNCH_FLAG_DETERMINISTIC, LAUNCH_FLAG_NOOP_CORES, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR,
-};
+use pto_abi::consts::{LANE_COUNT, MAX_AICPU_THREADS, MAX_CLUSTERS, MAX_FUNC_IDS};
+use pto_abi::launch::{OrchArg, LAUNCH_FLAG_DETERMINISTIC, LAUNCH_FLAG_NOOP_CORES, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
 use pto_abi::runtime::SchedThreadState;
 use pto_abi::sm::SmHeader;
 use pto_abi::DevAddr;
-use pto_device::aicore::CoreTables;
-use pto_device::aicpu::{report_orchestrator_abort, run_aicpu_thread, AicpuEnv, AicpuExit};
-use pto_device::platform::HostPlatform;
+use pto_device::orch::OrchestrationFn;
 use zerocopy::{FromZeros, IntoBytes};
 
 use super::failure::DeviceFailure;
 use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest};
+use crate::backend::sim::SimProgram;
 use crate::backend::{DeviceBackend, SimBackend};
-use crate::runner::{read_device, DeviceRunner, LaunchParams, RunnerError};
-use crate::sim_cores::{SimCoreConfig, SimCores, SimKernelTable};
+use crate::callable::LaunchShape;
+use crate::runner::{read_device, BootOutcome, DeviceRunner, LaunchParams, RunnerError};
+use crate::sim_cores::SimKernelTable;
 
-/// Extra time the host gives device threads beyond their own budgets before calling them stuck.
+/// Extra time the host gives the AICore kernel beyond the scheduler budget, after the AICPU
+/// kernel ended, before aborting it.
 const JOIN_MARGIN: Duration = Duration::from_secs(2);
+/// How long the host waits for an aborted AICore kernel whose cores are idle.
+const STOP_GRACE: Duration = Duration::from_millis(100);
 
 /// Device buffers staged for one run.
 struct Staged {
@@ -73,6 +74,36 @@ fn check_request(req: &RunRequest<'_>) -> Result<(u32, u32, u64), RunError> {
     }
 }
 
+/// What a run executes: the orchestration, the func-id table the launch descriptor carries, and
+/// the Rust kernel behind each code address in it.
+pub struct RunCode {
+    /// The orchestration function.
+    pub orchestration: OrchestrationFn,
+    /// What the launch descriptor names as the orchestration entry.
+    pub orchestration_addr: DevAddr,
+    /// Kernel code address by func id (null = unused).
+    pub func_table: Vec<DevAddr>,
+    /// Code address → Rust kernel, for the simulated cores.
+    pub kernels: SimKernelTable,
+}
+
+impl RunCode {
+    /// The code of a plain request: each kernel's function pointer is its code address.
+    pub fn of_request(req: &RunRequest<'_>) -> RunCode {
+        let func_table: Vec<DevAddr> = req.kernels.iter().map(|f| DevAddr(*f as usize as u64)).collect();
+        let mut kernels = SimKernelTable::new();
+        for (addr, f) in func_table.iter().zip(req.kernels) {
+            kernels.insert(*addr, *f);
+        }
+        RunCode {
+            orchestration: req.orchestration,
+            orchestration_addr: DevAddr(req.orchestration as usize as u64),
+            func_table,
+            kernels,
+        }
+    }
+}
+
 fn same_device(a: &Arc<dyn DeviceBackend>, b: &Arc<SimBackend>) -> bool {
     Arc::as_ptr(a) as *const u8 == Arc::as_ptr(b) as *const u8
 }
@@ -80,7 +111,21 @@ fn same_device(a: &Arc<dyn DeviceBackend>, b: &Arc<SimBackend>) -> bool {
 impl DeviceRunner {
     /// Runs a task graph on the simulated device `sim` (which must be this runner's backend).
     pub fn run(&mut self, sim: &Arc<SimBackend>, req: &RunRequest<'_>) -> Result<RunReport, RunError> {
+        self.run_code(sim, req, RunCode::of_request(req))
+    }
+
+    /// Runs `req` with `code` in place of `req.orchestration` and `req.kernels` (a registered
+    /// callable's orchestration and child kernels at their device addresses).
+    pub fn run_code(
+        &mut self,
+        sim: &Arc<SimBackend>,
+        req: &RunRequest<'_>,
+        code: RunCode,
+    ) -> Result<RunReport, RunError> {
         let (threads, clusters, flags) = check_request(req)?;
+        if code.func_table.len() > MAX_FUNC_IDS {
+            return Err(RunError::Request(format!("{} func ids; at most {MAX_FUNC_IDS}", code.func_table.len())));
+        }
         if !same_device(self.backend(), sim) {
             return Err(RunError::Request("the simulated device is not this runner's backend".into()));
         }
@@ -88,7 +133,7 @@ impl DeviceRunner {
         let bound = self.bind(&req.sizing)?;
         let bind_time = t.elapsed();
         let staged = self.stage(req)?;
-        let result = self.launch_and_collect(sim, req, &bound, &staged, threads, clusters, flags);
+        let result = self.launch_and_collect(sim, req, code, &bound, &staged, threads, clusters, flags);
         let freed = self.unstage(staged);
         let mut report = result?;
         freed?;
@@ -157,22 +202,21 @@ impl DeviceRunner {
         &mut self,
         sim: &Arc<SimBackend>,
         req: &RunRequest<'_>,
+        code: RunCode,
         bound: &crate::runner::BoundImage,
         staged: &Staged,
         threads: u32,
         clusters: u32,
         flags: u64,
     ) -> Result<RunReport, RunError> {
-        let func_table: Vec<DevAddr> = req.kernels.iter().map(|f| DevAddr(*f as usize as u64)).collect();
-        let mut table = SimKernelTable::new();
-        for (addr, f) in func_table.iter().zip(req.kernels) {
-            table.insert(*addr, *f);
-        }
-        let table = Arc::new(table);
+        let RunCode { orchestration, orchestration_addr, func_table, kernels } = code;
+        // The run's code stays resolvable on the device until its launches are collected.
+        let program = SimProgram { orchestration: (orchestration_addr, orchestration), kernels: &kernels };
+        let _loaded = sim.code().load(&program)?;
         let params = LaunchParams {
             aicpu_thread_count: threads,
             cluster_count: clusters,
-            orchestration: DevAddr(req.orchestration as usize as u64),
+            orchestration: orchestration_addr,
             orch_args: staged.records.unwrap_or(DevAddr::NULL),
             orch_arg_count: req.args.len() as u32,
             orch_timeout_ns: req.budgets.orch_ns,
@@ -180,73 +224,39 @@ impl DeviceRunner {
             flags,
             func_table,
         };
-        let block = self.prepare_launch(bound, &params)?;
-        let mut cores = if clusters > 0 {
-            let cfg = SimCoreConfig {
-                clusters,
-                tables: CoreTables::from_arena(bound.regions.arena.base, &bound.layout.offsets),
-                boot_report: Some(block.boot_report()),
-            };
-            // SAFETY: the tables and the boot report lie in this runner's live regions; the
-            // workers wait for this launch's boot, which resets the tables, and nothing else
-            // serves these cores.
-            Some(unsafe { SimCores::start(sim, &cfg, table.clone()) }.map_err(|e| RunError::Stuck(e.to_string()))?)
+        self.prepare_launch(bound, &params)?;
+        let backend = self.backend().clone();
+        let backend = backend.as_ref();
+        let started = self.launch_kernels(backend, threads, clusters)?;
+        let launcher = self.callable_parts().callables.launcher_mut();
+        let aicpu = launcher.wait_aicpu(backend);
+        let run_time = started.elapsed();
+        let aicore = if clusters > 0 {
+            launcher.wait_aicore(backend, Duration::from_nanos(req.budgets.sched_ns) + JOIN_MARGIN, STOP_GRACE)
         } else {
-            None
+            Ok(())
         };
 
-        let desc = block.descriptor().get() as usize;
-        let orchestration = req.orchestration;
-        let started = Instant::now();
-        let exits: Vec<Result<AicpuExit, String>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let table = &*table;
-                    std::thread::Builder::new().name(format!("sim-aicpu-{t}")).spawn_scoped(s, move || {
-                        let env = AicpuEnv { platform: &HostPlatform, kernels: table, orchestration };
-                        let r = catch_unwind(AssertUnwindSafe(|| {
-                            // SAFETY: `desc` is the launch descriptor just uploaded into the sim
-                            // pool; every thread of the launch gets a distinct index and the
-                            // AICore workers above serve the launch's clusters.
-                            unsafe { run_aicpu_thread(desc as *const LaunchDescriptor, t, &env) }
-                        }));
-                        if r.is_err() && t + 1 == threads {
-                            // SAFETY: as above; this (orchestrator) thread stopped running.
-                            unsafe { report_orchestrator_abort(desc as *const LaunchDescriptor) };
-                        }
-                        r.map_err(|_| format!("AICPU thread {t} panicked"))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| match h {
-                    Ok(h) => h.join().unwrap_or_else(|_| Err("AICPU thread panicked".into())),
-                    Err(e) => Err(format!("cannot start an AICPU thread: {e}")),
-                })
-                .collect()
-        });
-        let run_time = started.elapsed();
-        let join_budget = Duration::from_nanos(req.budgets.sched_ns) + JOIN_MARGIN;
-        let core_join = cores.as_mut().map(|c| c.join(join_budget));
-
         // The outcome, most fundamental failure first.
-        let orchestrator = &exits[threads as usize - 1];
-        if let Ok(AicpuExit::BootFailed(_)) = orchestrator {
-            return Err(match self.read_boot_report()? {
-                crate::runner::BootOutcome::Failed(f) => RunError::Runner(RunnerError::Boot(f)),
-                _ => RunError::Runner(RunnerError::BootNotReported),
-            });
+        match self.read_boot_report()? {
+            BootOutcome::Ready(_) => {}
+            BootOutcome::Failed(f) => return Err(RunError::Runner(RunnerError::Boot(f))),
+            BootOutcome::Pending => {
+                return Err(match aicpu {
+                    Err(e) => RunError::Stuck(format!("the AICPU kernel: {e}")),
+                    Ok(()) => RunError::Runner(RunnerError::BootNotReported),
+                })
+            }
         }
         let sm: SmHeader = read_device(self, bound.regions.sm.base)?;
         if let Some(f) = DeviceFailure::from_sm(&sm) {
             return Err(RunError::Device(Box::new(f)));
         }
-        if let Some(Err(msg)) = exits.iter().find(|e| e.is_err()) {
-            return Err(RunError::Stuck(msg.clone()));
+        if let Err(e) = aicpu {
+            return Err(RunError::Stuck(format!("the AICPU kernel: {e}")));
         }
-        if let Some(Err(e)) = core_join {
-            return Err(RunError::Stuck(e.to_string()));
+        if let Err(e) = aicore {
+            return Err(RunError::Stuck(format!("the AICore kernel: {e}")));
         }
         let states_at = DevAddr(bound.regions.arena.base.get() + bound.layout.offsets.sched_threads.offset);
         let mut states = [SchedThreadState::new_zeroed(); MAX_AICPU_THREADS];
@@ -282,5 +292,29 @@ impl DeviceRunner {
             bind_cache_hit: false,
             run_time,
         })
+    }
+
+    /// Launches the AICore kernel (threaded mode only), then the AICPU kernel, both with the
+    /// launch block's `KernelArgs`, and returns when the AICPU launch started (the start of the
+    /// run's time). If the AICPU launch fails, the AICore kernel (whose cores wait for a boot that
+    /// never comes) is aborted.
+    fn launch_kernels(
+        &mut self,
+        backend: &dyn DeviceBackend,
+        threads: u32,
+        clusters: u32,
+    ) -> Result<Instant, RunError> {
+        if clusters > 0 {
+            self.launch_aicore_kernel(LaunchShape { block_dim: clusters * LANE_COUNT as u32 })?;
+        }
+        let started = Instant::now();
+        if let Err(e) = self.launch_aicpu_kernel(LaunchShape { block_dim: threads }) {
+            if clusters > 0 {
+                let launcher = self.callable_parts().callables.launcher_mut();
+                let _ = launcher.wait_aicore(backend, Duration::ZERO, STOP_GRACE);
+            }
+            return Err(e.into());
+        }
+        Ok(started)
     }
 }

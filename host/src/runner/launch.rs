@@ -7,7 +7,9 @@ use std::mem::{offset_of, size_of};
 use pto_abi::consts::MAX_FUNC_IDS;
 use pto_abi::error::BootErrorCode;
 use pto_abi::launch::{BootReport, KernelArgs, LaunchDescriptor, BOOT_STATE_FAILED, BOOT_STATE_READY, LAUNCH_MAGIC};
+use pto_abi::layout::ArenaOffsets;
 use pto_abi::{DevAddr, ABI_FINGERPRINT};
+use pto_device::aicore::CoreTables;
 use pto_device::boot::{write_boot_error, DeviceRegions};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
@@ -50,7 +52,8 @@ impl Default for LaunchParams {
     }
 }
 
-/// The host-side image of the launch block.
+/// The host-side image of the launch block: the `KernelArgs` both kernels of a launch receive
+/// (descriptor, per-core tables, core count, flags), the launch descriptor, the boot report.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub(crate) struct LaunchBlockImage {
@@ -95,10 +98,12 @@ pub enum LaunchError {
     FuncTableTooLong(usize),
 }
 
-/// Builds the block for `regions` (with an image of `image_bytes` at the arena base).
+/// Builds the block for `regions` (with an image of `image_bytes` at the arena base, whose
+/// per-core tables lie at `offsets`).
 pub(crate) fn launch_block_bytes(
     block: LaunchBlock,
     regions: &DeviceRegions,
+    offsets: &ArenaOffsets,
     image_bytes: u64,
     params: &LaunchParams,
 ) -> Result<LaunchBlockImage, LaunchError> {
@@ -106,9 +111,14 @@ pub(crate) fn launch_block_bytes(
         return Err(LaunchError::FuncTableTooLong(params.func_table.len()));
     }
     let mut b = LaunchBlockImage::new_zeroed();
+    // What the AICore kernel reads: the tables boot wires into the runtime header, and its cores.
+    let tables = CoreTables::from_arena(regions.arena.base, offsets);
     b.args.runtime_desc = block.descriptor();
+    b.args.register_table = tables.registers;
+    b.args.handshake_table = tables.handshakes;
+    b.args.core_payloads = tables.payloads;
     b.args.core_count = params.cluster_count * pto_abi::consts::LANE_COUNT as u32;
-    b.args.block_dim = params.aicpu_thread_count;
+    b.args.block_dim = b.args.core_count;
     b.args.flags = params.flags;
     let d = &mut b.descriptor;
     d.magic = LAUNCH_MAGIC;

@@ -283,7 +283,7 @@ impl DeviceRunner {
                 b
             }
         };
-        let bytes = launch::launch_block_bytes(block, &bound.regions, bound.image_size, params)?;
+        let bytes = launch::launch_block_bytes(block, &bound.regions, &bound.layout.offsets, bound.image_size, params)?;
         let r = self.alloc.backend().copy_to_device(block.base, bytes.as_bytes());
         self.note(r)?;
         Ok(block)

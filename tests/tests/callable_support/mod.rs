@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pto_abi::DevAddr;
 use pto_device::kernel::{KernelInvocation, SimKernelFn};
@@ -97,6 +98,12 @@ impl DeviceBackend for Recording {
     }
     fn stream_synchronize(&self, stream: StreamId) -> Result<(), BackendError> {
         self.inner.stream_synchronize(stream)
+    }
+    fn stream_synchronize_timeout(&self, stream: StreamId, timeout: Duration) -> Result<(), BackendError> {
+        self.inner.stream_synchronize_timeout(stream, timeout)
+    }
+    fn stream_abort(&self, stream: StreamId) -> Result<(), BackendError> {
+        self.inner.stream_abort(stream)
     }
     fn register_kernel_binary(&self, binary: &[u8]) -> Result<KernelHandle, BackendError> {
         let handle = self.inner.register_kernel_binary(binary)?;

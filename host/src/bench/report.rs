@@ -1,0 +1,413 @@
+//! Benchmark results and their rendering as text tables or JSON.
+
+use std::io::{self, Write};
+
+use pto_abi::sizing::ArenaSizingKey;
+use serde_json::{json, Value};
+
+use super::graph::{GraphRun, Shape, TensorMode, BENCH_RING, SCOPE_TASKS};
+use super::threaded::{ThreadedSetup, ThroughputLine};
+use super::{Plan, Sampled};
+
+/// The aim: at most this fraction of the C++ runtime's cost.
+pub const AIM_RATIO: f64 = 0.5;
+
+/// One figure beside its reference and baseline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// What was measured.
+    pub name: String,
+    /// Items (tasks) timed per run.
+    pub items: u64,
+    /// Nanoseconds per item.
+    pub ns: Sampled,
+    /// The C++ runtime's figure, when published.
+    pub reference_ns: Option<f64>,
+    /// What the baseline does.
+    pub baseline: &'static str,
+    /// Nanoseconds per item of the baseline, measured in the same run.
+    pub baseline_ns: Sampled,
+}
+
+/// One whole-cycle graph figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphLine {
+    /// Graph shape.
+    pub shape: Shape,
+    /// Tensor mode.
+    pub mode: TensorMode,
+    /// Timed tasks asked for (the run rounds up to whole scopes).
+    pub requested_tasks: u64,
+    /// Wall nanoseconds per task.
+    pub ns_per_task: Sampled,
+    /// Median CPU nanoseconds per task of the orchestrating thread (wall minus time descheduled).
+    pub cpu_ns_per_task: f64,
+    /// Nanoseconds per task of the descriptor-traffic baseline.
+    pub baseline_ns: Sampled,
+    /// The counts of the last run (tasks timed, submitted, completed).
+    pub run: GraphRun,
+}
+
+/// Everything one `pto bench` measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// Runtime sizing of the graph figures.
+    pub sizing: ArenaSizingKey,
+    /// Warm-up tasks requested.
+    pub warmup: u64,
+    /// Runs per figure.
+    pub reps: u32,
+    /// Whole-cycle figures, by shape, mode, then task count.
+    pub graphs: Vec<GraphLine>,
+    /// Tensor map alone.
+    pub tensor_map: Vec<Line>,
+    /// Ready queue alone.
+    pub ready_queue: Vec<Line>,
+    /// The threaded setup measured, if any.
+    pub threaded_setup: Option<ThreadedSetup>,
+    /// Threaded throughput beside the deterministic mode's.
+    pub threaded: Vec<ThroughputLine>,
+}
+
+const GRAPH_BASELINE: &str = "memcpy of the bytes a submit publishes (descriptor, payload, slot), same window";
+
+fn ratio(ns: f64, of: f64) -> f64 {
+    if of > 0.0 {
+        ns / of
+    } else {
+        f64::NAN
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Report {
+    /// An empty report for `plan`.
+    pub fn new(plan: &Plan) -> Self {
+        Report {
+            sizing: plan.sizing,
+            warmup: plan.warmup,
+            reps: plan.reps,
+            graphs: Vec::new(),
+            tensor_map: Vec::new(),
+            ready_queue: Vec::new(),
+            threaded_setup: plan.threaded.filter(|_| plan.threaded_tasks > 0),
+            threaded: Vec::new(),
+        }
+    }
+
+    /// The headline figure of each (shape, mode): the one with the most timed tasks.
+    pub fn headline(&self) -> Vec<&GraphLine> {
+        let mut out: Vec<&GraphLine> = Vec::new();
+        for g in &self.graphs {
+            match out.iter_mut().find(|h| h.shape == g.shape && h.mode == g.mode) {
+                Some(h) if h.run.timed_tasks < g.run.timed_tasks => *h = g,
+                Some(_) => {}
+                None => out.push(g),
+            }
+        }
+        out
+    }
+
+    /// Writes the text tables.
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        let s = &self.sizing;
+        let r = BENCH_RING;
+        writeln!(out, "pto bench: deterministic mode, instant virtual cores, no-op kernels")?;
+        writeln!(
+            out,
+            "  ring {r}: window {}, heap {} KiB, dep pool {}; warm-up {} tasks on the same live runtime",
+            s.task_window_sizes[r],
+            s.heap_sizes[r] >> 10,
+            s.dep_pool_capacities[r],
+            thousands(self.warmup)
+        )?;
+        writeln!(
+            out,
+            "  scopes of up to {SCOPE_TASKS} whole groups' tasks (fanout32: {}), each submitted, ended, drained",
+            Shape::Fanout32.scope_len()
+        )?;
+        writeln!(
+            out,
+            "  ns = wall time per task, median of {} run(s) (best = lowest run, cpu = the thread's CPU time);",
+            self.reps
+        )?;
+        writeln!(out, "  every baseline is measured in the same run, interleaved with its figure")?;
+        if !self.graphs.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "whole cycle per task (submit, dispatch, complete, release)")?;
+            writeln!(out, "  baseline: {GRAPH_BASELINE}")?;
+            writeln!(
+                out,
+                "{:<9} {:<4} {:>10} {:>8} {:>6} {:>6} {:>7} {:>6} {:>4} {:>8} {:>6}",
+                "shape", "mode", "tasks", "ns/task", "best", "cpu", "C++ ns", "×C++", "aim", "base ns", "×base"
+            )?;
+            for g in self.headline() {
+                let rf = g.shape.reference_ns();
+                let x = ratio(g.ns_per_task.median, rf);
+                writeln!(
+                    out,
+                    "{:<9} {:<4} {:>10} {:>8.1} {:>6.1} {:>6.1} {:>7.0} {:>6.2} {:>4} {:>8.1} {:>6.1}",
+                    g.shape.name(),
+                    g.mode.name(),
+                    thousands(g.run.timed_tasks),
+                    g.ns_per_task.median,
+                    g.ns_per_task.best,
+                    g.cpu_ns_per_task,
+                    rf,
+                    x,
+                    if x <= AIM_RATIO { "met" } else { "no" },
+                    g.baseline_ns.median,
+                    ratio(g.ns_per_task.median, g.baseline_ns.median)
+                )?;
+            }
+            self.write_scaling(out)?;
+        }
+        for (title, lines) in [
+            (
+                "tensor map alone (2 lookups + 1 insert per task, cleanup every 64 tasks, window 65,536)",
+                &self.tensor_map,
+            ),
+            ("ready queue alone (default capacity)", &self.ready_queue),
+        ] {
+            if lines.is_empty() {
+                continue;
+            }
+            writeln!(out)?;
+            writeln!(out, "{title}")?;
+            writeln!(
+                out,
+                "{:<31} {:>8} {:>6} {:>7} {:>6} {:>4} {:>8} {:>6}  baseline",
+                "case", "ns/item", "best", "C++ ns", "×C++", "aim", "base ns", "×base"
+            )?;
+            for l in lines {
+                let (rf, x) = match l.reference_ns {
+                    Some(rf) => (format!("{rf:.1}"), ratio(l.ns.median, rf)),
+                    None => ("-".into(), f64::NAN),
+                };
+                writeln!(
+                    out,
+                    "{:<31} {:>8.1} {:>6.1} {:>7} {:>6.2} {:>4} {:>8.1} {:>6.1}  {}",
+                    l.name,
+                    l.ns.median,
+                    l.ns.best,
+                    rf,
+                    x,
+                    if x <= AIM_RATIO { "met" } else { "no" },
+                    l.baseline_ns.median,
+                    ratio(l.ns.median, l.baseline_ns.median),
+                    l.baseline
+                )?;
+            }
+        }
+        self.write_threaded(out)
+    }
+
+    fn write_threaded(&self, out: &mut dyn Write) -> io::Result<()> {
+        let Some(setup) = self.threaded_setup.filter(|_| !self.threaded.is_empty()) else {
+            return Ok(());
+        };
+        writeln!(out)?;
+        writeln!(
+            out,
+            "threaded mode beside the deterministic one, both through DeviceRunner::run on the sim \
+             (run time per task, boot and thread start included)"
+        )?;
+        writeln!(
+            out,
+            "  threaded: {} AICPU threads, {} cluster(s) = {} AICore threads, no-op kernel; \
+             baseline: deterministic, instant virtual cores",
+            setup.threads,
+            setup.clusters,
+            3 * setup.clusters
+        )?;
+        writeln!(
+            out,
+            "{:<9} {:<4} {:>8} {:>10} {:>6} {:>10} {:>8} {:>7}",
+            "shape", "mode", "tasks", "thr ns", "best", "Mtasks/s", "det ns", "×det"
+        )?;
+        for l in &self.threaded {
+            writeln!(
+                out,
+                "{:<9} {:<4} {:>8} {:>10.1} {:>6.0} {:>10.2} {:>8.1} {:>7.1}",
+                l.shape.name(),
+                l.mode.name(),
+                thousands(l.tasks),
+                l.threaded_ns.median,
+                l.threaded_ns.best,
+                1e3 / l.threaded_ns.median,
+                l.deterministic_ns.median,
+                ratio(l.threaded_ns.median, l.deterministic_ns.median)
+            )?;
+        }
+        Ok(())
+    }
+
+    fn write_scaling(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut counts: Vec<u64> = Vec::new();
+        for g in &self.graphs {
+            if !counts.contains(&g.requested_tasks) {
+                counts.push(g.requested_tasks);
+            }
+        }
+        if counts.len() < 2 {
+            return Ok(());
+        }
+        counts.sort_unstable();
+        writeln!(out)?;
+        writeln!(
+            out,
+            "per-task cost by graph size (tasks asked for; runs round up to whole scopes): ns/task [baseline ns]"
+        )?;
+        write!(out, "{:<9} {:<4}", "shape", "mode")?;
+        for c in &counts {
+            write!(out, " {:>18}", thousands(*c))?;
+        }
+        writeln!(out)?;
+        for h in self.headline() {
+            write!(out, "{:<9} {:<4}", h.shape.name(), h.mode.name())?;
+            for c in &counts {
+                let cell = self
+                    .graphs
+                    .iter()
+                    .find(|g| g.shape == h.shape && g.mode == h.mode && g.requested_tasks == *c)
+                    .map(|g| format!("{:.1} [{:.1}]", g.ns_per_task.median, g.baseline_ns.median))
+                    .unwrap_or_else(|| "-".into());
+                write!(out, " {cell:>18}")?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> Value {
+        let line = |l: &Line| {
+            json!({
+                "name": l.name,
+                "items": l.items,
+                "ns_per_item": l.ns.median,
+                "best_ns_per_item": l.ns.best,
+                "reference_ns": l.reference_ns,
+                "ratio_to_reference": l.reference_ns.map(|r| ratio(l.ns.median, r)),
+                "baseline": l.baseline,
+                "baseline_ns": l.baseline_ns.median,
+                "ratio_to_baseline": ratio(l.ns.median, l.baseline_ns.median),
+            })
+        };
+        let graphs: Vec<Value> = self
+            .graphs
+            .iter()
+            .map(|g| {
+                json!({
+                    "shape": g.shape.name(),
+                    "mode": g.mode.name(),
+                    "requested_tasks": g.requested_tasks,
+                    "timed_tasks": g.run.timed_tasks,
+                    "warmup_tasks": g.run.warmup_tasks,
+                    "submitted": g.run.submitted,
+                    "completed": g.run.completed,
+                    "ns_per_task": g.ns_per_task.median,
+                    "best_ns_per_task": g.ns_per_task.best,
+                    "cpu_ns_per_task": g.cpu_ns_per_task,
+                    "reference_ns": g.shape.reference_ns(),
+                    "ratio_to_reference": ratio(g.ns_per_task.median, g.shape.reference_ns()),
+                    "baseline": GRAPH_BASELINE,
+                    "baseline_ns": g.baseline_ns.median,
+                    "ratio_to_baseline": ratio(g.ns_per_task.median, g.baseline_ns.median),
+                })
+            })
+            .collect();
+        json!({
+            "sizing": {
+                "task_window_sizes": self.sizing.task_window_sizes,
+                "heap_sizes": self.sizing.heap_sizes,
+                "dep_pool_capacities": self.sizing.dep_pool_capacities,
+            },
+            "bench_ring": BENCH_RING,
+            "warmup": self.warmup,
+            "reps": self.reps,
+            "aim_ratio": AIM_RATIO,
+            "graphs": graphs,
+            "tensor_map": self.tensor_map.iter().map(line).collect::<Vec<_>>(),
+            "ready_queue": self.ready_queue.iter().map(line).collect::<Vec<_>>(),
+            "threaded_setup": self.threaded_setup.map(|t| json!({"threads": t.threads, "clusters": t.clusters})),
+            "threaded": self.threaded.iter().map(|l| json!({
+                "shape": l.shape.name(),
+                "mode": l.mode.name(),
+                "tasks": l.tasks,
+                "threaded_ns_per_task": l.threaded_ns.median,
+                "threaded_best_ns_per_task": l.threaded_ns.best,
+                "threaded_tasks_per_second": 1e9 / l.threaded_ns.median,
+                "baseline": "deterministic mode, instant virtual cores, same run path",
+                "deterministic_ns_per_task": l.deterministic_ns.median,
+                "ratio_to_deterministic": ratio(l.threaded_ns.median, l.deterministic_ns.median),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_048_576), "1,048,576");
+    }
+
+    fn line(shape: Shape, tasks: u64, ns: f64) -> GraphLine {
+        let run = GraphRun {
+            warmup_tasks: 0,
+            timed_tasks: tasks,
+            elapsed_ns: 0,
+            cpu_ns: 0,
+            submitted: tasks,
+            completed: tasks,
+            kernel_runs: 0,
+            stamp_errors: 0,
+        };
+        let s = |v| Sampled { median: v, best: v };
+        GraphLine {
+            shape,
+            mode: TensorMode::Ext,
+            requested_tasks: tasks,
+            ns_per_task: s(ns),
+            cpu_ns_per_task: ns,
+            baseline_ns: s(10.0),
+            run,
+        }
+    }
+
+    #[test]
+    fn the_headline_is_the_largest_run_and_the_tables_show_ratios() {
+        let mut r = Report::new(&Plan::quick());
+        r.graphs = vec![line(Shape::Chain, 10, 50.0), line(Shape::Chain, 100, 107.0), line(Shape::Diamond, 10, 1.0)];
+        let h = r.headline();
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[0].run.timed_tasks, h[1].shape), (100, Shape::Diamond));
+        let mut text = Vec::new();
+        r.write_text(&mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let chain = text.lines().find(|l| l.starts_with("chain")).unwrap();
+        assert!(chain.contains("107.0") && chain.contains("0.50") && chain.contains("met"), "{chain}");
+        assert!(text.contains("50.0 [10.0]"), "scaling table:\n{text}");
+        let j = r.to_json();
+        assert_eq!(j["graphs"][1]["ratio_to_reference"], 0.5);
+        assert_eq!(j["graphs"][1]["ratio_to_baseline"], 10.7);
+    }
+}
