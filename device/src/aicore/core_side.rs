@@ -97,6 +97,12 @@ pub enum Step {
     },
     /// Saw `DISPATCH_EXIT`, wrote `COND_EXITED`.
     Exited,
+    /// The kernel of this token returned after the core was told to stop: the core went offline
+    /// without writing the token's end, so a later run that reset the tables never sees it.
+    Stopped {
+        /// The token whose end was not written.
+        token: u64,
+    },
 }
 
 /// A core index at or above `MAX_CORES`, or tables that are null or misaligned.
@@ -209,6 +215,13 @@ impl CoreEndpoint {
     /// Handles at most one token: polls the dispatch register once and, if a token above the last
     /// one run is there, runs the next token in order. Never blocks (except inside the kernel).
     pub fn step<R: KernelResolver + ?Sized>(&mut self, resolver: &R) -> Step {
+        self.step_or_stop(resolver, &|| false)
+    }
+
+    /// As [`CoreEndpoint::step`], but when `stop()` holds once the kernel has returned, the core
+    /// writes nothing more and goes offline ([`Step::Stopped`]): a core abandoned by a timed-out
+    /// launch must not end a token in tables a later launch has reset.
+    pub fn step_or_stop<R: KernelResolver + ?Sized>(&mut self, resolver: &R, stop: &dyn Fn() -> bool) -> Step {
         let d = self.dispatch().load(Ordering::Acquire);
         if d == DISPATCH_EXIT {
             self.online().store(0, Ordering::Relaxed);
@@ -219,12 +232,12 @@ impl CoreEndpoint {
             return Step::Idle;
         }
         let token = self.last + 1;
-        let fault = self.run_token(token, resolver);
+        let step = self.run_token(token, resolver, stop);
         self.last = token;
-        Step::Ran { token, fault }
+        step
     }
 
-    fn run_token<R: KernelResolver + ?Sized>(&mut self, token: u64, resolver: &R) -> Option<CoreFault> {
+    fn run_token<R: KernelResolver + ?Sized>(&mut self, token: u64, resolver: &R, stop: &dyn Fn() -> bool) -> Step {
         let p = self.payloads[parity(token)];
         // SAFETY: the acquire load of a dispatch value >= `token` made the AICPU's writes of this
         // buffer visible, and the AICPU does not write it again before it sees this token end.
@@ -252,16 +265,20 @@ impl CoreEndpoint {
                 Some(f) => resolver.invoke(f, &KernelInvocation { args: &args[..n], block_idx, block_num }),
             }
         };
+        if stop() {
+            self.go_offline();
+            return Step::Stopped { token };
+        }
         match outcome {
             Ok(()) => {
                 self.condition().store(Condition::Fin(token).encode(), Ordering::Release);
-                None
+                Step::Ran { token, fault: None }
             }
             Err(reason) => {
                 self.faults += 1;
                 self.fault_slot(parity(token)).store(fault_word(token, reason), Ordering::Relaxed);
                 self.condition().store(Condition::Fault(token).encode(), Ordering::Release);
-                Some(reason)
+                Step::Ran { token, fault: Some(reason) }
             }
         }
     }
@@ -309,8 +326,9 @@ pub fn run_core<R: KernelResolver + ?Sized, W: CoreWait + ?Sized>(
     endpoint.announce();
     let mut empty = 0u32;
     loop {
-        match endpoint.step(resolver) {
+        match endpoint.step_or_stop(resolver, &|| wait.must_stop()) {
             Step::Exited => return endpoint.report(CoreExit::Exited),
+            Step::Stopped { .. } => return endpoint.report(CoreExit::Stopped),
             Step::Ran { .. } => empty = 0,
             Step::Idle => {
                 if wait.must_stop() {

@@ -341,3 +341,24 @@ fn tokens_end_before_the_reserved_values_with_a_specific_error() {
     assert!(!ch.can_prepare(0));
     assert_eq!(ch.prepare(0, &work(RECORD, 1, &[])), Err(ChannelError::TokensExhausted { core: 0 }));
 }
+
+#[test]
+fn a_core_told_to_stop_while_its_kernel_ran_ends_nothing_and_goes_offline() {
+    // A core abandoned by a timed-out launch: its kernel returns after the stop flag rose, so it
+    // must not write FIN into tables that a later launch may already have reset.
+    let t = TestTables::new();
+    let mut ch = t.channels(&[0]);
+    let mut core = t.endpoint(0);
+    core.announce();
+    let _ = runs();
+    ch.prepare(0, &work(RECORD, 7, &[3])).unwrap();
+    ch.publish();
+    assert_eq!(core.step_or_stop(&Table, &|| true), Step::Stopped { token: 1 });
+    assert_eq!(runs().len(), 1, "the kernel itself ran");
+    let p = ch.poll(0).unwrap();
+    assert!(p.completions().is_empty(), "no FIN or FAULT was written");
+    assert_eq!(p.running, Some(1), "the register still shows the ACK of token 1");
+    // SAFETY: the handshake table lives as long as `t`; the core is not running.
+    let online = unsafe { (*(t.tables.handshakes.get() as *const pto_abi::launch::HandshakeRecord)).online };
+    assert_eq!(online, 0, "the core went offline");
+}
