@@ -1,6 +1,9 @@
 //! Per-task wall time of whole runs through `DeviceRunner::run` on the simulated device, for
 //! graphs of no-op kernels: chain, fan-out-32 and diamond, runtime-allocated 1 KiB outputs, scopes
-//! of 256 tasks. A measuring tool (not a test): it prints the median and best of several runs.
+//! of 256 tasks. A measuring tool (not a test): per shape and mode it prints the median and best
+//! wall time per task of several runs, and the CPU time per task that all threads of the process
+//! used over those runs (robust to other load on the machine; a thread that waits by spinning or
+//! yielding costs CPU time, one that sleeps does not).
 //!
 //! ```text
 //! cargo run --release -p pto-tests --example sched_throughput -- [TASKS] [RUNS] [MODE...]
@@ -124,6 +127,18 @@ fn parse_mode(s: &str) -> RunMode {
     }
 }
 
+/// CPU time (user + system) the whole process has used so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let u = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let tasks: u64 = argv.first().map(|s| s.parse().expect("TASKS")).unwrap_or(20_000);
@@ -140,7 +155,7 @@ fn main() {
     let shapes: [(&str, pto_device::orch::OrchestrationFn); 3] =
         [("chain", chain), ("fan-out-32", fan_out), ("diamond", diamond)];
     let only = std::env::var("SHAPES").unwrap_or_default();
-    println!("{tasks} tasks per run, {runs} runs; ns per task (median / best)");
+    println!("{tasks} tasks per run, {runs} runs; ns per task: wall median / wall best / CPU (all threads)");
     for mode in modes {
         for (name, f) in shapes {
             if !only.is_empty() && !only.split(',').any(|s| s == name) {
@@ -155,20 +170,23 @@ fn main() {
                 mode,
                 budgets: Budgets::DEFAULT,
             };
+            let cpu_before = cpu_time();
             let mut times: Vec<(Duration, u64)> = (0..runs)
                 .map(|_| {
                     let r = runner.run(&sim, &req).unwrap_or_else(|e| panic!("{name} {mode:?}: {e}"));
                     (r.run_time, r.tasks_completed)
                 })
                 .collect();
+            let cpu = (cpu_time() - cpu_before).as_nanos() as f64 / (tasks * runs as u64) as f64;
             times.sort();
             let per = |(d, n): (Duration, u64)| d.as_nanos() as f64 / n.max(1) as f64;
             println!(
-                "{:<28} {:<11} {:>9.0} / {:>9.0}",
+                "{:<38} {:<11} {:>8.0} / {:>8.0} / {:>8.0}",
                 format!("{mode:?}"),
                 name,
                 per(times[times.len() / 2]),
-                per(times[0])
+                per(times[0]),
+                cpu
             );
         }
     }

@@ -134,7 +134,8 @@ impl Orchestrator<'_, '_> {
     /// After a wait for ring `ring`'s full task window ended (a slot is free), keeps waiting
     /// while the watermark moves, until a refill batch of slots is free (an eighth of the window,
     /// 1 to 64): a blocked orchestrator then submits in bursts instead of taking every slot the
-    /// moment it frees and competing with the schedulers for the processor in between. Returns as
+    /// moment it frees and competing with the schedulers for the processor in between (with
+    /// [`REFILL_SLEEP_DEPTH`] tasks or more in flight it idles rather than yields). Returns as
     /// soon as the watermark stands still for [`REFILL_STALL_NS`] or an error is latched, so it
     /// never waits for slots that may not come; the single-thread mode (which drained everything
     /// it could) never waits here.
@@ -145,8 +146,17 @@ impl Orchestrator<'_, '_> {
         let refill = (self.rings[ring].window / 8).clamp(1, 64);
         let mut alive = self.rt.last_alive(ring);
         let mut moved_at = self.rt.platform.now_ns();
-        while self.rings[ring].window - self.rings[ring].current.wrapping_sub(alive) < refill {
-            w.backoff.snooze(self.rt.platform);
+        loop {
+            let in_flight = self.rings[ring].current.wrapping_sub(alive);
+            if self.rings[ring].window - in_flight >= refill {
+                return;
+            }
+            if in_flight >= REFILL_SLEEP_DEPTH {
+                // So much queued work cannot drain during one idle wait: give the processor away.
+                self.rt.platform.idle();
+            } else {
+                w.backoff.snooze(self.rt.platform);
+            }
             let now = self.rt.platform.now_ns();
             let a = self.rt.last_alive(ring);
             if a != alive {
@@ -171,3 +181,7 @@ impl Orchestrator<'_, '_> {
 
 /// How long [`Orchestrator::wait_for_refill`] waits for the watermark to move again.
 const REFILL_STALL_NS: u64 = 50_000;
+/// Tasks in flight in the ring from which [`Orchestrator::wait_for_refill`] idles (sleeps on
+/// the simulated device) instead of spinning and yielding: the schedulers cannot run out of work
+/// while it waits.
+const REFILL_SLEEP_DEPTH: u64 = 256;
