@@ -10,6 +10,7 @@ pub mod aicore;
 pub mod aicpu;
 pub mod boot;
 pub mod deppool;
+pub mod examples;
 #[cfg(any(test, feature = "std"))]
 pub mod hostmem;
 pub mod kernel;

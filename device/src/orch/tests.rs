@@ -14,6 +14,7 @@ use pto_abi::DevAddr;
 
 use super::*;
 use crate::aicore::KernelResolver;
+use crate::examples::vector;
 use crate::hostmem::HostRegion;
 use crate::kernel::{KernelInvocation, SimKernelFn};
 use crate::platform::HostPlatform;
@@ -24,34 +25,6 @@ use crate::testkit::HostRuntime;
 unsafe fn f32s<'a>(addr: u64, n: usize) -> &'a mut [f32] {
     // SAFETY: the caller passes a tensor address of `n` f32s owned by the running task.
     unsafe { core::slice::from_raw_parts_mut(addr as *mut f32, n) }
-}
-
-fn k_add(inv: &KernelInvocation<'_>) {
-    let n = inv.args[3] as usize;
-    // SAFETY: args are [a, b, out, n] tensors of n f32s.
-    let (a, b, o) = unsafe { (f32s(inv.args[0], n), f32s(inv.args[1], n), f32s(inv.args[2], n)) };
-    for i in 0..n {
-        o[i] = a[i] + b[i];
-    }
-}
-
-fn k_add_scalar(inv: &KernelInvocation<'_>) {
-    let n = inv.args[2] as usize;
-    let s = f32::from_bits(inv.args[3] as u32);
-    // SAFETY: args are [a, out, n, s].
-    let (a, o) = unsafe { (f32s(inv.args[0], n), f32s(inv.args[1], n)) };
-    for i in 0..n {
-        o[i] = a[i] + s;
-    }
-}
-
-fn k_mul(inv: &KernelInvocation<'_>) {
-    let n = inv.args[3] as usize;
-    // SAFETY: args are [a, b, out, n].
-    let (a, b, o) = unsafe { (f32s(inv.args[0], n), f32s(inv.args[1], n), f32s(inv.args[2], n)) };
-    for i in 0..n {
-        o[i] = a[i] * b[i];
-    }
 }
 
 /// args [buf, n]: element `block_idx` of the block range gets `block_idx + 1` (SPMD check).
@@ -80,9 +53,6 @@ fn k_step(inv: &KernelInvocation<'_>) {
     }
 }
 
-const ADD: i32 = 0;
-const ADD_SCALAR: i32 = 1;
-const MUL: i32 = 2;
 const MARK_BLOCK: i32 = 3;
 const FILL: i32 = 4;
 const STEP: i32 = 5;
@@ -97,7 +67,7 @@ impl KernelResolver for Kernels {
 }
 
 fn kernels() -> Kernels {
-    let fns: [SimKernelFn; 6] = [k_add, k_add_scalar, k_mul, k_mark_block, k_fill, k_step];
+    let fns: [SimKernelFn; 6] = [vector::add, vector::add_scalar, vector::mul, k_mark_block, k_fill, k_step];
     Kernels(fns.iter().enumerate().map(|(k, f)| (DevAddr(0x1000 + 64 * k as u64), *f)).collect())
 }
 
@@ -152,28 +122,6 @@ fn read(r: &HostRegion, n: usize) -> Vec<f32> {
 
 const N: usize = 16_384;
 
-/// The vector example: f = (a+b+1)·(a+b+2) + (a+b), five tasks in two nested scopes.
-fn vector_example(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
-    let (a, b, f) = (args.tensor(0)?, args.tensor(1)?, args.tensor(2)?);
-    let n = args.scalar(3)?;
-    let bytes = n * 4;
-    let out = OutputSpec { bytes, dtype: DType::F32 };
-    o.scope(ScopeKind::Auto, |o| {
-        let c =
-            o.submit(&TaskSpec::aiv(ADD, &[Arg::Input(a), Arg::Input(b), Arg::Output(out)]).scalars(&[n]))?.output(0);
-        let g = o.scope(ScopeKind::Auto, |o| {
-            let one = 1.0f32.to_bits() as u64;
-            let two = 2.0f32.to_bits() as u64;
-            let d = o.submit(&TaskSpec::aiv(ADD_SCALAR, &[Arg::Input(c), Arg::Output(out)]).scalars(&[n, one]))?;
-            let e = o.submit(&TaskSpec::aiv(ADD_SCALAR, &[Arg::Input(c), Arg::Output(out)]).scalars(&[n, two]))?;
-            let args = [Arg::Input(d.output(0)), Arg::Input(e.output(0)), Arg::Output(out)];
-            Ok(o.submit(&TaskSpec::aiv(MUL, &args).scalars(&[n]))?.output(0))
-        })?;
-        o.submit(&TaskSpec::aiv(ADD, &[Arg::Input(g), Arg::Input(c), Arg::OutputExisting(f)]).scalars(&[n]))?;
-        Ok(())
-    })
-}
-
 #[test]
 fn vector_example_gives_47_everywhere_and_reruns_on_the_same_runtime() {
     let env = Env::new(small());
@@ -183,7 +131,7 @@ fn vector_example_gives_47_everywhere_and_reruns_on_the_same_runtime() {
     let args = [tensor_arg(&a, N), tensor_arg(&b, N), tensor_arg(&f, N), scalar_arg(N as u64)];
     for round in 0..3 {
         fill(&f, N, 0.0);
-        let out = env.run(vector_example, &args);
+        let out = env.run(vector::vector_orchestration, &args);
         assert_eq!(out.error, None, "round {round}");
         assert_eq!((out.tasks_submitted, out.tasks_completed), (5, 5));
         assert!(read(&f, N).iter().all(|x| *x == 47.0), "round {round}");

@@ -1,0 +1,3 @@
+//! Example orchestrations and their simulated kernels, shared by the host tools and the tests.
+
+pub mod vector;
