@@ -30,7 +30,12 @@ fn vector_example_checks_47_and_reports_a_cold_then_cached_bind() {
 fn bad_flags_are_refused_with_the_rule() {
     let out = pto(&["run", "--example", "vector", "--threads", "1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2..=4 AICPU threads"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--threads") && err.contains("1 is not in 2..=4"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing runs or prints before the flags are checked");
+    let out = pto(&["run", "--example", "vector", "--clusters", "25"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("25 is not in 1..=24"));
     let out = pto(&["run", "--example", "vector", "--window", "5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));

@@ -35,10 +35,10 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub example: Example,
     /// AICPU threads of the threaded mode (the last orchestrates, the others schedule): 2..=4.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=pto_abi::consts::MAX_AICPU_THREADS as i64))]
     pub threads: u32,
     /// AICore clusters of the simulated device (3 cores each): 1..=24.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=pto_abi::consts::MAX_CLUSTERS as i64))]
     pub clusters: u32,
     /// Run the deterministic single-thread mode (virtual cores driven by the scheduler itself).
     #[arg(long)]
