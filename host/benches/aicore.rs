@@ -9,8 +9,9 @@
 //! Run: `cargo bench -p pto-host --bench aicore -- --warm-up-time 1 --measurement-time 2`.
 //! The ratios are printed at the end from criterion's estimates of this run.
 
+mod support;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use pto_device::aicore::{reset_core_tables, CoreChannels, CoreTables, Dispatch};
 use pto_device::kernel::KernelInvocation;
 use pto_host::backend::{DeviceBackend, SimBackend};
 use pto_host::sim_cores::{sim_pause, SimCoreConfig, SimCores, SimKernelTable};
+use support::{print_ratios, Ratio};
 
 const NOOP: DevAddr = DevAddr(0x1000);
 const BATCH: u64 = 600;
@@ -141,29 +143,20 @@ fn pipelined(c: &mut Criterion) {
     g.finish();
 }
 
-/// Mean of one benchmark of this run, in nanoseconds, from criterion's estimates file.
-fn mean_ns(group: &str, bench: &str) -> Option<f64> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("criterion").join(group).join(bench).join("new/estimates.json");
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    v["mean"]["point_estimate"].as_f64()
-}
-
 fn report() {
-    let base = mean_ns("aicore_round_trip", "atomic_ping_pong");
-    let rows = [
-        ("aicore_round_trip", "dispatch_fin_one_core", "dispatch→FIN round trip, one core / ping-pong"),
-        ("aicore_pipelined", "per_task_6_cores", "pipelined per-task cost, 6 cores / ping-pong"),
-    ];
-    println!("\nratios (this run):");
-    for (group, bench, what) in rows {
-        match (mean_ns(group, bench), base) {
-            (Some(x), Some(y)) => println!("  {what}: {x:.0} ns / {y:.0} ns = {:.2}x", x / y),
-            _ => println!("  {what}: not measured in this run"),
-        }
-    }
+    const BASE: (&str, &str) = ("aicore_round_trip", "atomic_ping_pong");
+    print_ratios(&[
+        Ratio {
+            figure: ("aicore_round_trip", "dispatch_fin_one_core"),
+            base: BASE,
+            label: "dispatch→FIN round trip, one core / ping-pong",
+        },
+        Ratio {
+            figure: ("aicore_pipelined", "per_task_6_cores"),
+            base: BASE,
+            label: "pipelined per-task cost, 6 cores / ping-pong",
+        },
+    ]);
 }
 
 fn main() {

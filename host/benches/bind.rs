@@ -8,9 +8,10 @@
 //! Run: `cargo bench -p pto-host --bench bind -- --warm-up-time 1 --measurement-time 2`.
 //! The ratios are printed at the end from criterion's estimates of this run.
 
+mod support;
+
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::Criterion;
@@ -18,6 +19,7 @@ use pto_abi::launch::LaunchDescriptor;
 use pto_abi::sizing::ArenaSizingKey;
 use pto_host::backend::{DeviceBackend, SimBackend};
 use pto_host::runner::{DeviceRunner, LaunchParams};
+use support::{print_ratios, Ratio};
 
 fn new_runner() -> DeviceRunner {
     let sim = Arc::new(SimBackend::new().expect("reserve the simulated device pool"));
@@ -76,29 +78,24 @@ fn boot(c: &mut Criterion) {
     g.finish();
 }
 
-/// Mean of one benchmark of this run, in nanoseconds, from criterion's estimates file.
-fn mean_ns(group: &str, bench: &str) -> Option<f64> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("criterion").join(group).join(bench).join("new/estimates.json");
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    v["mean"]["point_estimate"].as_f64()
-}
-
 fn report() {
-    let pairs = [
-        ("cold_bind", "bind_build_upload", "memcpy_arena_size", "cold bind / memcpy of arena_size (aim <= 3x)"),
-        ("hit_bind", "bind_hit", "hashmap_lookup", "hit bind / HashMap lookup"),
-        ("boot", "window_16384", "window_4", "boot at window 16384 / window 4 (must be <= 2x)"),
-    ];
-    println!("\nratios (this run):");
-    for (group, a, b, what) in pairs {
-        match (mean_ns(group, a), mean_ns(group, b)) {
-            (Some(x), Some(y)) => println!("  {what}: {x:.0} ns / {y:.0} ns = {:.2}x", x / y),
-            _ => println!("  {what}: not measured in this run"),
-        }
-    }
+    print_ratios(&[
+        Ratio {
+            figure: ("cold_bind", "bind_build_upload"),
+            base: ("cold_bind", "memcpy_arena_size"),
+            label: "cold bind / memcpy of arena_size (aim <= 3x)",
+        },
+        Ratio {
+            figure: ("hit_bind", "bind_hit"),
+            base: ("hit_bind", "hashmap_lookup"),
+            label: "hit bind / HashMap lookup",
+        },
+        Ratio {
+            figure: ("boot", "window_16384"),
+            base: ("boot", "window_4"),
+            label: "boot at window 16384 / window 4 (must be <= 2x)",
+        },
+    ]);
 }
 
 fn main() {

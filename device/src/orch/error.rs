@@ -4,53 +4,37 @@ use core::fmt;
 
 use pto_abi::error::RuntimeErrorCode;
 
-/// Why a submit was rejected with `INVALID_ARGS`; carried in the high half of the error detail.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InvalidArgs {
-    /// More tensor arguments than `MAX_TENSOR_ARGS`.
-    TooManyTensors = 1,
-    /// More scalar arguments than `MAX_SCALAR_ARGS`.
-    TooManyScalars = 2,
-    /// `block_num` is 0.
-    ZeroBlocks = 3,
-    /// A lane's kernel id is not in the launch's func table.
-    UnknownKernel = 4,
-    /// A tensor view lies outside its buffer, or its buffer is null.
-    BadTensorView = 5,
-    /// A runtime-allocated output of 0 bytes.
-    EmptyOutput = 6,
-    /// An explicit dependency names a task that was never submitted.
-    UnknownDependency = 7,
-    /// A tensor names a creator task that was never submitted.
-    UnknownCreator = 8,
-    /// Scopes nested deeper than `MAX_SCOPE_DEPTH`.
-    ScopeTooDeep = 9,
-    /// `scope_end` without an open user scope.
-    NoOpenScope = 10,
-    /// A run argument is missing or of the wrong kind.
-    BadRunArgument = 11,
-    /// Tensor and scalar arguments together exceed the kernel argument words.
-    TooManyKernelArgs = 12,
+pto_abi::abi_enum! {
+    /// Why a submit was rejected with `INVALID_ARGS`; carried in the high half of the error detail.
+    pub enum InvalidArgs {
+        /// More tensor arguments than `MAX_TENSOR_ARGS`.
+        TooManyTensors = 1,
+        /// More scalar arguments than `MAX_SCALAR_ARGS`.
+        TooManyScalars = 2,
+        /// `block_num` is 0.
+        ZeroBlocks = 3,
+        /// A lane's kernel id is not in the launch's func table.
+        UnknownKernel = 4,
+        /// A tensor view lies outside its buffer, or its buffer is null.
+        BadTensorView = 5,
+        /// A runtime-allocated output of 0 bytes.
+        EmptyOutput = 6,
+        /// An explicit dependency names a task that was never submitted.
+        UnknownDependency = 7,
+        /// A tensor names a creator task that was never submitted.
+        UnknownCreator = 8,
+        /// Scopes nested deeper than `MAX_SCOPE_DEPTH`.
+        ScopeTooDeep = 9,
+        /// `scope_end` without an open user scope.
+        NoOpenScope = 10,
+        /// A run argument is missing or of the wrong kind.
+        BadRunArgument = 11,
+        /// Tensor and scalar arguments together exceed the kernel argument words.
+        TooManyKernelArgs = 12,
+    }
 }
 
 impl InvalidArgs {
-    /// Every reason.
-    pub const ALL: [InvalidArgs; 12] = [
-        InvalidArgs::TooManyTensors,
-        InvalidArgs::TooManyScalars,
-        InvalidArgs::ZeroBlocks,
-        InvalidArgs::UnknownKernel,
-        InvalidArgs::BadTensorView,
-        InvalidArgs::EmptyOutput,
-        InvalidArgs::UnknownDependency,
-        InvalidArgs::UnknownCreator,
-        InvalidArgs::ScopeTooDeep,
-        InvalidArgs::NoOpenScope,
-        InvalidArgs::BadRunArgument,
-        InvalidArgs::TooManyKernelArgs,
-    ];
-
     /// The rule broken, in words.
     pub const fn describe(self) -> &'static str {
         match self {
@@ -72,7 +56,7 @@ impl InvalidArgs {
     /// Decodes a reason from an error detail's high half.
     pub fn from_detail(detail: u64) -> Option<InvalidArgs> {
         let v = (detail >> 32) as u32;
-        InvalidArgs::ALL.into_iter().find(|r| *r as u32 == v)
+        InvalidArgs::try_from(v).ok()
     }
 }
 
