@@ -150,9 +150,11 @@ impl Orchestrator<'_, '_> {
         self.cleanup_ring(ring);
 
         // Tensor-map room for the writes of this task.
-        let mut w = Waiter::new();
-        while self.tensor_map.capacity() - self.tensor_map.used() < plan.writes {
-            self.wait_step(ring, Resource::TensorMap, plan.writes as u64, &mut w)?;
+        if self.tensor_map.capacity() - self.tensor_map.used() < plan.writes {
+            let mut w = Waiter::new();
+            while self.tensor_map.capacity() - self.tensor_map.used() < plan.writes {
+                self.wait_step(ring, Resource::TensorMap, plan.writes as u64, &mut w)?;
+            }
         }
 
         // The packed output block.
@@ -204,10 +206,12 @@ impl Orchestrator<'_, '_> {
         if need > self.rings[ring].pool.capacity as u64 {
             return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, need));
         }
-        let mut w = Waiter::new();
-        while self.rings[ring].pool.free(self.dep_tail(ring)) < need {
-            self.wait_step(ring, Resource::DepPool, need, &mut w)?;
-            need = self.pending_producers(payload, &fanin);
+        if self.rings[ring].pool.free(self.dep_tail(ring)) < need {
+            let mut w = Waiter::new();
+            while self.rings[ring].pool.free(self.dep_tail(ring)) < need {
+                self.wait_step(ring, Resource::DepPool, need, &mut w)?;
+                need = self.pending_producers(payload, &fanin);
+            }
         }
 
         // Commit: prepare the slot, then publish the new submit counter.
@@ -311,7 +315,8 @@ impl Orchestrator<'_, '_> {
     }
 
     fn alloc_heap(&mut self, ring: usize, bytes: u64) -> Result<(u64, u64), OrchError> {
-        let mut w = Waiter::new();
+        // The wait state is built only once the heap is full (the common submit never waits).
+        let mut w: Option<Waiter> = None;
         loop {
             let tail = self.heap_tail(ring);
             match self.rings[ring].heap.try_alloc(bytes, tail) {
@@ -319,7 +324,7 @@ impl Orchestrator<'_, '_> {
                 HeapAlloc::TooLarge => {
                     return Err(OrchError::new(RuntimeErrorCode::HeapRingDeadlock, ring as u32, bytes))
                 }
-                HeapAlloc::Wait => self.wait_step(ring, Resource::Heap, bytes, &mut w)?,
+                HeapAlloc::Wait => self.wait_step(ring, Resource::Heap, bytes, w.get_or_insert_with(Waiter::new))?,
             }
         }
     }
