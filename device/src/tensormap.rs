@@ -8,6 +8,12 @@
 //! A new writer whose range covers an older entry of the same buffer entirely supersedes it: the
 //! older entry leaves its bucket at once (lookups stay short) and returns to the pool with its
 //! task's chain.
+//!
+//! The map lives in device memory: every index read from it (bucket heads, links, chains, an
+//! entry's bucket) is checked against the pool or the bucket array before it is used, in every
+//! build, and every walk visits at most `capacity` entries, so a corrupted link ends a walk instead
+//! of leaving the map's memory or looping. Boot clears the bucket heads; entries are handed out
+//! fresh from index 1 (or from this run's free list) and fully written on insert.
 
 use pto_abi::runtime::{OrchState, TensorMapEntry};
 
@@ -76,7 +82,7 @@ impl TensorMap {
 
     /// Empties the map: every bucket cleared, every entry free. O(buckets).
     pub fn init(&mut self) {
-        let count = 1usize << (64 - self.bucket_shift);
+        let count = self.bucket_count() as usize;
         // SAFETY: the bucket array holds `count` heads.
         unsafe { core::ptr::write_bytes(self.buckets, 0, count) };
         self.free = 0;
@@ -119,28 +125,51 @@ impl TensorMap {
         (buffer.wrapping_mul(HASH_MULTIPLIER) >> self.bucket_shift) as u32
     }
 
+    /// Entry `index`, or `None` for 0 (the end of a list) and for any index outside the pool.
     #[inline(always)]
-    fn e(&self, index: u32) -> *mut TensorMapEntry {
-        debug_assert!(index >= 1 && index <= self.capacity);
-        // SAFETY: allocator-issued indices are within `1..=capacity`.
-        unsafe { self.entries.add(index as usize) }
+    fn e(&self, index: u32) -> Option<*mut TensorMapEntry> {
+        if index == 0 || index > self.capacity {
+            return None;
+        }
+        // SAFETY: `1 <= index <= capacity`, inside the pool of `capacity + 1` entries.
+        Some(unsafe { self.entries.add(index as usize) })
     }
 
+    fn bucket_count(&self) -> u64 {
+        1u64 << (64 - self.bucket_shift)
+    }
+
+    /// The head of `bucket`, or `None` for an index outside the bucket array.
     #[inline(always)]
-    fn head(&self, bucket: u32) -> *mut u32 {
-        // SAFETY: bucket indices come from `bucket_of`, below the bucket count.
-        unsafe { self.buckets.add(bucket as usize) }
+    fn head(&self, bucket: u32) -> Option<*mut u32> {
+        if bucket as u64 >= self.bucket_count() {
+            return None;
+        }
+        // SAFETY: `bucket` is below the bucket count.
+        Some(unsafe { self.buckets.add(bucket as usize) })
+    }
+
+    /// The head of the bucket of `buffer` (always in range).
+    #[inline(always)]
+    fn head_of(&self, buffer: u64) -> *mut u32 {
+        // SAFETY: `bucket_of` is below the bucket count (the hash keeps its top bits only).
+        unsafe { self.buckets.add(self.bucket_of(buffer) as usize) }
     }
 
     /// Calls `visit(producer)` for every linked entry of `buffer` whose range overlaps
     /// `[start, end)`, newest first.
     #[inline]
     pub fn lookup(&self, buffer: u64, start: u64, end: u64, mut visit: impl FnMut(u64)) {
-        // SAFETY: heads and links only ever hold valid entry indices (or 0).
+        // SAFETY: the head lies in the bucket array; `e` only yields entries inside the pool.
         unsafe {
-            let mut i = *self.head(self.bucket_of(buffer));
-            while i != 0 {
-                let e = &*self.e(i);
+            let mut i = *self.head_of(buffer);
+            let mut steps = 0u32;
+            while let Some(p) = self.e(i) {
+                if steps >= self.capacity {
+                    break;
+                }
+                steps += 1;
+                let e = &*p;
                 if e.buffer.0 == buffer
                     && Overlap::classify(e.range_start, e.range_end, start, end) != Overlap::Disjoint
                 {
@@ -152,10 +181,10 @@ impl TensorMap {
     }
 
     fn take_entry(&mut self) -> Result<u32, TensorMapFull> {
-        if self.free != 0 {
+        if let Some(p) = self.e(self.free) {
             let i = self.free;
-            // SAFETY: free entries link the free list through `next_in_bucket`.
-            self.free = unsafe { (*self.e(i)).next_in_bucket };
+            // SAFETY: free entries link the free list through `next_in_bucket`; `p` is in the pool.
+            self.free = unsafe { (*p).next_in_bucket };
             self.used += 1;
             Ok(i)
         } else if self.fresh < self.capacity {
@@ -168,19 +197,21 @@ impl TensorMap {
     }
 
     fn unlink(&mut self, i: u32) {
-        // SAFETY: `i` is a linked entry; its neighbours are valid indices or 0.
+        let Some(p) = self.e(i) else { return };
+        // SAFETY: every pointer comes from `e` or `head`, which only yield memory of the map.
         unsafe {
-            let e = &mut *self.e(i);
-            let (prev, next) = (e.prev_in_bucket, e.next_in_bucket);
-            if prev == 0 {
-                *self.head(e.bucket) = next;
-            } else {
-                (*self.e(prev)).next_in_bucket = next;
+            let (prev, next, bucket) = ((*p).prev_in_bucket, (*p).next_in_bucket, (*p).bucket);
+            if let Some(pp) = self.e(prev) {
+                (*pp).next_in_bucket = next;
+            } else if let Some(h) = self.head(bucket) {
+                if *h == i {
+                    *h = next;
+                }
             }
-            if next != 0 {
-                (*self.e(next)).prev_in_bucket = prev;
+            if let Some(np) = self.e(next) {
+                (*np).prev_in_bucket = prev;
             }
-            e.live = 0;
+            (*p).live = 0;
         }
     }
 
@@ -197,13 +228,20 @@ impl TensorMap {
         chain: &mut u32,
     ) -> Result<(), TensorMapFull> {
         let i = self.take_entry()?;
+        let Some(fresh) = self.e(i) else { return Err(TensorMapFull) };
         let bucket = self.bucket_of(buffer);
-        // SAFETY: `i` is a fresh entry; the bucket head and chain hold valid indices.
+        let head_ptr = self.head_of(buffer);
+        // SAFETY: `fresh` and `head_ptr` lie in the map; `e` checks every linked index.
         unsafe {
-            let mut j = *self.head(bucket);
-            while j != 0 {
-                let next = (*self.e(j)).next_in_bucket;
-                let old = &*self.e(j);
+            let mut j = *head_ptr;
+            let mut steps = 0u32;
+            while let Some(p) = self.e(j) {
+                if steps >= self.capacity {
+                    break;
+                }
+                steps += 1;
+                let old = &*p;
+                let next = old.next_in_bucket;
                 if old.buffer.0 == buffer
                     && Overlap::classify(old.range_start, old.range_end, start, end) == Overlap::Covered
                 {
@@ -211,8 +249,8 @@ impl TensorMap {
                 }
                 j = next;
             }
-            let head = *self.head(bucket);
-            let e = &mut *self.e(i);
+            let head = *head_ptr;
+            let e = &mut *fresh;
             e.buffer = pto_abi::DevAddr(buffer);
             e.range_start = start;
             e.range_end = end;
@@ -222,10 +260,10 @@ impl TensorMap {
             e.bucket = bucket;
             e.live = 1;
             e.next_in_task = *chain;
-            if head != 0 {
-                (*self.e(head)).prev_in_bucket = i;
+            if let Some(hp) = self.e(head) {
+                (*hp).prev_in_bucket = i;
             }
-            *self.head(bucket) = i;
+            *head_ptr = i;
         }
         *chain = i;
         Ok(())
@@ -234,14 +272,19 @@ impl TensorMap {
     /// Returns every entry of a task chain to the pool (unlinking those still in a bucket).
     pub fn release_chain(&mut self, head: u32) {
         let mut i = head;
-        while i != 0 {
-            // SAFETY: chains hold valid entry indices.
-            let (next, live) = unsafe { ((*self.e(i)).next_in_task, (*self.e(i)).live) };
+        let mut steps = 0u32;
+        while let Some(p) = self.e(i) {
+            if steps >= self.capacity || self.used == 0 {
+                break;
+            }
+            steps += 1;
+            // SAFETY: `p` is an entry of the pool.
+            let (next, live) = unsafe { ((*p).next_in_task, (*p).live) };
             if live != 0 {
                 self.unlink(i);
             }
             // SAFETY: as above; the entry now joins the free list.
-            unsafe { (*self.e(i)).next_in_bucket = self.free };
+            unsafe { (*p).next_in_bucket = self.free };
             self.free = i;
             self.used -= 1;
             i = next;

@@ -134,7 +134,8 @@ impl HostRuntime {
             core::ptr::write_bytes(core::ptr::addr_of_mut!((*v.sm).sched), 0, 1);
             (*self.header()).epoch += 1;
         }
-        crate::reset::reset_runtime_structures(&v);
+        // SAFETY: no other thread uses the runtime between runs.
+        unsafe { crate::reset::reset_runtime_structures(&v) };
     }
 
     /// The layout.

@@ -5,6 +5,13 @@
 //! (`position - index`, i.e. the "lap" of the position), so an all-zero region is a valid empty
 //! queue and the device never needs a ramp of initial values. The producer and consumer cursors
 //! live on separate cache lines of [`ReadyQueueHeader`].
+//!
+//! The queue lives in device memory, so no operation trusts it to be consistent: a cell whose
+//! sequence number says "another thread is ahead of you" while the cursor does not move is retried
+//! at most [`STALE_RETRIES`] times, after which a push reports the queue full and a pop reports
+//! it empty (the callers turn a queue that stays full, or work that stays queued, into an error
+//! code), and every cell index is the position reduced by the mask, so no value read from the
+//! queue can address memory outside it. Boot regenerates every queue with [`ReadyQueue::init`].
 
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +19,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use pto_abi::runtime::{ReadyQueueCell, ReadyQueueHeader};
 
 use crate::sync::atomic_u64;
+
+/// Times an operation re-reads an unchanged cursor whose cell claims another thread is ahead,
+/// before it gives up (a consistent queue never needs more than a handful).
+pub const STALE_RETRIES: u32 = 1 << 12;
 
 /// A ready queue in the arena (a view: header plus `capacity` cells).
 #[derive(Clone, Copy, Debug)]
@@ -67,8 +78,11 @@ impl ReadyQueue {
     }
 
     /// Resets the queue to empty: cursors and every cell to zero, capacity and mask written.
-    /// Only while no other thread uses the queue.
-    pub fn init(&self) {
+    /// O(capacity).
+    ///
+    /// # Safety
+    /// No other thread uses the queue (through any view) during the call.
+    pub unsafe fn init(&self) {
         // SAFETY: exclusive use is the caller's contract; the memory lies in the region.
         unsafe {
             (*self.header).capacity = self.capacity();
@@ -88,16 +102,17 @@ impl ReadyQueue {
     pub fn push(&self, task: u64) -> Result<(), u64> {
         let enq = self.enqueue_pos();
         let mut pos = enq.load(Ordering::Relaxed);
+        let mut stale = 0u32;
         loop {
             let (seq, slot) = self.cell(pos);
             let lap = pos & !self.mask;
             let s = seq.load(Ordering::Acquire);
             let diff = s.wrapping_sub(lap) as i64;
             if diff == 0 {
-                match enq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                match enq.compare_exchange_weak(pos, pos.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => {
                         slot.store(task, Ordering::Relaxed);
-                        seq.store(lap + 1, Ordering::Release);
+                        seq.store(lap.wrapping_add(1), Ordering::Release);
                         return Ok(());
                     }
                     Err(now) => pos = now,
@@ -105,7 +120,14 @@ impl ReadyQueue {
             } else if diff < 0 {
                 return Err(task);
             } else {
-                pos = enq.load(Ordering::Relaxed);
+                let now = enq.load(Ordering::Relaxed);
+                if now == pos {
+                    stale += 1;
+                    if stale > STALE_RETRIES {
+                        return Err(task);
+                    }
+                }
+                pos = now;
             }
         }
     }
@@ -115,16 +137,17 @@ impl ReadyQueue {
     pub fn pop(&self) -> Option<u64> {
         let deq = self.dequeue_pos();
         let mut pos = deq.load(Ordering::Relaxed);
+        let mut stale = 0u32;
         loop {
             let (seq, slot) = self.cell(pos);
             let lap = pos & !self.mask;
             let s = seq.load(Ordering::Acquire);
-            let diff = s.wrapping_sub(lap + 1) as i64;
+            let diff = s.wrapping_sub(lap.wrapping_add(1)) as i64;
             if diff == 0 {
-                match deq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                match deq.compare_exchange_weak(pos, pos.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => {
                         let task = slot.load(Ordering::Relaxed);
-                        seq.store(lap + self.mask + 1, Ordering::Release);
+                        seq.store(lap.wrapping_add(self.mask).wrapping_add(1), Ordering::Release);
                         return Some(task);
                     }
                     Err(now) => pos = now,
@@ -132,7 +155,14 @@ impl ReadyQueue {
             } else if diff < 0 {
                 return None;
             } else {
-                pos = deq.load(Ordering::Relaxed);
+                let now = deq.load(Ordering::Relaxed);
+                if now == pos {
+                    stale += 1;
+                    if stale > STALE_RETRIES {
+                        return None;
+                    }
+                }
+                pos = now;
             }
         }
     }
@@ -174,6 +204,7 @@ impl ReadyQueue {
     pub fn push_batch(&self, tasks: &[u64]) -> usize {
         let enq = self.enqueue_pos();
         let mut pos = enq.load(Ordering::Relaxed);
+        let mut stale = 0u32;
         loop {
             let mut n = 0u64;
             while (n as usize) < tasks.len() {
@@ -186,10 +217,12 @@ impl ReadyQueue {
             if n == 0 {
                 let (seq, _) = self.cell(pos);
                 let diff = seq.load(Ordering::Acquire).wrapping_sub(pos & !self.mask) as i64;
-                if diff < 0 || tasks.is_empty() {
+                if diff < 0 || tasks.is_empty() || stale > STALE_RETRIES {
                     return 0;
                 }
-                pos = enq.load(Ordering::Relaxed);
+                let now = enq.load(Ordering::Relaxed);
+                stale += u32::from(now == pos);
+                pos = now;
                 continue;
             }
             match enq.compare_exchange_weak(pos, pos + n, Ordering::Relaxed, Ordering::Relaxed) {
@@ -211,6 +244,7 @@ impl ReadyQueue {
     pub fn pop_batch(&self, out: &mut [u64]) -> usize {
         let deq = self.dequeue_pos();
         let mut pos = deq.load(Ordering::Relaxed);
+        let mut stale = 0u32;
         loop {
             let mut n = 0u64;
             while (n as usize) < out.len() {
@@ -223,10 +257,12 @@ impl ReadyQueue {
             if n == 0 {
                 let (seq, _) = self.cell(pos);
                 let diff = seq.load(Ordering::Acquire).wrapping_sub((pos & !self.mask) + 1) as i64;
-                if diff < 0 || out.is_empty() {
+                if diff < 0 || out.is_empty() || stale > STALE_RETRIES {
                     return 0;
                 }
-                pos = deq.load(Ordering::Relaxed);
+                let now = deq.load(Ordering::Relaxed);
+                stale += u32::from(now == pos);
+                pos = now;
                 continue;
             }
             match deq.compare_exchange_weak(pos, pos + n, Ordering::Relaxed, Ordering::Relaxed) {
@@ -256,10 +292,10 @@ impl ReadyQueue {
         self.len() == 0
     }
 
-    /// Drops every queued task (reset for reuse after a failed run); returns how many.
+    /// Drops queued tasks, at most one capacity's worth; returns how many.
     pub fn drain(&self) -> u64 {
         let mut n = 0;
-        while self.pop().is_some() {
+        while n < self.capacity() && self.pop().is_some() {
             n += 1;
         }
         n
@@ -340,11 +376,33 @@ mod tests {
         assert_eq!(q.drain(), 2);
         assert!(q.is_empty());
         q.push(3).unwrap();
-        q.init();
+        // SAFETY: no other thread uses the queue.
+        unsafe { q.init() };
         assert!(q.is_empty());
         assert_eq!(q.pop(), None);
         q.push(4).unwrap();
         assert_eq!(q.pop(), Some(4));
+    }
+
+    #[test]
+    fn corrupted_cells_and_cursors_end_every_operation_and_init_repairs_them() {
+        let (region, q) = queue(4);
+        // A cell whose sequence number claims a later lap: pop and push give up instead of spinning.
+        // SAFETY: the first cell's sequence number is the first word after the header.
+        let seq0 = unsafe { &*region.ptr().add(core::mem::size_of::<ReadyQueueHeader>()).cast::<AtomicU64>() };
+        seq0.store(0x55, Ordering::Relaxed);
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.pop_batch(&mut [0; 2]), 0);
+        assert_eq!(q.push(7), Err(7));
+        assert_eq!(q.push_batch(&[7]), 0);
+        // A dequeue cursor beyond the enqueue cursor.
+        q.dequeue_pos().store(1 << 40, Ordering::Relaxed);
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.drain(), 0);
+        // SAFETY: no other thread uses the queue.
+        unsafe { q.init() };
+        q.push(1).unwrap();
+        assert_eq!(q.pop(), Some(1));
     }
 
     #[test]

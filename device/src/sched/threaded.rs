@@ -243,10 +243,14 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             // A round without progress applied every held release, so the decisions below see
             // every CONSUMED state this thread can produce.
             debug_assert!(self.releases.is_empty());
+            // `orchestrator_done` first (acquire), the error words after it: the orchestrator
+            // latches its error before it publishes done (release), so a thread that sees done
+            // also sees that error. The other order could read "no error", then the orchestrator
+            // latches and finishes, then "done", and end a failed run as `Finished`.
+            let done = orchestrator_done(self.rt);
             if error_latched(self.rt) {
                 return SchedExit::Stopped;
             }
-            let done = orchestrator_done(self.rt);
             let completed = total_completed(self.rt);
             let submitted = total_submitted(self.rt);
             if done && completed >= submitted {
