@@ -249,7 +249,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         cores_busy,
         _pad
     }),
-    abi_type!(ReadyQueueHeader { capacity, mask, _pad0, enqueue_pos, _pad1, dequeue_pos, _pad2 }),
+    abi_type!(ReadyQueueHeader { capacity, mask, written, _pad0, enqueue_pos, _pad1, dequeue_pos, _pad2 }),
     abi_type!(ReadyQueueCell { sequence, task_id }),
     abi_type!(TensorMapEntry {
         buffer,

@@ -9,11 +9,15 @@
 //! older entry leaves its bucket at once (lookups stay short) and returns to the pool with its
 //! task's chain.
 //!
-//! The map lives in device memory: every index read from it (bucket heads, links, chains, an
-//! entry's bucket) is checked against the pool or the bucket array before it is used, in every
-//! build, and every walk visits at most `capacity` entries, so a corrupted link ends a walk instead
-//! of leaving the map's memory or looping. Boot clears the bucket heads; entries are handed out
-//! fresh from index 1 (or from this run's free list) and fully written on insert.
+//! The map lives in device memory and trusts none of it: every index read from it (bucket heads,
+//! links, chains, an entry's bucket) is checked against the pool or the bucket array before it is
+//! used, in every build, and every walk visits at most `capacity` entries, so a corrupted link ends
+//! a walk instead of leaving the map's memory or looping. Boot clears no bucket (O(1)): entries are
+//! handed out fresh from index 1 (or from this run's free list) and fully written on insert, and a
+//! bucket head counts only when it names an entry this run handed out (`index <= fresh`) that is
+//! linked, in that bucket, at the head of its chain ([`TensorMap::first`]). A head this run never
+//! wrote fails that test whatever it holds (no linked entry of this run names a bucket whose head
+//! it did not write), and a head it wrote always passes it, so stale heads read as empty buckets.
 
 use pto_abi::runtime::{OrchState, TensorMapEntry};
 
@@ -149,7 +153,23 @@ impl TensorMap {
         Some(unsafe { self.buckets.add(bucket as usize) })
     }
 
-    /// The head of the bucket of `buffer` (always in range).
+    /// The first entry of `bucket`'s chain given its head word `head`: `head` when it names an
+    /// entry handed out this run that is linked at the head of `bucket`, else 0 (an empty bucket).
+    #[inline(always)]
+    fn first(&self, bucket: u32, head: u32) -> u32 {
+        match self.e(head) {
+            // SAFETY: `p` is an entry of the pool.
+            Some(p)
+                if head <= self.fresh
+                    && unsafe { (*p).live != 0 && (*p).bucket == bucket && (*p).prev_in_bucket == 0 } =>
+            {
+                head
+            }
+            _ => 0,
+        }
+    }
+
+    /// The head word of the bucket of `buffer` (always in range; see [`TensorMap::first`]).
     #[inline(always)]
     fn head_of(&self, buffer: u64) -> *mut u32 {
         // SAFETY: `bucket_of` is below the bucket count (the hash keeps its top bits only).
@@ -162,7 +182,7 @@ impl TensorMap {
     pub fn lookup(&self, buffer: u64, start: u64, end: u64, mut visit: impl FnMut(u64)) {
         // SAFETY: the head lies in the bucket array; `e` only yields entries inside the pool.
         unsafe {
-            let mut i = *self.head_of(buffer);
+            let mut i = self.first(self.bucket_of(buffer), *self.head_of(buffer));
             let mut steps = 0u32;
             while let Some(p) = self.e(i) {
                 if steps >= self.capacity {
@@ -229,11 +249,14 @@ impl TensorMap {
     ) -> Result<(), TensorMapFull> {
         let i = self.take_entry()?;
         let Some(fresh) = self.e(i) else { return Err(TensorMapFull) };
+        // SAFETY: `fresh` is an entry of the pool. Unlinked until written below, so a stale head
+        // naming it does not count (see `first`).
+        unsafe { (*fresh).live = 0 };
         let bucket = self.bucket_of(buffer);
         let head_ptr = self.head_of(buffer);
         // SAFETY: `fresh` and `head_ptr` lie in the map; `e` checks every linked index.
         unsafe {
-            let mut j = *head_ptr;
+            let mut j = self.first(bucket, *head_ptr);
             let mut steps = 0u32;
             while let Some(p) = self.e(j) {
                 if steps >= self.capacity {
@@ -249,7 +272,7 @@ impl TensorMap {
                 }
                 j = next;
             }
-            let head = *head_ptr;
+            let head = self.first(bucket, *head_ptr);
             let e = &mut *fresh;
             e.buffer = pto_abi::DevAddr(buffer);
             e.range_start = start;
@@ -384,6 +407,36 @@ mod tests {
         f.map.release_chain(b);
         f.map.release_chain(c);
         assert_eq!(f.map.used(), 0);
+    }
+
+    #[test]
+    fn stale_bucket_heads_read_as_empty_buckets() {
+        let mut f = map(8, 8);
+        // Whatever the heads hold before the first insert (entries of an earlier run, garbage),
+        // a map with an empty allocation state finds nothing and links correctly.
+        for b in 0..8u64 {
+            // SAFETY: the bucket region holds 8 heads.
+            unsafe { f._b.ptr().cast::<u32>().add(b as usize).write((b as u32 * 3) % 10) };
+        }
+        for i in 1..=8u64 {
+            // SAFETY: the entry region holds 9 entries; mark each as a linked head of every bucket.
+            unsafe {
+                let e = f._e.ptr().cast::<TensorMapEntry>().add(i as usize);
+                (*e).live = 1;
+                (*e).bucket = (i % 8) as u32;
+                (*e).buffer = pto_abi::DevAddr(0x1000);
+                (*e).range_end = 1 << 20;
+            }
+        }
+        assert!(producers(&f.map, 0x1000, 0, 64).is_empty(), "no producer from stale heads");
+        let mut c = 0;
+        f.map.insert(0x1000, 0, 64, 5, &mut c).unwrap();
+        f.map.insert(0x2000, 0, 64, 6, &mut c).unwrap();
+        assert_eq!(producers(&f.map, 0x1000, 0, 64), [5]);
+        assert_eq!(producers(&f.map, 0x2000, 0, 64), [6]);
+        f.map.release_chain(c);
+        assert_eq!(f.map.used(), 0);
+        assert!(producers(&f.map, 0x1000, 0, 64).is_empty());
     }
 
     #[test]

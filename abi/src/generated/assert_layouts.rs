@@ -292,7 +292,8 @@ const_assert_eq!(size_of::<ReadyQueueHeader>(), 192);
 const_assert_eq!(align_of::<ReadyQueueHeader>(), 64);
 const_assert_eq!(offset_of!(ReadyQueueHeader, capacity), 0);
 const_assert_eq!(offset_of!(ReadyQueueHeader, mask), 8);
-const_assert_eq!(offset_of!(ReadyQueueHeader, _pad0), 16);
+const_assert_eq!(offset_of!(ReadyQueueHeader, written), 16);
+const_assert_eq!(offset_of!(ReadyQueueHeader, _pad0), 24);
 const_assert_eq!(offset_of!(ReadyQueueHeader, enqueue_pos), 64);
 const_assert_eq!(offset_of!(ReadyQueueHeader, _pad1), 72);
 const_assert_eq!(offset_of!(ReadyQueueHeader, dequeue_pos), 128);
@@ -442,4 +443,4 @@ const_assert_eq!(offset_of!(CoreCallableHeader, signature), 24);
 const_assert_eq!(offset_of!(CoreCallableHeader, name), 56);
 const_assert_eq!(offset_of!(CoreCallableHeader, reserved), 120);
 
-const_assert_eq!(crate::ABI_FINGERPRINT, 0xab3ea19e5a02ee36);
+const_assert_eq!(crate::ABI_FINGERPRINT, 0x02636d92443155fe);

@@ -14,8 +14,8 @@
 //! |---|---|
 //! | SM header (ring metadata, flow-control counters, error words, stall record) | rewritten; the stall record names no task ([`NO_TASK`]) |
 //! | orchestrator state, per-ring scheduler state, per-thread scheduler state | zeroed (first fault task [`NO_TASK`]) |
-//! | ready queues: header, both cursors, every cell | regenerated as an empty queue, O(capacity) |
-//! | tensor-map bucket heads and its sentinel entry | zeroed, O(buckets); the free list and the fresh cursor restart empty with the orchestrator state |
+//! | ready queues: header, both cursors, the `written` mark | regenerated as an empty queue in O(1); cells are written ahead of their first use and never read before (see [`crate::queue::ReadyQueue`]) |
+//! | tensor-map sentinel entry, free list, fresh cursor | sentinel zeroed; free list and fresh cursor restart empty with the orchestrator state; bucket heads are validated on every read, so none is cleared (see [`crate::tensormap`]) |
 //! | dep-pool free state | restarts with the orchestrator and scheduler state (head, cursor, tail 0); nodes are written before they are read |
 //! | scope stack | zeroed (512 bytes) |
 //! | mailbox tickets | consumer ticket = producer ticket (an empty mailbox at any ticket) |
@@ -149,11 +149,12 @@ pub unsafe fn reset_orchestrator_and_scheduler_state(rt: &BootedRuntime) {
 }
 
 /// Regenerates the runtime's own arena structures from the layout, called last by
-/// [`reset_for_reuse`] on every boot: every ready queue (header, cursors and cells: an empty
-/// queue, O(capacity)), the tensor-map bucket heads and sentinel entry (O(buckets)), the scope
-/// stack, the mailbox tickets (consumer = producer), and every AICore's registers and handshake
-/// ([`crate::aicore::reset_core_tables`], O(`MAX_CORES`)). Nothing the image holds in these
-/// structures survives, so no image content beyond the header and the layout can steer a run.
+/// [`reset_for_reuse`] on every boot, in O(1) of the window: every ready queue (header, cursors
+/// and `written` mark: an empty queue that never reads a cell it did not write), the tensor-map
+/// sentinel entry, the scope stack, the mailbox tickets (consumer = producer), and every AICore's
+/// registers and handshake ([`crate::aicore::reset_core_tables`], O(`MAX_CORES`)). No image
+/// content in these structures survives or is read, so none beyond the header and the layout can
+/// steer a run.
 ///
 /// # Safety
 /// As for [`reset_for_reuse`].
@@ -169,7 +170,6 @@ pub unsafe fn reset_runtime_structures(rt: &BootedRuntime, _kind: ResetKind) {
             let queue = ReadyQueue::from_raw(dev_ptr::<u8>(h.ready_queues[q]), o.ready_queue_capacity);
             queue.init();
         }
-        ptr::write_bytes(dev_ptr::<u32>(h.tensor_map_buckets), 0, o.tensor_map_bucket_count as usize);
         ptr::write(dev_ptr::<TensorMapEntry>(h.tensor_map_entries), TensorMapEntry::new_zeroed());
         ptr::write_bytes(dev_ptr::<ScopeFrame>(h.scope_stack), 0, MAX_SCOPE_DEPTH);
         let mb = dev_ptr::<MailboxHeader>(h.mailbox);
