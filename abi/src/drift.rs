@@ -9,7 +9,9 @@
 //! pto-abi: ABI drift: ImageHeader.image_size is at offset 32, the golden layout says 24. ...
 //! ```
 
-use crate::fingerprint::REBLESS_COMMAND;
+/// The command that re-blesses the golden files after a deliberate layout change.
+pub const REBLESS_COMMAND: &str =
+    "RUSTFLAGS=\"--cfg pto_abi_bless\" PTO_BLESS=1 cargo test -p pto-abi --test abi_golden";
 
 const CAPACITY: usize = 512;
 
@@ -194,11 +196,12 @@ macro_rules! assert_offset {
     };
 }
 
-/// `assert_fingerprint!(N);` fails the build when [`crate::ABI_FINGERPRINT`] is not `N`.
+/// `assert_fingerprint!(fingerprint::ABI_FINGERPRINT == N);` fails the build when the fingerprint
+/// is not `N`.
 #[cfg_attr(pto_abi_bless, allow(unused_macros))]
 macro_rules! assert_fingerprint {
-    ($golden:literal) => {
-        const _: () = $crate::drift::golden_fingerprint($crate::ABI_FINGERPRINT, $golden);
+    ($m:ident :: $c:ident == $golden:literal) => {
+        const _: () = $crate::drift::golden_fingerprint($crate::$m::$c, $golden);
     };
 }
 

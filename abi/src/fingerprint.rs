@@ -17,14 +17,11 @@ use core::mem::{align_of, offset_of, size_of};
 
 use crate::{addr, arena, callable, consts, image, launch, runtime, sizing, sm, task};
 
+pub use crate::drift::REBLESS_COMMAND;
 pub use crate::hash::{fnv1a64, FNV1A64_INIT};
 
 /// Version of the ABI; bumped on any deliberate incompatible change.
 pub const ABI_VERSION: u32 = 1;
-
-/// The command that re-blesses the golden files after a deliberate layout change.
-pub const REBLESS_COMMAND: &str =
-    "RUSTFLAGS=\"--cfg pto_abi_bless\" PTO_BLESS=1 cargo test -p pto-abi --test abi_golden";
 
 /// One field of an ABI struct.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -470,7 +467,7 @@ pub fn write_assert_layouts(out: &mut dyn fmt::Write) -> fmt::Result {
         }
     }
     writeln!(out)?;
-    writeln!(out, "assert_fingerprint!({ABI_FINGERPRINT:#018x});")
+    writeln!(out, "assert_fingerprint!(fingerprint::ABI_FINGERPRINT == {ABI_FINGERPRINT:#018x});")
 }
 
 /// Why the registry does not describe a struct byte for byte.

@@ -395,4 +395,4 @@ assert_offset!(callable::CoreCallableHeader.signature == 24);
 assert_offset!(callable::CoreCallableHeader.name == 56);
 assert_offset!(callable::CoreCallableHeader.reserved == 120);
 
-assert_fingerprint!(0xab3ea19e5a02ee36);
+assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0xab3ea19e5a02ee36);
