@@ -26,13 +26,15 @@ use core::fmt;
 use core::mem::size_of;
 
 use crate::addr::align_up;
+use crate::addr::DevAddr;
 pub use crate::arena::{ArenaOffsets, NamedRegion, Region, RuntimeArenaLayout, ARENA_REGION_COUNT};
 use crate::arena::{DEP_POOL_NAMES, READY_QUEUE_NAMES};
 use crate::consts::{
     CACHE_LINE, MAX_AICPU_THREADS, MAX_CORES, MAX_SCOPE_DEPTH, READY_QUEUE_COUNT, RING_COUNT,
     TENSORMAP_ENTRIES_PER_TASK, TENSORMAP_MIN_ENTRIES,
 };
-use crate::image::ImageHeader;
+use crate::fingerprint::{ABI_FINGERPRINT, ABI_VERSION};
+use crate::image::{ImageHeader, IMAGE_MAGIC};
 use crate::launch::{AicorePayload, CoreRegisters, HandshakeRecord};
 use crate::runtime::{
     MailboxHeader, MailboxMessage, OrchState, ReadyQueueCell, ReadyQueueHeader, RingSchedState, RuntimeHeader,
@@ -176,6 +178,35 @@ pub fn reserve_layout(sizing: &ArenaSizingKey) -> Result<RuntimeArenaLayout, Lay
             arena_size,
         },
     })
+}
+
+/// The [`ImageHeader`] of an image of `layout` built for the given region bases: this ABI's
+/// magic, version, header size and fingerprint, the image size and runtime-header offset of the
+/// layout, and the SM and heap sizes of the sizing ([`sm_layout`], [`heap_layout`] totals).
+pub const fn image_header(
+    layout: &RuntimeArenaLayout,
+    built_arena_base: DevAddr,
+    built_sm_base: DevAddr,
+    built_heap_base: DevAddr,
+    sm_size: u64,
+    heap_size: u64,
+) -> ImageHeader {
+    ImageHeader {
+        magic: IMAGE_MAGIC,
+        abi_version: ABI_VERSION,
+        header_size: size_of::<ImageHeader>() as u32,
+        abi_fingerprint: ABI_FINGERPRINT,
+        image_size: layout.offsets.arena_size,
+        built_arena_base,
+        built_sm_base,
+        built_heap_base,
+        sm_size,
+        heap_size,
+        runtime_header_offset: layout.offsets.runtime_header.offset,
+        _pad: [0; 48],
+        layout: *layout,
+        _pad_tail: [0; 32],
+    }
 }
 
 /// Where one ring's arrays lie inside SM.

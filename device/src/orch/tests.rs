@@ -29,18 +29,19 @@ unsafe fn f32s<'a>(addr: u64, n: usize) -> &'a mut [f32] {
 
 /// args [buf, n]: element `block_idx` of the block range gets `block_idx + 1` (SPMD check).
 fn k_mark_block(inv: &KernelInvocation<'_>) {
-    let n = inv.args[1] as usize;
-    // SAFETY: args are [buf, n].
-    let o = unsafe { f32s(inv.args[0], n) };
-    o[inv.block_idx as usize] += (inv.block_idx + 1) as f32;
+    let n = inv.arg(1) as usize;
+    // SAFETY: args are [buf, n]; each block touches only element `block_idx`.
+    let o = unsafe { inv.tensor::<f32>(0, n) };
+    let i = inv.block_idx as usize;
+    o.write(i, o.read(i) + (inv.block_idx + 1) as f32);
 }
 
 /// args [buf, n, v]: every element = v (an INOUT/OUTPUT_EXISTING writer).
 fn k_fill(inv: &KernelInvocation<'_>) {
-    let n = inv.args[1] as usize;
-    // SAFETY: args are [buf, n, v].
-    let o = unsafe { f32s(inv.args[0], n) };
-    o.iter_mut().for_each(|x| *x = f32::from_bits(inv.args[2] as u32));
+    let n = inv.arg(1) as usize;
+    // SAFETY: args are [buf, n, v]; buf is written by this task alone, each block its own share.
+    let o = unsafe { inv.output_share::<f32>(0, n) };
+    o.iter_mut().for_each(|x| *x = inv.arg_f32(2));
 }
 
 /// args [src, dst, n]: dst = src * 2 + 1.
@@ -84,7 +85,8 @@ impl Env {
     }
 
     fn run(&self, f: OrchestrationFn, args: &[OrchArg]) -> DeterministicOutcome {
-        self.host.reset();
+        // SAFETY: no thread of an earlier run still uses the runtime.
+        unsafe { self.host.reset() };
         // SAFETY: the table outlives the runtime context.
         let funcs = unsafe { FuncTable::from_raw(self.funcs.as_ptr(), self.funcs.len() as u32) };
         let mut rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
