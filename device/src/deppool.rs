@@ -230,9 +230,12 @@ mod tests {
     #[test]
     fn pools_store_lists_across_rings() {
         let regions: std::vec::Vec<HostRegion> = (0..RING_COUNT).map(|_| HostRegion::new(5 * 16)).collect();
-        // SAFETY: each region holds 5 entries and outlives the pools.
-        let pools =
-            DepPools { rings: core::array::from_fn(|r| unsafe { DepPool::from_raw(regions[r].ptr().cast(), 4) }) };
+        let pools = DepPools {
+            rings: core::array::from_fn(|r| {
+                // SAFETY: each region holds 5 entries and outlives the pools.
+                unsafe { DepPool::from_raw(regions[r].ptr().cast(), 4) }
+            }),
+        };
         let a = NodeRef::new(0, 1);
         let b = NodeRef::new(3, 4);
         pools.write(a, 100, NodeRef::NULL);

@@ -157,15 +157,13 @@ impl TensorMap {
     /// entry handed out this run that is linked at the head of `bucket`, else 0 (an empty bucket).
     #[inline(always)]
     fn first(&self, bucket: u32, head: u32) -> u32 {
-        match self.e(head) {
-            // SAFETY: `p` is an entry of the pool.
-            Some(p)
-                if head <= self.fresh
-                    && unsafe { (*p).live != 0 && (*p).bucket == bucket && (*p).prev_in_bucket == 0 } =>
-            {
-                head
-            }
-            _ => 0,
+        let Some(p) = self.e(head) else { return 0 };
+        // SAFETY: `p` is an entry of the pool (`e` bounds-checked `head`).
+        let linked_at_head = unsafe { (*p).live != 0 && (*p).bucket == bucket && (*p).prev_in_bucket == 0 };
+        if head <= self.fresh && linked_at_head {
+            head
+        } else {
+            0
         }
     }
 

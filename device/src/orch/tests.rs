@@ -32,32 +32,31 @@ unsafe fn f32s<'a>(addr: u64, n: usize) -> &'a mut [f32] {
 /// block touches only its own element, through a raw pointer (blocks of one task never hold
 /// references over the whole buffer).
 fn k_mark_block(inv: &KernelInvocation<'_>) {
-    let n = inv.args[1] as usize;
+    let n = inv.arg(1) as usize;
+    // SAFETY: args are [buf, n]; each block touches only element `block_idx`.
+    let o = unsafe { inv.tensor::<f32>(0, n) };
     let i = inv.block_idx as usize;
-    assert!(i < n, "block {i} of a {n}-element buffer");
-    let p = (inv.args[0] as *mut f32).wrapping_add(i);
-    // SAFETY: args are [buf, n] and `i < n`: element `i` is this block's alone.
-    unsafe { p.write(p.read() + (inv.block_idx + 1) as f32) };
+    o.write(i, o.read(i) + (inv.block_idx + 1) as f32);
 }
 
 /// args [buf, n, v]: every element = v (an INOUT/OUTPUT_EXISTING writer).
 fn k_fill(inv: &KernelInvocation<'_>) {
-    let n = inv.args[1] as usize;
-    // SAFETY: args are [buf, n, v].
-    let o = unsafe { f32s(inv.args[0], n) };
-    o.iter_mut().for_each(|x| *x = f32::from_bits(inv.args[2] as u32));
+    let n = inv.arg(1) as usize;
+    // SAFETY: args are [buf, n, v]; buf is written by this task alone, each block its own share.
+    let o = unsafe { inv.output_share::<f32>(0, n) };
+    o.iter_mut().for_each(|x| *x = inv.arg_f32(2));
 }
 
 /// args [src, dst, n]: dst = src * 2 + 1. `src` and `dst` may be one buffer (an input and an
 /// in-out of the same tensor), so the kernel holds no reference over either: it reads and writes
 /// element by element through raw pointers.
 fn k_step(inv: &KernelInvocation<'_>) {
-    let n = inv.args[2] as usize;
-    let (s, d) = (inv.args[0] as *const f32, inv.args[1] as *mut f32);
+    let n = inv.arg(2) as usize;
+    // SAFETY: args are [src, dst, n], each a tensor of n f32s; both are raw device slices, so no
+    // reference over either buffer exists even when they are one tensor.
+    let (s, d) = unsafe { (inv.tensor::<f32>(0, n), inv.tensor::<f32>(1, n)) };
     for i in 0..n {
-        // SAFETY: args are [src, dst, n], each a tensor of n f32s; element `i` is read before it
-        // is written, and no reference to either buffer exists.
-        unsafe { d.add(i).write(s.add(i).read() * 2.0 + 1.0) };
+        d.write(i, s.read(i) * 2.0 + 1.0);
     }
 }
 
@@ -92,7 +91,8 @@ impl Env {
     }
 
     fn run(&self, f: OrchestrationFn, args: &[OrchArg]) -> DeterministicOutcome {
-        self.host.reset();
+        // SAFETY: no thread of an earlier run still uses the runtime.
+        unsafe { self.host.reset() };
         // SAFETY: the table outlives the runtime context.
         let funcs = unsafe { FuncTable::from_raw(self.funcs.as_ptr(), self.funcs.len() as u32) };
         let mut rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);

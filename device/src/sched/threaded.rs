@@ -81,8 +81,8 @@ fn error_latched(rt: &Runtime<'_>) -> bool {
 /// Tasks completed by every scheduler thread so far.
 pub fn total_completed(rt: &Runtime<'_>) -> u64 {
     (0..MAX_AICPU_THREADS)
-        // SAFETY: thread states are valid; each counter is read atomically.
         .map(|t| {
+            // SAFETY: thread states are valid; each counter is read atomically.
             unsafe { atomic_u64(addr_of_mut!((*rt.view.sched_threads.add(t)).tasks_completed)) }.load(Ordering::Acquire)
         })
         .sum()
