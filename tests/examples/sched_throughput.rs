@@ -23,9 +23,8 @@ use pto_abi::task::DType;
 use pto_device::kernel::{KernelInvocation, SimKernelFn};
 use pto_device::orch::{Arg, OrchArgs, OrchError, Orchestrator, OutputSpec, TaskSpec, Tensor};
 use pto_device::runtime::Budgets;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::run::{RunArg, RunMode, RunRequest};
-use pto_host::runner::DeviceRunner;
+use pto_host::sim::SimBackend;
+use pto_host::{DeviceBackend, DeviceRunner, RunArg, RunMode, RunRequest};
 
 fn nop(_: &KernelInvocation<'_>) {}
 
@@ -173,7 +172,7 @@ fn main() {
             let cpu_before = cpu_time();
             let mut times: Vec<(Duration, u64)> = (0..runs)
                 .map(|_| {
-                    let r = runner.run(&sim, &req).unwrap_or_else(|e| panic!("{name} {mode:?}: {e}"));
+                    let r = runner.run(&req).unwrap_or_else(|e| panic!("{name} {mode:?}: {e}"));
                     (r.run_time, r.tasks_completed)
                 })
                 .collect();

@@ -33,7 +33,7 @@ use pto_device::testkit::HostRuntime;
 use super::baseline::{DescriptorTraffic, TaskTraffic};
 use super::report::GraphLine;
 use super::Plan;
-use crate::sim_cores::SimKernelTable;
+use crate::backend::KernelFn;
 
 /// The ring the benchmark tasks live in (scope depth 1).
 pub const BENCH_RING: usize = 1;
@@ -45,7 +45,8 @@ pub const TENSOR_BYTES: u64 = 1024;
 pub const EXT_BUFFERS: u64 = 4096;
 
 /// A graph shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Shape {
     /// Task i reads task i-1's output.
     Chain,
@@ -110,7 +111,8 @@ impl Shape {
 }
 
 /// How the tasks of a graph name the tensors that link them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum TensorMode {
     /// Every task writes its own existing buffer (OUTPUT_EXISTING); consumers read it as INPUT
     /// and find their producer through the tensor map.
@@ -218,6 +220,15 @@ fn stamp_kernel(inv: &KernelInvocation<'_>) {
 const KERNEL: i32 = 0;
 /// The device address check mode gives [`stamp_kernel`] in its func table.
 const STAMP_KERNEL_ADDR: DevAddr = DevAddr(0x1000);
+
+/// The virtual cores' kernel table: [`stamp_kernel`] at [`STAMP_KERNEL_ADDR`], nothing else.
+struct StampKernel;
+
+impl pto_device::aicore::KernelResolver for StampKernel {
+    fn resolve(&self, kernel: DevAddr) -> Option<KernelFn> {
+        (kernel == STAMP_KERNEL_ADDR).then_some(stamp_kernel as KernelFn)
+    }
+}
 
 /// One graph run's parameters and results, handed to the orchestration through a thread-local
 /// (the deterministic mode orchestrates on the calling thread).
@@ -442,8 +453,7 @@ impl GraphBench {
         self.host.reset();
         // The func table names the stamping kernel by a device address the virtual cores resolve.
         let table = [STAMP_KERNEL_ADDR];
-        let mut kernels = SimKernelTable::new();
-        kernels.insert(STAMP_KERNEL_ADDR, stamp_kernel);
+        let kernels = StampKernel;
         let (funcs, sched) = match check {
             None => (FuncTable::EMPTY, DeterministicScheduler::new(VirtualCores::Instant)),
             Some((_, seed)) => (
