@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pto_abi::DevAddr;
 
+pub mod emu;
 pub mod sim;
 pub use sim::SimBackend;
 
