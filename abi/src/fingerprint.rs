@@ -11,6 +11,7 @@ use core::mem::{align_of, offset_of, size_of};
 use crate::addr::{DevAddr, ImageOffset};
 use crate::callable::*;
 use crate::consts::*;
+use crate::emu::*;
 use crate::image::*;
 use crate::launch::*;
 use crate::layout::*;
@@ -319,6 +320,77 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         child_offsets,
     }),
     abi_type!(CoreCallableHeader { magic, arg_count, binary_size, resolved_addr, signature, name, reserved }),
+    abi_type!(EmuAbiRecord {
+        magic,
+        abi_version,
+        record_size,
+        abi_fingerprint,
+        ram_base,
+        image_base,
+        image_limit,
+        control_block,
+        control_block_size,
+        log_ring,
+        log_ring_size,
+        heap_base,
+        mapped_ram_end,
+        min_ram_bytes,
+        names_offset,
+        name_count,
+        name_entry_size,
+        min_vcpus,
+        max_vcpus,
+        launch_slots,
+    }),
+    abi_type!(EmuNameEntry { name, kind, index }),
+    abi_type!(EmuControlBlock {
+        magic,
+        ready,
+        vcpu_count,
+        aicpu_vcpus,
+        aicore_vcpus,
+        cntfrq,
+        ready_ticks,
+        launches_taken,
+        _pad0,
+        doorbell,
+        shutdown,
+        _pad1,
+        fault,
+        panic,
+        launches,
+    }),
+    abi_type!(EmuFaultRecord { valid, core, vector, claimed, esr, elr, far, spsr, launch_seq, _pad }),
+    abi_type!(EmuPanicRecord {
+        valid,
+        core,
+        line,
+        column,
+        launch_seq,
+        claimed,
+        message_len,
+        file_len,
+        _pad,
+        file,
+        message
+    }),
+    abi_type!(EmuLaunchSlot {
+        seq,
+        program,
+        block_dim,
+        kernel_args,
+        abort,
+        _pad0,
+        done_seq,
+        status,
+        failed_block,
+        detail,
+        started_seq,
+        start_ticks,
+        end_ticks,
+        _pad1,
+    }),
+    abi_type!(EmuLogHeader { magic, capacity, write, dropped_frames, written_frames, _pad0, read, _pad1 }),
 ];
 
 /// Every compile-time capacity, alignment and magic value that shapes the ABI.
@@ -377,6 +449,20 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = &[
     ("CHIP_CALLABLE_MAGIC", CHIP_CALLABLE_MAGIC as u64),
     ("CORE_CALLABLE_MAGIC", CORE_CALLABLE_MAGIC as u64),
     ("CALLABLE_FORMAT_VERSION", CALLABLE_FORMAT_VERSION as u64),
+    ("EMU_GUEST_RAM_BASE", EMU_GUEST_RAM_BASE),
+    ("EMU_ABI_MAGIC", EMU_ABI_MAGIC),
+    ("EMU_CONTROL_MAGIC", EMU_CONTROL_MAGIC),
+    ("EMU_LOG_MAGIC", EMU_LOG_MAGIC),
+    ("EMU_LAUNCH_SLOTS", EMU_LAUNCH_SLOTS as u64),
+    ("EMU_MAX_VCPUS", EMU_MAX_VCPUS as u64),
+    ("EMU_MIN_VCPUS", EMU_MIN_VCPUS as u64),
+    ("EMU_PANIC_FILE_BYTES", EMU_PANIC_FILE_BYTES as u64),
+    ("EMU_PANIC_MESSAGE_BYTES", EMU_PANIC_MESSAGE_BYTES as u64),
+    ("EMU_READY", EMU_READY as u64),
+    ("EMU_SHUTDOWN_REQUESTED", EMU_SHUTDOWN_REQUESTED as u64),
+    ("EMU_ABORT_REQUESTED", EMU_ABORT_REQUESTED as u64),
+    ("EMU_NO_BLOCK", EMU_NO_BLOCK as u64),
+    ("EMU_RECORD_VALID", EMU_RECORD_VALID as u64),
 ];
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -464,6 +550,7 @@ pub fn write_assert_layouts(out: &mut dyn fmt::Write) -> fmt::Result {
     writeln!(out)?;
     writeln!(out, "use crate::addr::*;")?;
     writeln!(out, "use crate::callable::*;")?;
+    writeln!(out, "use crate::emu::*;")?;
     writeln!(out, "use crate::image::*;")?;
     writeln!(out, "use crate::launch::*;")?;
     writeln!(out, "use crate::layout::*;")?;

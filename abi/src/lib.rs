@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod callable;
 pub mod consts;
+pub mod emu;
 pub mod enums;
 pub mod error;
 pub mod fingerprint;
