@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use object::{Architecture, Object, ObjectSection, ObjectSegment, SectionKind};
+use object::{Architecture, Object, ObjectSection, ObjectSegment, ObjectSymbol, SectionKind, SymbolKind};
 
 /// One section of the ELF.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +35,8 @@ pub struct ElfFile {
     entry: u64,
     sections: Vec<SectionInfo>,
     segments: Vec<Segment>,
+    /// Function symbols as (address, size, name), sorted by address.
+    functions: Vec<(u64, u64, String)>,
 }
 
 /// Why an ELF file cannot be used as firmware.
@@ -147,8 +149,14 @@ impl ElfFile {
                 Some(Segment { address: seg.address(), mem_size: seg.size(), file_range: (start, start + data.len()) })
             })
             .collect();
+        let mut functions: Vec<(u64, u64, String)> = file
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_owned())))
+            .collect();
+        functions.sort();
         let entry = file.entry();
-        Ok(ElfFile { path, bytes, entry, sections, segments })
+        Ok(ElfFile { path, bytes, entry, sections, segments, functions })
     }
 
     /// The file's path.
@@ -198,6 +206,13 @@ impl ElfFile {
             out[..n].copy_from_slice(&self.bytes[fs + off..fs + off + n]);
         }
         Ok(out)
+    }
+
+    /// The function containing `addr` and the offset into it, from the symbol table.
+    pub fn function_at(&self, addr: u64) -> Option<(&str, u64)> {
+        let i = self.functions.partition_point(|f| f.0 <= addr).checked_sub(1)?;
+        let (start, size, name) = &self.functions[i];
+        (addr < start + (*size).max(1)).then(|| (name.as_str(), addr - start))
     }
 
     /// Lowest and highest guest address any loadable segment occupies.
