@@ -187,6 +187,13 @@ impl ElfFile {
         s.data().map_err(|_| missing())
     }
 
+    /// Where the contents of the section named `name` lie in the file, as (offset, length).
+    pub fn section_file_range(&self, name: &str) -> Option<(usize, usize)> {
+        let file = object::File::parse(self.bytes.as_slice()).ok()?;
+        let (off, len) = file.section_by_name(name)?.file_range()?;
+        Some((usize::try_from(off).ok()?, usize::try_from(len).ok()?))
+    }
+
     /// The bytes the image places at `[addr, addr + len)` (zero where a segment's memory size goes
     /// beyond its file bytes).
     pub fn read_guest(&self, addr: u64, len: u64, what: &str) -> Result<Vec<u8>, ElfError> {

@@ -95,7 +95,8 @@ impl Firmware {
         if let Some(p) = std::env::var_os(FIRMWARE_ENV) {
             return PathBuf::from(p);
         }
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(FIRMWARE_DEFAULT_PATH)
+        let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+        host.parent().unwrap_or(host).join(FIRMWARE_DEFAULT_PATH)
     }
 
     /// Reads the ELF at `path` and its `.pto_abi` record and name table; refuses a file whose
