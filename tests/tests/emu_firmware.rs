@@ -63,7 +63,9 @@ fn the_firmware_carries_this_hosts_fingerprint_and_the_example_code() {
 fn a_patched_abi_record_is_refused_before_qemu_starts() {
     let Some(path) = emu_support::firmware_path() else { return };
     let before = leftovers();
-    let cases: [(usize, Vec<u8>, &str, EmuAbiError, [String; 2]); 3] = [
+    /// (field offset, bytes written there, tag, the refusal, words its message holds)
+    type Case = (usize, Vec<u8>, &'static str, EmuAbiError, [String; 2]);
+    let cases: [Case; 3] = [
         (
             offset_of!(EmuAbiRecord, abi_fingerprint),
             0x1111_2222_3333_4444u64.to_le_bytes().to_vec(),
