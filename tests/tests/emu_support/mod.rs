@@ -19,7 +19,7 @@ pub fn missing() -> Option<String> {
     }
     if !config.firmware.is_file() {
         return Some(format!(
-            "firmware ELF `{}` not found: build it with `cargo firmware` (or name one in $PTO_FIRMWARE)",
+            "firmware ELF `{}` not found: build it with `cargo fw-build` (or name one in $PTO_FIRMWARE)",
             config.firmware.display()
         ));
     }
@@ -46,7 +46,7 @@ pub fn firmware_path() -> Option<PathBuf> {
         return Some(p);
     }
     skip(&format!(
-        "firmware ELF `{}` not found: build it with `cargo firmware` (or name one in $PTO_FIRMWARE)",
+        "firmware ELF `{}` not found: build it with `cargo fw-build` (or name one in $PTO_FIRMWARE)",
         p.display()
     ));
     None
