@@ -184,6 +184,8 @@ crate::abi_enum! {
         Halted = 10 => "HALTED", "the firmware halted after a fault or panic and runs nothing more",
         /// The slot's `seq` is not the doorbell's next sequence number; `detail` = the `seq` found.
         SlotMismatch = 11 => "SLOT_MISMATCH", "the launch slot does not hold the launch the doorbell announced",
+        /// PSCI refused to start a vCPU of the launch; `detail` = the vCPU index.
+        VcpuStartFailed = 12 => "VCPU_START_FAILED", "PSCI refused to start a vCPU for the launch",
     }
 }
 
@@ -511,7 +513,7 @@ mod tests {
             assert_eq!(EmuProgram::from_binary_name(p.name().as_bytes()), Some(p));
         }
         assert_eq!(EmuProgram::from_binary_name(b"pto_aicpu"), None);
-        assert_eq!(EmuLaunchStatus::try_from(12), Err(12));
+        assert_eq!(EmuLaunchStatus::try_from(13), Err(13));
     }
 
     fn good() -> EmuAbiRecord {

@@ -14,6 +14,8 @@ pub mod examples;
 #[cfg(any(test, feature = "std"))]
 pub mod hostmem;
 pub mod kernel;
+#[macro_use]
+pub mod log;
 pub mod orch;
 pub mod platform;
 pub mod queue;
