@@ -10,15 +10,15 @@ use pto_abi::sm::{SmHeader, SM_MAGIC};
 use pto_abi::DevAddr;
 use pto_device::boot::audit::{audit_pointers, pointer_fields, AUDITED_POINTER_COUNT};
 use pto_device::boot::ResetKind;
-use pto_host::backend::DeviceBackend;
-use pto_host::runner::{read_device, BoundImage, LaunchParams};
+use pto_host::{BoundImage, DeviceBackend, DeviceIo, LaunchParams};
 
 use image_support::*;
 
-fn header_and_handle(runner: &pto_host::runner::DeviceRunner, bound: &BoundImage) -> (RuntimeHeader, SmHandle) {
+fn header_and_handle(runner: &pto_host::DeviceRunner, bound: &BoundImage) -> (RuntimeHeader, SmHandle) {
     let base = bound.regions.arena.base.get();
-    let rt: RuntimeHeader = read_device(runner, DevAddr(base + bound.layout.offsets.runtime_header.offset)).unwrap();
-    let h: SmHandle = read_device(runner, DevAddr(base + bound.layout.offsets.sm_handle.offset)).unwrap();
+    let rt: RuntimeHeader =
+        runner.backend().read_obj(DevAddr(base + bound.layout.offsets.runtime_header.offset)).unwrap();
+    let h: SmHandle = runner.backend().read_obj(DevAddr(base + bound.layout.offsets.sm_handle.offset)).unwrap();
     (rt, h)
 }
 
@@ -83,7 +83,7 @@ fn image_copied_to_another_region_boots_there_with_every_pointer_rewired() {
     assert_eq!((rt.ready, rt.boot_status, rt.boot_count), (1, 0, 1));
 
     // The device initialised the SM header from the layout.
-    let smh: SmHeader = read_device(&b, regions_b.sm.base).unwrap();
+    let smh: SmHeader = b.backend().read_obj(regions_b.sm.base).unwrap();
     assert_eq!(smh.magic, SM_MAGIC);
     assert_eq!(smh.total_size, sm.total_size);
     for r in 0..RING_COUNT {
@@ -101,10 +101,10 @@ fn booting_twice_is_idempotent_except_for_the_epoch() {
     let bound = r.bind(&sizing(4)).unwrap();
     let first = boot_direct(&mut r, &bound).unwrap();
     let (rt1, h1) = header_and_handle(&r, &bound);
-    let sm1: SmHeader = read_device(&r, bound.regions.sm.base).unwrap();
+    let sm1: SmHeader = r.backend().read_obj(bound.regions.sm.base).unwrap();
     let second = boot_direct(&mut r, &bound).unwrap();
     let (rt2, h2) = header_and_handle(&r, &bound);
-    let sm2: SmHeader = read_device(&r, bound.regions.sm.base).unwrap();
+    let sm2: SmHeader = r.backend().read_obj(bound.regions.sm.base).unwrap();
 
     assert_eq!((first.epoch(), second.epoch()), (1, 2));
     assert_eq!((first.boot_count(), second.boot_count()), (1, 2));

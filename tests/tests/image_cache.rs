@@ -5,9 +5,7 @@ mod image_support;
 
 use pto_abi::consts::RING_COUNT;
 use pto_abi::sizing::ArenaSizingKey;
-use pto_host::backend::BackendOp;
-use pto_host::image::CacheKey;
-use pto_host::runner::{LaunchParams, RunnerError};
+use pto_host::{BackendOp, CacheKey, LaunchParams, RunnerError};
 
 use image_support::*;
 

@@ -13,9 +13,8 @@ use pto_abi::task::{DType, INACTIVE_KERNEL};
 use pto_device::kernel::{KernelInvocation, SimKernelFn};
 use pto_device::orch::{Arg, OrchArgs, OrchError, Orchestrator, OutputSpec, TaskId, TaskSpec, Tensor};
 use pto_device::runtime::Budgets;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::run::{RunArg, RunMode, RunReport, RunRequest};
-use pto_host::runner::DeviceRunner;
+use pto_host::sim::SimBackend;
+use pto_host::{DeviceBackend, DeviceRunner, RunArg, RunMode, RunReport, RunRequest};
 
 /// # Safety
 /// `addr` is a buffer of at least `n` u32 the running block may access.
@@ -112,7 +111,7 @@ fn run(f: pto_device::orch::OrchestrationFn, args: &[RunArg], sizing: ArenaSizin
     let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
     let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
     let req = RunRequest { orchestration: f, kernels: &KERNELS, args, sizing, mode, budgets: Budgets::DEFAULT };
-    runner.run(&sim, &req).unwrap_or_else(|e| panic!("{e}"))
+    runner.run(&req).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn zeros(words: usize) -> RunArg {

@@ -11,6 +11,8 @@ use pto_abi::layout::ArenaOffsets;
 use pto_abi::{DevAddr, ABI_FINGERPRINT};
 use pto_device::aicore::CoreTables;
 use pto_device::boot::{write_boot_error, DeviceRegions};
+
+use super::kernels::LaunchError;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 /// Parameters of one launch that the descriptor carries besides the regions.
@@ -88,14 +90,6 @@ impl LaunchBlock {
     pub fn boot_report(&self) -> DevAddr {
         DevAddr(self.base.get() + offset_of!(LaunchBlockImage, report) as u64)
     }
-}
-
-/// Why launch parameters were refused before anything was written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LaunchError {
-    /// Too many func-table entries.
-    #[error("func table has {0} entries; at most {MAX_FUNC_IDS} are supported")]
-    FuncTableTooLong(usize),
 }
 
 /// Builds the block for `regions` (with an image of `image_bytes` at the arena base, whose

@@ -114,9 +114,9 @@ pub fn nop_kernel(_: &KernelInvocation<'_>) {}
 
 /// The func table of the graph kernels (id [`DAG_KERNEL`], [`NOP_KERNEL`]) and the resolver the
 /// simulated device uses for it: kernel "code" lives at made-up device addresses.
-pub fn dag_kernels() -> (Vec<pto_abi::DevAddr>, pto_host::sim_cores::SimKernelTable) {
+pub fn dag_kernels() -> (Vec<pto_abi::DevAddr>, pto_host::sim::SimKernelTable) {
     let addrs = vec![pto_abi::DevAddr(0xD000), pto_abi::DevAddr(0xD040)];
-    let mut table = pto_host::sim_cores::SimKernelTable::new();
+    let mut table = pto_host::sim::SimKernelTable::new();
     table.insert(addrs[0], dag_kernel);
     table.insert(addrs[1], nop_kernel);
     (addrs, table)

@@ -317,6 +317,7 @@ pub struct FirmwareReport {
 
 impl FirmwareReport {
     /// The report as JSON.
+    #[cfg(feature = "bench")]
     pub fn to_json(&self) -> serde_json::Value {
         let r = &self.record;
         serde_json::json!({

@@ -40,14 +40,17 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pto_abi::emu::{
-    EmuControlBlock, EmuFaultRecord, EmuLaunchSlot, EmuLaunchStatus, EmuLogHeader, EmuPanicRecord, EmuProgram,
+    EmuNameKind, EmuControlBlock, EmuFaultRecord, EmuLaunchSlot, EmuLaunchStatus, EmuLogHeader, EmuPanicRecord, EmuProgram,
     EMU_ABORT_REQUESTED, EMU_CONTROL_MAGIC, EMU_GUEST_RAM_BASE, EMU_LAUNCH_SLOTS, EMU_LOG_DATA_OFFSET, EMU_LOG_MAGIC,
     EMU_NO_BLOCK, EMU_READY, EMU_RECORD_VALID, EMU_SHUTDOWN_REQUESTED,
 };
 use pto_abi::DevAddr;
 use zerocopy::{FromZeros, IntoBytes};
 
-use super::{BackendError, BackendOp, DeviceBackend, KernelHandle, StreamId};
+use super::{
+    BackendError, BackendOp, CodeError, CodeKind, CodeRef, DeviceBackend, DeviceProgram, KernelHandle, LoadedCode,
+    RunCode, StreamId,
+};
 pub use firmware::{Firmware, FirmwareError, FirmwareReport};
 use heap::{GuestHeap, HeapError};
 use log::LogDecoder;
@@ -632,7 +635,7 @@ impl EmuBackend {
             Ok(EmuLaunchStatus::UnknownOrchestration) => Err(format!(
                 "{block}orchestration address {} holds no orchestration the firmware carries (it carries {})",
                 DevAddr(s.detail),
-                list(&self.firmware.names_of(pto_abi::emu::EmuNameKind::Orchestration)),
+                list(&self.firmware.names_of(EmuNameKind::Orchestration)),
             )),
             Ok(status) => Err(format!(
                 "{block}launch {seq} ended with {} ({}); detail {:#x}",
@@ -735,12 +738,54 @@ impl EmuBackend {
         }
     }
 
+    /// Checks that the firmware carries every piece of `code` (by the names the callable gives
+    /// them: the firmware resolves a code address through the callable header in device memory).
+    fn resolve(&self, code: &RunCode<'_>, placed: bool) -> Result<(DevAddr, Vec<DevAddr>), CodeError> {
+        let one = |kind: CodeKind, emu_kind: EmuNameKind, name: &str, addr: DevAddr| {
+            if !self.firmware.carries(emu_kind, name) {
+                return Err(CodeError::Unresolved {
+                    kind,
+                    name: name.to_owned(),
+                    backend: "emu",
+                    available: self.firmware.names_of(emu_kind),
+                });
+            }
+            if placed && addr.is_null() {
+                return Err(CodeError::Null);
+            }
+            Ok(addr)
+        };
+        let orchestration = match code.orchestration {
+            CodeRef::Host(_) => return Err(unsupported_host_code(CodeKind::Orchestration)),
+            CodeRef::Callable { name, addr, .. } => {
+                one(CodeKind::Orchestration, EmuNameKind::Orchestration, name, addr)?
+            }
+        };
+        let mut kernels = Vec::with_capacity(code.kernels.len());
+        for (_, k) in &code.kernels {
+            kernels.push(match *k {
+                CodeRef::Host(_) => return Err(unsupported_host_code(CodeKind::Kernel)),
+                CodeRef::Callable { name, addr, .. } => one(CodeKind::Kernel, EmuNameKind::Kernel, name, addr)?,
+            });
+        }
+        Ok((orchestration, kernels))
+    }
+
     fn checked(&self, op: BackendOp, addr: DevAddr, len: u64) -> Result<(), BackendError> {
         if lock(&self.heap).contains(addr, len) {
             Ok(())
         } else {
             Err(BackendError::InvalidRange { op, addr, len })
         }
+    }
+}
+
+fn unsupported_host_code(kind: CodeKind) -> CodeError {
+    CodeError::Unsupported {
+        backend: "emu",
+        what: format!(
+            "a {kind} given as a host function: its code is compiled into the firmware and named by a callable"
+        ),
     }
 }
 
@@ -876,6 +921,27 @@ impl DeviceBackend for EmuBackend {
         drop(st);
         lock(&self.counters).registrations += 1;
         Ok(h)
+    }
+
+    fn register_program(&self, program: DeviceProgram) -> Result<KernelHandle, BackendError> {
+        let p = match program {
+            DeviceProgram::Boot => EmuProgram::AicpuBoot,
+            DeviceProgram::Aicpu => EmuProgram::AicpuMain,
+            DeviceProgram::Aicore => EmuProgram::AicoreMain,
+        };
+        self.register_kernel_binary(p.name().as_bytes())
+    }
+
+    fn check_code(&self, code: &RunCode<'_>) -> Result<(), CodeError> {
+        self.resolve(code, false).map(|_| ())
+    }
+
+    fn load_code(&self, code: &RunCode<'_>) -> Result<LoadedCode, CodeError> {
+        // The code is compiled into the firmware: nothing to load, the callable's device copy
+        // (which the firmware reads the names from) is what must stay alive, and the runner
+        // keeps it.
+        let (orchestration, kernels) = self.resolve(code, true)?;
+        Ok(LoadedCode { orchestration, kernels, keep: None })
     }
 
     fn launch_kernel(
