@@ -12,8 +12,9 @@ use pto_abi::image::ImageHeader;
 use pto_abi::layout::RuntimeArenaLayout;
 use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::DevAddr;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::runner::{BoundImage, DeviceRunner, LaunchParams, RunnerError};
+use pto_host::sim::SimBackend;
+use pto_host::DeviceBackend;
+use pto_host::{BoundImage, DeviceRunner, LaunchParams, RunnerError};
 
 struct Case {
     name: &'static str,

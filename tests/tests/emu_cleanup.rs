@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pto_abi::sizing::ArenaSizingKey;
-use pto_host::backend::emu::{EmuBackend, EmuConfig, EmuStartError};
-use pto_host::backend::DeviceBackend;
-use pto_host::runner::{DeviceRunner, LaunchParams};
+use pto_host::emu::{EmuBackend, EmuConfig, EmuStartError};
+use pto_host::DeviceBackend;
+use pto_host::{DeviceRunner, LaunchParams};
 
 /// One test at a time: each counts the processes and files of the whole test process.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -76,7 +76,7 @@ fn a_device_dropped_mid_launch_leaves_nothing() {
         let s = emu.stream_create().unwrap();
         emu.launch_kernel(aicore, s, 3, block.kernel_args()).unwrap();
         let e = emu.stream_synchronize_timeout(s, Duration::from_millis(50)).unwrap_err();
-        assert!(matches!(e, pto_host::backend::BackendError::Timeout { .. }), "{e}");
+        assert!(matches!(e, pto_host::BackendError::Timeout { .. }), "{e}");
     }
     assert_eq!(Arc::strong_count(&emu), 1);
     drop(emu);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use pto_abi::emu::{EmuAbiError, EmuAbiRecord, EmuNameKind, EMU_ABI_MAGIC, EMU_ABI_SECTION};
 use pto_abi::{ABI_FINGERPRINT, ABI_VERSION};
-use pto_host::backend::emu::{EmuBackend, EmuConfig, EmuStartError, Firmware, FirmwareError};
+use pto_host::emu::{EmuBackend, EmuConfig, EmuStartError, Firmware, FirmwareError};
 use pto_host::cli::firmware::{FirmwareArgs, FirmwareCommand, InspectArgs};
 
 /// A copy of the firmware at `path` with `bytes` written at `field` of its `.pto_abi` record.
@@ -49,7 +49,7 @@ fn leftovers() -> (usize, usize) {
 #[test]
 fn the_firmware_carries_this_hosts_fingerprint_and_the_example_code() {
     let Some(fw) = emu_support::firmware() else { return };
-    fw.check(pto_host::backend::emu::DEFAULT_RAM_BYTES).expect("the workspace's firmware matches its host");
+    fw.check(pto_host::emu::DEFAULT_RAM_BYTES).expect("the workspace's firmware matches its host");
     let r = fw.record();
     assert_eq!((r.magic, r.abi_version, r.abi_fingerprint), (EMU_ABI_MAGIC, ABI_VERSION, ABI_FINGERPRINT));
     assert!(fw.carries(EmuNameKind::Orchestration, "vector_example"), "{:?}", fw.names());

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use pto_host::backend::emu::{qemu, EmuBackend, EmuConfig, Firmware};
+use pto_host::emu::{qemu, EmuBackend, EmuConfig, Firmware};
 
 /// What to install or build when the emulated device cannot run, or `None` when it can.
 pub fn missing() -> Option<String> {
