@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use pto_abi::emu::{EmuAbiError, EmuAbiRecord, EmuNameKind, EMU_ABI_MAGIC, EMU_ABI_SECTION};
 use pto_abi::{ABI_FINGERPRINT, ABI_VERSION};
-use pto_host::emu::{EmuBackend, EmuConfig, EmuStartError, Firmware, FirmwareError};
 use pto_host::cli::firmware::{FirmwareArgs, FirmwareCommand, InspectArgs};
+use pto_host::emu::{EmuBackend, EmuConfig, EmuStartError, Firmware, FirmwareError};
 
 /// A copy of the firmware at `path` with `bytes` written at `field` of its `.pto_abi` record.
 fn patched(path: &Path, field: usize, bytes: &[u8], tag: &str) -> PathBuf {

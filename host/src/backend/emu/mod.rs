@@ -40,9 +40,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pto_abi::emu::{
-    EmuNameKind, EmuControlBlock, EmuFaultRecord, EmuLaunchSlot, EmuLaunchStatus, EmuLogHeader, EmuPanicRecord, EmuProgram,
-    EMU_ABORT_REQUESTED, EMU_CONTROL_MAGIC, EMU_GUEST_RAM_BASE, EMU_LAUNCH_SLOTS, EMU_LOG_DATA_OFFSET, EMU_LOG_MAGIC,
-    EMU_NO_BLOCK, EMU_READY, EMU_RECORD_VALID, EMU_SHUTDOWN_REQUESTED,
+    EmuControlBlock, EmuFaultRecord, EmuLaunchSlot, EmuLaunchStatus, EmuLogHeader, EmuNameKind, EmuPanicRecord,
+    EmuProgram, EMU_ABORT_REQUESTED, EMU_CONTROL_MAGIC, EMU_GUEST_RAM_BASE, EMU_LAUNCH_SLOTS, EMU_LOG_DATA_OFFSET,
+    EMU_LOG_MAGIC, EMU_NO_BLOCK, EMU_READY, EMU_RECORD_VALID, EMU_SHUTDOWN_REQUESTED,
 };
 use pto_abi::DevAddr;
 use zerocopy::{FromZeros, IntoBytes};
@@ -469,6 +469,11 @@ impl EmuBackend {
     /// The guest-RAM file (its name is removed once the firmware is ready).
     pub fn ram_path(&self) -> &std::path::Path {
         self.ram.path()
+    }
+
+    /// Bytes of guest RAM (qemu `-m`).
+    pub fn ram_bytes(&self) -> u64 {
+        self.ram.len()
     }
 
     /// Counters so far.
