@@ -211,7 +211,6 @@ pub fn control_main() -> ! {
     }
     let mut taken = cb!(u64, doorbell).load(Ordering::Acquire);
     cb!(u64, launches_taken).store(taken, Ordering::Release);
-    cb!(u32, ready).store(EMU_READY, Ordering::Release);
     pto_log!(
         info,
         "pto-firmware ready: {=u32} vCPUs ({=u32} AICPU, {=u32} AICore), ABI {=u64:#x}",
@@ -220,6 +219,7 @@ pub fn control_main() -> ! {
         r.aicore,
         pto_abi::ABI_FINGERPRINT
     );
+    cb!(u32, ready).store(EMU_READY, Ordering::Release);
     loop {
         if shutdown_requested() {
             power_off();
