@@ -16,20 +16,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pto_abi::emu::{
-    EmuAbiRecord, EmuControlBlock, EmuLaunchSlot, EmuLaunchStatus, EmuLogHeader, EmuNameEntry, EmuNameKind, EmuProgram,
-    EMU_ABI_SECTION, EMU_ABORT_REQUESTED, EMU_GUEST_RAM_BASE, EMU_LAUNCH_SLOTS, EMU_LOG_MAGIC, EMU_READY,
-    EMU_RECORD_VALID, EMU_SHUTDOWN_REQUESTED,
+    EmuAbiRecord, EmuControlBlock, EmuFaultRecord, EmuLaunchSlot, EmuLaunchStatus, EmuLogHeader, EmuNameEntry,
+    EmuNameKind, EmuPanicRecord, EmuProgram, EMU_ABI_SECTION, EMU_ABORT_REQUESTED, EMU_GUEST_RAM_BASE,
+    EMU_LAUNCH_SLOTS, EMU_LOG_MAGIC, EMU_READY, EMU_RECORD_VALID, EMU_SHUTDOWN_REQUESTED,
 };
-use pto_abi::launch::{OrchArg, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
+use pto_abi::launch::{OrchArg, LAUNCH_FLAG_DETERMINISTIC, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
 use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::sm::SmHeader;
 use pto_abi::task::DType;
+use pto_abi::task::TensorDirection::NoDep;
 use pto_abi::DevAddr;
+use pto_device::kernel::{KernelInvocation, SimKernelFn};
+use pto_device::orch::{OrchArgs, OrchError, OrchestrationFn, Orchestrator};
 use pto_host::backend::{BackendError, BackendOp, DeviceBackend, KernelHandle, StreamId};
 use pto_host::callable::example::{
     define_vector_symbols, vector_example_callable, VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION,
 };
-use pto_host::callable::LaunchShape;
+use pto_host::callable::{ChipCallable, CoreCallable, LaunchShape, Orchestration};
 use pto_host::run::examples::{VECTOR_EXPECTED, VECTOR_LEN};
 use pto_host::runner::{read_device, BootOutcome, DeviceRunner, LaunchParams};
 use zerocopy::{FromBytes, IntoBytes};
@@ -226,9 +229,15 @@ impl Machine {
     /// and on a fault or panic record.
     fn wait_until(&self, what: &str, budget: Duration, mut done: impl FnMut() -> bool) {
         let deadline = Instant::now() + budget;
+        let mut polls = 0u32;
         loop {
             if done() {
                 return;
+            }
+            polls += 1;
+            if polls < 20_000 {
+                std::hint::spin_loop();
+                continue;
             }
             self.check_alive(what);
             assert!(Instant::now() < deadline, "{what}: not within {budget:?}");
@@ -237,28 +246,54 @@ impl Machine {
     }
 
     fn check_alive(&self, what: &str) {
+        if let Err(e) = self.health() {
+            panic!("{what}: {e}");
+        }
+    }
+
+    /// Err when a fault or panic record is valid or qemu has exited, saying what happened.
+    fn health(&self) -> Result<(), String> {
         let fault = field!(self.cb(), EmuControlBlock, fault);
         if self.ram.u32_at(fault).load(Ordering::Acquire) == EMU_RECORD_VALID {
             let r = |f: u64| self.ram.u64_at(f).load(Ordering::Relaxed);
-            panic!(
-                "{what}: firmware fault on vCPU {}: vector {} ESR {:#x} ELR {:#x} FAR {:#x}",
-                self.ram.u32_at(field!(fault, pto_abi::emu::EmuFaultRecord, core)).load(Ordering::Relaxed),
-                self.ram.u32_at(field!(fault, pto_abi::emu::EmuFaultRecord, vector)).load(Ordering::Relaxed),
-                r(field!(fault, pto_abi::emu::EmuFaultRecord, esr)),
-                r(field!(fault, pto_abi::emu::EmuFaultRecord, elr)),
-                r(field!(fault, pto_abi::emu::EmuFaultRecord, far)),
-            );
+            return Err(format!(
+                "firmware fault on vCPU {}: vector {} ESR {:#x} ELR {:#x} FAR {:#x}",
+                self.ram.u32_at(field!(fault, EmuFaultRecord, core)).load(Ordering::Relaxed),
+                self.ram.u32_at(field!(fault, EmuFaultRecord, vector)).load(Ordering::Relaxed),
+                r(field!(fault, EmuFaultRecord, esr)),
+                r(field!(fault, EmuFaultRecord, elr)),
+                r(field!(fault, EmuFaultRecord, far)),
+            ));
         }
         let panic_at = field!(self.cb(), EmuControlBlock, panic);
         if self.ram.u32_at(panic_at).load(Ordering::Acquire) == EMU_RECORD_VALID {
-            let msg = self.ram.at(field!(panic_at, pto_abi::emu::EmuPanicRecord, message), 256).unwrap();
+            let msg = self.ram.at(field!(panic_at, EmuPanicRecord, message), 256).unwrap();
             // SAFETY: 256 bytes inside the mapping.
             let text = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(msg, 256) });
-            panic!("{what}: firmware panic: {}", text.trim_end_matches('\0'));
+            return Err(format!("firmware panic: {}", text.trim_end_matches('\0')));
         }
         if let Ok(Some(status)) = self.qemu.lock().unwrap().try_wait() {
-            panic!("{what}: qemu exited with {status}");
+            return Err(format!("qemu exited with {status}"));
         }
+        Ok(())
+    }
+
+    /// Posts launch `seq` (its slot must be free) and rings the doorbell.
+    fn post(&self, seq: u64, program: EmuProgram, block_dim: u32, args: DevAddr) {
+        let s = self.slot(((seq - 1) % EMU_LAUNCH_SLOTS as u64) as usize);
+        let ram = &self.ram;
+        ram.u32_at(field!(s, EmuLaunchSlot, program)).store(program as u32, Ordering::Relaxed);
+        ram.u32_at(field!(s, EmuLaunchSlot, block_dim)).store(block_dim, Ordering::Relaxed);
+        ram.u64_at(field!(s, EmuLaunchSlot, kernel_args)).store(args.get(), Ordering::Relaxed);
+        ram.u32_at(field!(s, EmuLaunchSlot, abort)).store(0, Ordering::Relaxed);
+        ram.u64_at(field!(s, EmuLaunchSlot, seq)).store(seq, Ordering::Release);
+        ram.u64_at(field!(self.cb(), EmuControlBlock, doorbell)).store(seq, Ordering::Release);
+    }
+
+    /// True once launch `seq` is done.
+    fn done(&self, seq: u64) -> bool {
+        let s = self.slot(((seq - 1) % EMU_LAUNCH_SLOTS as u64) as usize);
+        self.ram.u64_at(field!(s, EmuLaunchSlot, done_seq)).load(Ordering::Acquire) >= seq
     }
 
     /// Asks for shutdown and returns qemu's exit status.
@@ -309,6 +344,29 @@ fn the_firmware_boots_to_ready_with_this_hosts_abi_and_powers_off_on_request() {
     assert_eq!(m.ram.u64_at(field!(log, EmuLogHeader, magic)).load(Ordering::Acquire), EMU_LOG_MAGIC);
     assert!(m.ram.u64_at(field!(log, EmuLogHeader, write)).load(Ordering::Acquire) > 0, "the ready line is logged");
     println!("qemu start -> firmware ready: {:.1} ms", to_ready.as_secs_f64() * 1e3);
+
+    // Empty launches (no blocks): the control core completes each at once. The host spins here
+    // only to measure the doorbell round trip.
+    let rounds = 2000u64;
+    let t = Instant::now();
+    for seq in 1..=rounds {
+        m.post(seq, EmuProgram::AicpuBoot, 0, DevAddr::NULL);
+        m.wait_until("an empty launch", Duration::from_secs(10), || m.done(seq));
+    }
+    let per = t.elapsed() / rounds as u32;
+    assert_eq!(m.ram.u64_at(field!(cb, EmuControlBlock, launches_taken)).load(Ordering::Acquire), rounds);
+    println!("doorbell -> done of an empty launch: {:.2} us (mean of {rounds})", per.as_secs_f64() * 1e6);
+
+    // A launch naming no program ends with UNKNOWN_PROGRAM, not a hang.
+    let s = m.slot((rounds % EMU_LAUNCH_SLOTS as u64) as usize);
+    m.ram.u32_at(field!(s, EmuLaunchSlot, program)).store(99, Ordering::Relaxed);
+    m.ram.u64_at(field!(s, EmuLaunchSlot, seq)).store(rounds + 1, Ordering::Release);
+    m.ram.u64_at(field!(cb, EmuControlBlock, doorbell)).store(rounds + 1, Ordering::Release);
+    m.wait_until("a launch of an unknown program", Duration::from_secs(10), || m.done(rounds + 1));
+    let status = m.ram.u32_at(field!(s, EmuLaunchSlot, status)).load(Ordering::Relaxed);
+    assert_eq!(status, EmuLaunchStatus::UnknownProgram as u32);
+    assert_eq!(m.ram.u64_at(field!(s, EmuLaunchSlot, detail)).load(Ordering::Relaxed), 99);
+
     let status = m.shutdown();
     assert!(status.success(), "qemu exit status after SYSTEM_OFF: {status}");
 }
@@ -341,8 +399,7 @@ impl Harness {
     }
 
     fn done(&self, seq: u64) -> bool {
-        let s = self.m.slot(((seq - 1) % EMU_LAUNCH_SLOTS as u64) as usize);
-        self.m.ram.u64_at(field!(s, EmuLaunchSlot, done_seq)).load(Ordering::Acquire) >= seq
+        self.m.done(seq)
     }
 
     fn status(&self, seq: u64) -> (u32, u32, u64) {
@@ -359,7 +416,7 @@ impl Harness {
         for seq in seqs {
             let deadline = Instant::now() + budget;
             while !self.done(seq) {
-                self.m.check_alive("synchronize");
+                self.m.health().map_err(|detail| BackendError::DeviceFault { op: BackendOp::Stream, detail })?;
                 if Instant::now() >= deadline {
                     return Err(BackendError::Timeout { op: BackendOp::Stream, waited: budget });
                 }
@@ -464,14 +521,7 @@ impl DeviceBackend for Harness {
             let previous = seq - EMU_LAUNCH_SLOTS as u64;
             self.m.wait_until("a free launch slot", Duration::from_secs(120), || self.done(previous));
         }
-        let s = self.m.slot(((seq - 1) % EMU_LAUNCH_SLOTS as u64) as usize);
-        let ram = &self.m.ram;
-        ram.u32_at(field!(s, EmuLaunchSlot, program)).store(program as u32, Ordering::Relaxed);
-        ram.u32_at(field!(s, EmuLaunchSlot, block_dim)).store(block_dim, Ordering::Relaxed);
-        ram.u64_at(field!(s, EmuLaunchSlot, kernel_args)).store(args.get(), Ordering::Relaxed);
-        ram.u32_at(field!(s, EmuLaunchSlot, abort)).store(0, Ordering::Relaxed);
-        ram.u64_at(field!(s, EmuLaunchSlot, seq)).store(seq, Ordering::Release);
-        ram.u64_at(field!(self.m.cb(), EmuControlBlock, doorbell)).store(seq, Ordering::Release);
+        self.m.post(seq, program, block_dim, args);
         self.streams.lock().unwrap()[stream.0 as usize].push(seq);
         *next += 1;
         Ok(())
@@ -482,32 +532,28 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-#[test]
-fn the_vector_example_built_by_this_host_runs_on_the_aarch64_firmware() {
-    let Some(elf) = prerequisites() else { return };
-    let (m, _) = Machine::start(&elf, 5);
+/// A runner on a harness over a fresh machine with `vcpus` vCPUs, the vector symbols defined.
+fn runner_on_qemu(elf: &Path, vcpus: u32) -> (Arc<Harness>, DeviceRunner) {
+    let (m, _) = Machine::start(elf, vcpus);
     let harness = Arc::new(Harness::new(m));
     let mut runner = DeviceRunner::new(harness.clone() as Arc<dyn DeviceBackend>);
     define_vector_symbols(runner.callable_symbols_mut()).unwrap();
-    let art = runner.register_callable(0, &vector_example_callable().unwrap()).unwrap();
-    let bound = runner.bind(&ArenaSizingKey::uniform(64, 1 << 20, 256)).unwrap();
+    (harness, runner)
+}
 
-    let bytes = (VECTOR_LEN * 4) as u64;
-    let (a, b, f) = (runner.alloc(bytes).unwrap(), runner.alloc(bytes).unwrap(), runner.alloc(bytes).unwrap());
-    harness.copy_to_device(a, &f32_bytes(&[2.0; VECTOR_LEN])).unwrap();
-    harness.copy_to_device(b, &f32_bytes(&[3.0; VECTOR_LEN])).unwrap();
-    harness.memset(f, 0, bytes).unwrap();
-    let tensor = |addr: DevAddr| OrchArg { value: addr.get(), bytes, kind: ORCH_ARG_TENSOR, dtype: DType::F32 as u32 };
-    let records = [
-        tensor(a),
-        tensor(b),
-        tensor(f),
-        OrchArg { value: VECTOR_LEN as u64, bytes: 0, kind: ORCH_ARG_SCALAR, dtype: 0 },
-    ];
+/// One run of callable `cid` with `records` as its arguments; `threads` AICPU threads, `clusters`
+/// AICore clusters (0 with the deterministic flag). Returns the launch → done time.
+fn run_once(
+    harness: &Harness,
+    runner: &mut DeviceRunner,
+    cid: u32,
+    records: &[OrchArg],
+    (threads, clusters, flags): (u32, u32, u64),
+) -> Result<Duration, BackendError> {
+    let art = runner.callable(cid).unwrap().clone();
+    let bound = runner.bind(&ArenaSizingKey::uniform(64, 1 << 20, 256)).unwrap();
     let orch_args = runner.alloc(records.as_bytes().len() as u64).unwrap();
     harness.copy_to_device(orch_args, records.as_bytes()).unwrap();
-
-    let (threads, clusters) = (3, 2);
     let params = LaunchParams {
         aicpu_thread_count: threads,
         cluster_count: clusters,
@@ -515,35 +561,122 @@ fn the_vector_example_built_by_this_host_runs_on_the_aarch64_firmware() {
         orch_args,
         orch_arg_count: records.len() as u32,
         func_table: art.func_table(),
+        flags,
         ..LaunchParams::default()
     };
     runner.prepare_launch(&bound, &params).unwrap();
     let started = Instant::now();
-    runner.launch_aicore_kernel(LaunchShape { block_dim: clusters * 3 }).unwrap();
+    if clusters > 0 {
+        runner.launch_aicore_kernel(LaunchShape { block_dim: clusters * 3 }).unwrap();
+    }
     runner.launch_aicpu_kernel(LaunchShape { block_dim: threads }).unwrap();
     let streams = harness.streams.lock().unwrap().len() as u32;
     for s in 0..streams {
-        harness.stream_synchronize(StreamId(s)).unwrap();
+        harness.stream_synchronize(StreamId(s))?;
     }
-    let elapsed = started.elapsed();
+    Ok(started.elapsed())
+}
 
-    match runner.read_boot_report().unwrap() {
-        BootOutcome::Ready(_) => {}
-        other => panic!("boot on the firmware: {other:?}"),
+#[test]
+fn the_vector_example_built_by_this_host_runs_on_the_aarch64_firmware() {
+    let Some(elf) = prerequisites() else { return };
+    let (harness, mut runner) = runner_on_qemu(&elf, 5);
+    runner.register_callable(0, &vector_example_callable().unwrap()).unwrap();
+
+    let bytes = (VECTOR_LEN * 4) as u64;
+    let (a, b, f) = (runner.alloc(bytes).unwrap(), runner.alloc(bytes).unwrap(), runner.alloc(bytes).unwrap());
+    harness.copy_to_device(a, &f32_bytes(&[2.0; VECTOR_LEN])).unwrap();
+    harness.copy_to_device(b, &f32_bytes(&[3.0; VECTOR_LEN])).unwrap();
+    let tensor = |addr: DevAddr| OrchArg { value: addr.get(), bytes, kind: ORCH_ARG_TENSOR, dtype: DType::F32 as u32 };
+    let records = [
+        tensor(a),
+        tensor(b),
+        tensor(f),
+        OrchArg { value: VECTOR_LEN as u64, bytes: 0, kind: ORCH_ARG_SCALAR, dtype: 0 },
+    ];
+
+    // Threaded shapes (the second and later bind from the image cache: the firmware re-boots the
+    // resident image), then the deterministic single-thread mode.
+    let shapes = [(3, 2, 0), (2, 1, 0), (3, 8, 0), (1, 0, LAUNCH_FLAG_DETERMINISTIC)];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        harness.memset(f, 0, bytes).unwrap();
+        let elapsed = run_once(&harness, &mut runner, 0, &records, shape).unwrap();
+        match runner.read_boot_report().unwrap() {
+            BootOutcome::Ready(s) => assert_eq!(s.boot_count, i as u64 + 1, "boots of the resident image"),
+            other => panic!("boot on the firmware: {other:?}"),
+        }
+        let bound = runner.bind(&ArenaSizingKey::uniform(64, 1 << 20, 256)).unwrap();
+        assert!(bound.cache_hit);
+        let sm: SmHeader = read_device(&runner, bound.regions.sm.base).unwrap();
+        assert_eq!((sm.orch.code, sm.sched.code), (0, 0), "runtime error words on the firmware, shape {shape:?}");
+        assert_eq!(sm.orch.tasks_submitted, 5);
+        let mut out = vec![0u8; bytes as usize];
+        harness.copy_from_device(f, &mut out).unwrap();
+        let wrong = out
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .filter(|&x| x != VECTOR_EXPECTED)
+            .count();
+        assert_eq!(wrong, 0, "every element of f is {VECTOR_EXPECTED}, shape {shape:?}");
+        println!(
+            "vector example on the firmware, (threads, clusters, flags) = {shape:?}: {:.1} ms launch -> done",
+            elapsed.as_secs_f64() * 1e3
+        );
     }
-    let sm: SmHeader = read_device(&runner, bound.regions.sm.base).unwrap();
-    assert_eq!((sm.orch.code, sm.sched.code), (0, 0), "runtime error words on the firmware");
-    assert_eq!(sm.orch.tasks_submitted, 5);
-    let mut out = vec![0u8; bytes as usize];
-    harness.copy_from_device(f, &mut out).unwrap();
-    let wrong =
-        out.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).filter(|&x| x != VECTOR_EXPECTED);
-    assert_eq!(wrong.count(), 0, "every element of f is {VECTOR_EXPECTED}");
-    println!(
-        "vector example on the firmware (3 AICPU threads, 2 clusters): {:.1} ms launch -> done",
-        elapsed.as_secs_f64() * 1e3
-    );
     drop(runner);
     let harness = Arc::try_unwrap(harness).ok().expect("the runner released the backend");
     assert!(harness.m.shutdown().success());
+}
+
+fn probe_orchestration(_: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
+    unreachable!("the probe orchestration runs on the firmware only")
+}
+
+fn probe_kernel(_: &KernelInvocation<'_>) {}
+
+/// Runs the firmware's one-task probe with `kernel` and `word` on a fresh machine; returns the
+/// synchronize error and the machine.
+fn run_probe(elf: &Path, kernel: &str, word: u64) -> (BackendError, Arc<Harness>) {
+    let (harness, mut runner) = runner_on_qemu(elf, 4);
+    let symbols = runner.callable_symbols_mut();
+    symbols.orchestrations.define("pto_probe_one_task", probe_orchestration as OrchestrationFn).unwrap();
+    symbols.kernels.define(kernel, probe_kernel as SimKernelFn).unwrap();
+    let blob = ChipCallable::build(
+        &[NoDep],
+        &Orchestration { name: "pto_probe_one_task".into(), config_name: "default".into(), bytes: Vec::new() },
+        &[CoreCallable::sim(0, kernel, &[])],
+    )
+    .unwrap();
+    runner.register_callable(1, &blob).unwrap();
+    let records = [OrchArg { value: word, bytes: 0, kind: ORCH_ARG_SCALAR, dtype: 0 }];
+    let e = run_once(&harness, &mut runner, 1, &records, (2, 1, 0)).expect_err("the probe must not succeed");
+    (e, harness)
+}
+
+#[test]
+fn a_kernel_reading_an_unmapped_address_leaves_a_fault_record_naming_the_address() {
+    let Some(elf) = prerequisites() else { return };
+    let unmapped = 0x1_2345_6780u64;
+    let (e, harness) = run_probe(&elf, "pto_probe_read", unmapped);
+    let text = e.to_string();
+    assert!(text.contains("firmware fault") && text.contains(&format!("FAR {unmapped:#x}")), "{text}");
+    let fault = field!(harness.m.cb(), EmuControlBlock, fault);
+    let esr = harness.m.ram.u64_at(field!(fault, EmuFaultRecord, esr)).load(Ordering::Relaxed);
+    assert_eq!(esr >> 26, 0x25, "ESR class: data abort at the current EL ({esr:#x})");
+    assert_eq!(harness.m.ram.u64_at(field!(fault, EmuFaultRecord, launch_seq)).load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_panicking_kernel_leaves_a_panic_record_with_message_and_location() {
+    let Some(elf) = prerequisites() else { return };
+    let (e, harness) = run_probe(&elf, "pto_probe_panic", 0xabc);
+    let text = e.to_string();
+    assert!(text.contains("firmware panic") && text.contains("on purpose (argument 0xabc)"), "{text}");
+    let p = field!(harness.m.cb(), EmuControlBlock, panic);
+    assert!(harness.m.ram.u32_at(field!(p, EmuPanicRecord, line)).load(Ordering::Relaxed) > 0);
+    let len = harness.m.ram.u32_at(field!(p, EmuPanicRecord, file_len)).load(Ordering::Relaxed) as u64;
+    let at = harness.m.ram.at(field!(p, EmuPanicRecord, file), len).unwrap();
+    // SAFETY: `len` (at most the field's size) bytes inside the mapping.
+    let file = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(at, len as usize) }).into_owned();
+    assert!(file.ends_with("probes.rs"), "{file}");
 }
