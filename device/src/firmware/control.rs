@@ -10,12 +10,25 @@ use pto_abi::emu::{
     EmuLaunchStatus, EmuProgram, EMU_CONTROL_MAGIC, EMU_LAUNCH_SLOTS, EMU_MAX_VCPUS, EMU_NO_BLOCK, EMU_READY,
     EMU_SHUTDOWN_REQUESTED,
 };
+use pto_device::platform::aarch64;
 use pto_device::pto_log;
 
 use super::shared::{cb, slot, tick_hz, ticks, word64};
 use super::trap::HALTED;
 use super::vcpus::{complete, LAUNCHES, WORK};
 use super::{logger, psci, trap};
+
+/// After a launch, the control core polls the doorbell without sleeping for this long (so a host
+/// posting launches back to back gets the polling round trip).
+const CONTROL_SPIN_US: u64 = 2_000;
+/// Once idle, the control core sleeps this long between two doorbell polls (the latency a first
+/// launch after a short pause pays at most).
+const CONTROL_SLEEP_NS: u64 = 50_000;
+/// Idle for longer than this, the control core sleeps [`CONTROL_DEEP_SLEEP_NS`] instead.
+const CONTROL_DEEP_IDLE_US: u64 = 100_000;
+/// The sleep between two doorbell polls of a long idle machine (its qemu then takes a few percent
+/// of a host core instead of a whole one).
+const CONTROL_DEEP_SLEEP_NS: u64 = 1_000_000;
 
 extern "C" {
     fn _pto_secondary();
@@ -191,6 +204,7 @@ fn try_start(seq: u64, r: Roles) -> bool {
 /// vCPU 0 after the entry code: boot, publish `ready`, serve the doorbell.
 pub fn control_main() -> ! {
     logger::init();
+    let sleeps = super::gic::init_boot_cpu();
     let vcpus = count_vcpus();
     let r = roles(vcpus);
     // The host's words are never written here; the firmware's own start from known values.
@@ -211,7 +225,6 @@ pub fn control_main() -> ! {
     }
     let mut taken = cb!(u64, doorbell).load(Ordering::Acquire);
     cb!(u64, launches_taken).store(taken, Ordering::Release);
-    cb!(u32, ready).store(EMU_READY, Ordering::Release);
     pto_log!(
         info,
         "pto-firmware ready: {=u32} vCPUs ({=u32} AICPU, {=u32} AICore), ABI {=u64:#x}",
@@ -220,6 +233,13 @@ pub fn control_main() -> ! {
         r.aicore,
         pto_abi::ABI_FINGERPRINT
     );
+    if !sleeps {
+        pto_log!(warn, "no GICv2: idle waits spin instead of sleeping");
+    }
+    cb!(u32, ready).store(EMU_READY, Ordering::Release);
+    let mut last_work = ticks();
+    let spin_window = tick_hz() / 1_000_000 * CONTROL_SPIN_US;
+    let deep_idle = tick_hz() / 1_000_000 * CONTROL_DEEP_IDLE_US;
     loop {
         if shutdown_requested() {
             power_off();
@@ -228,10 +248,18 @@ pub fn control_main() -> ! {
         if doorbell > taken && try_start(taken + 1, r) {
             taken += 1;
             cb!(u64, launches_taken).store(taken, Ordering::Release);
+            last_work = ticks();
             continue;
         }
-        for _ in 0..16 {
-            core::hint::spin_loop();
+        let idle = ticks().wrapping_sub(last_work);
+        if idle < spin_window {
+            for _ in 0..16 {
+                core::hint::spin_loop();
+            }
+        } else if idle < deep_idle {
+            aarch64::sleep_ns(CONTROL_SLEEP_NS);
+        } else {
+            aarch64::sleep_ns(CONTROL_DEEP_SLEEP_NS);
         }
     }
 }

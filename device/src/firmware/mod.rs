@@ -5,15 +5,18 @@
 //! * [`control`]: vCPU 0, the control core (ready, doorbell, launches, shutdown);
 //! * [`vcpus`] and [`programs`]: what the other vCPUs run (AICPU threads, AICore cores, boot);
 //! * [`names`]: the compiled-in kernels and orchestrations and the `.pto_abi` section;
+//!   [`probes`]: probe code for the emulated device's fault tests;
 //! * [`logger`]: the defmt logger writing the log ring; [`trap`]: fault and panic records;
-//! * [`psci`]: PSCI over HVC; [`uart`]: one line per fault or panic on the serial port.
+//! * [`gic`]: the timer interrupt that ends a sleeping WFI; [`psci`]: PSCI over HVC; [`uart`]: one line per fault or panic on the serial port.
 
 pub mod control;
 pub mod entry;
+pub mod gic;
 pub mod layout;
 pub mod logger;
 pub mod mmu;
 pub mod names;
+pub mod probes;
 pub mod programs;
 pub mod psci;
 pub mod shared;

@@ -17,14 +17,20 @@ use pto_device::examples::vector;
 use pto_device::kernel::SimKernelFn;
 use pto_device::orch::OrchestrationFn;
 
-use super::layout;
+use super::{layout, probes};
 
 /// Kernels compiled into the firmware, by the names callables use for them.
-pub const KERNELS: &[(&str, SimKernelFn)] =
-    &[("vector_add", vector::add), ("vector_add_scalar", vector::add_scalar), ("vector_mul", vector::mul)];
+pub const KERNELS: &[(&str, SimKernelFn)] = &[
+    ("vector_add", vector::add),
+    ("vector_add_scalar", vector::add_scalar),
+    ("vector_mul", vector::mul),
+    (probes::PROBE_READ, probes::read_word),
+    (probes::PROBE_PANIC, probes::panic_now),
+];
 
 /// Orchestrations compiled into the firmware, by the names callables use for them.
-pub const ORCHESTRATIONS: &[(&str, OrchestrationFn)] = &[("vector_example", vector::vector_orchestration)];
+pub const ORCHESTRATIONS: &[(&str, OrchestrationFn)] =
+    &[("vector_example", vector::vector_orchestration), (probes::PROBE_ONE_TASK, probes::one_task)];
 
 /// Entries of the name table.
 pub const NAME_COUNT: usize = KERNELS.len() + ORCHESTRATIONS.len();

@@ -119,6 +119,7 @@ pub fn part_done(s: usize, seq: u64) {
 
 /// Entry of every vCPU but the control core: run the assigned part, report it, power off.
 pub fn secondary_main(core: u32) -> ! {
+    super::gic::init_this_cpu();
     let w = &WORK[core as usize];
     if w.busy.load(Ordering::Acquire) != 0 {
         let seq = w.seq.load(Ordering::Relaxed);
