@@ -72,7 +72,29 @@ fn check_request(req: &RunShape<'_>) -> Result<(u32, u32, u64), RunError> {
 impl DeviceRunner {
     /// Runs a task graph whose orchestration and kernels are host functions (see
     /// [`RunRequest::kernels`]); a backend that cannot run host functions refuses with
-    /// [`RunError::Code`].
+    /// [`RunError::Code`]. The runner stays usable after every error.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use pto_host::examples::{vector_args, vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_RESULT_ARG};
+    /// use pto_host::sim::SimBackend;
+    /// use pto_host::{ArenaSizingKey, Budgets, DeviceBackend, DeviceRunner, RunMode, RunRequest};
+    ///
+    /// let mut runner = DeviceRunner::new(Arc::new(SimBackend::with_capacity(256 << 20)?) as Arc<dyn DeviceBackend>);
+    /// let args = vector_args();
+    /// let req = RunRequest {
+    ///     orchestration: vector_orchestration,
+    ///     kernels: &VECTOR_KERNELS,
+    ///     args: &args,
+    ///     sizing: ArenaSizingKey::uniform(64, 1 << 20, 256),
+    ///     mode: RunMode::Deterministic { noop_cores: false },
+    ///     budgets: Budgets::DEFAULT,
+    /// };
+    /// let report = runner.run(&req)?;
+    /// assert_eq!(report.tasks_completed, 5);
+    /// assert!(report.output_f32(VECTOR_RESULT_ARG).iter().all(|&f| f == VECTOR_EXPECTED));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn run(&mut self, req: &RunRequest<'_>) -> Result<RunReport, RunError> {
         if req.kernels.len() > MAX_FUNC_IDS {
             return Err(RunError::Request(format!("{} kernels; at most {MAX_FUNC_IDS} func ids", req.kernels.len())));
