@@ -20,7 +20,7 @@ use super::kernels::LaunchShape;
 use super::launch::{BootOutcome, LaunchParams};
 use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest, RunShape};
 use super::{BoundImage, DeviceRunner, RunnerError};
-use crate::backend::{func_table, DeviceIo, RunCode};
+use crate::backend::{func_table, BackendError, DeviceIo, RunCode};
 
 /// Extra time the host gives the AICore kernel beyond the scheduler budget, after the AICPU
 /// kernel ended, before aborting it.
@@ -211,6 +211,10 @@ impl DeviceRunner {
         } else {
             Ok(())
         };
+        // A device that faulted while the host waited may still write the run's memory.
+        for e in [aicpu.as_ref().err(), aicore.as_ref().err()].into_iter().flatten() {
+            self.faulted |= e.backend_error().is_some_and(BackendError::is_device_fault);
+        }
 
         // The outcome, most fundamental failure first.
         match self.read_boot_report()? {

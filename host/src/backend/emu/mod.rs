@@ -966,7 +966,8 @@ impl DeviceBackend for EmuBackend {
             return Err(invalid("block_dim 0".into()));
         }
         if let Some(why) = &st.lost {
-            return Err(BackendError::DeviceFault { op: BackendOp::Launch, detail: why.clone() });
+            let detail = format!("the emulated device is lost: {why}");
+            return Err(BackendError::DeviceFault { op: BackendOp::Launch, detail });
         }
         let order = st.next_order;
         st.next_order += 1;
