@@ -26,8 +26,10 @@ use pto_abi::sm::SmHeader;
 use pto_abi::task::DType;
 use pto_abi::task::TensorDirection::NoDep;
 use pto_abi::DevAddr;
+use pto_device::examples::fatal::{self, ScenarioArg, FATAL_SCENARIOS};
 use pto_device::kernel::{KernelInvocation, SimKernelFn};
 use pto_device::orch::{OrchArgs, OrchError, OrchestrationFn, Orchestrator};
+use pto_device::runtime::Budgets;
 use pto_host::backend::{BackendError, BackendOp, DeviceBackend, KernelHandle, StreamId};
 use pto_host::callable::example::{
     define_vector_symbols, vector_example_callable, VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION,
@@ -548,11 +550,24 @@ fn run_once(
     runner: &mut DeviceRunner,
     cid: u32,
     records: &[OrchArg],
+    shape: (u32, u32, u64),
+) -> Result<Duration, BackendError> {
+    run_sized(harness, runner, cid, records, shape, &ArenaSizingKey::uniform(64, 1 << 20, 256), Budgets::DEFAULT)
+}
+
+/// [`run_once`] with a sizing and budgets.
+fn run_sized(
+    harness: &Harness,
+    runner: &mut DeviceRunner,
+    cid: u32,
+    records: &[OrchArg],
     (threads, clusters, flags): (u32, u32, u64),
+    sizing: &ArenaSizingKey,
+    budgets: Budgets,
 ) -> Result<Duration, BackendError> {
     let art = runner.callable(cid).unwrap().clone();
-    let bound = runner.bind(&ArenaSizingKey::uniform(64, 1 << 20, 256)).unwrap();
-    let orch_args = runner.alloc(records.as_bytes().len() as u64).unwrap();
+    let bound = runner.bind(sizing).unwrap();
+    let orch_args = runner.alloc(records.as_bytes().len().max(64) as u64).unwrap();
     harness.copy_to_device(orch_args, records.as_bytes()).unwrap();
     let params = LaunchParams {
         aicpu_thread_count: threads,
@@ -562,7 +577,8 @@ fn run_once(
         orch_arg_count: records.len() as u32,
         func_table: art.func_table(),
         flags,
-        ..LaunchParams::default()
+        orch_timeout_ns: budgets.orch_ns,
+        sched_timeout_ns: budgets.sched_ns,
     };
     runner.prepare_launch(&bound, &params).unwrap();
     let started = Instant::now();
@@ -679,4 +695,117 @@ fn a_panicking_kernel_leaves_a_panic_record_with_message_and_location() {
     // SAFETY: `len` (at most the field's size) bytes inside the mapping.
     let file = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(at, len as usize) }).into_owned();
     assert!(file.ends_with("probes.rs"), "{file}");
+}
+
+#[test]
+fn every_fatal_scenario_gives_its_code_on_the_firmware_and_the_next_run_succeeds() {
+    let Some(elf) = prerequisites() else { return };
+    let (harness, mut runner) = runner_on_qemu(&elf, 5);
+    runner.callable_symbols_mut().kernels.define(fatal::SLEEP_MS, fatal::sleep_ms as SimKernelFn).unwrap();
+    runner.register_callable(0, &vector_example_callable().unwrap()).unwrap();
+    let n = 256usize;
+    let bytes = (n * 4) as u64;
+    let (a, b, f) = (runner.alloc(bytes).unwrap(), runner.alloc(bytes).unwrap(), runner.alloc(bytes).unwrap());
+    harness.copy_to_device(a, &f32_bytes(&vec![2.0; n])).unwrap();
+    harness.copy_to_device(b, &f32_bytes(&vec![3.0; n])).unwrap();
+    let tensor = |addr: DevAddr, bytes: u64, dtype: DType| OrchArg {
+        value: addr.get(),
+        bytes,
+        kind: ORCH_ARG_TENSOR,
+        dtype: dtype as u32,
+    };
+    let vector_records = [
+        tensor(a, bytes, DType::F32),
+        tensor(b, bytes, DType::F32),
+        tensor(f, bytes, DType::F32),
+        OrchArg { value: n as u64, bytes: 0, kind: ORCH_ARG_SCALAR, dtype: 0 },
+    ];
+    for (i, sc) in FATAL_SCENARIOS.iter().enumerate() {
+        let cid = i as u32 + 1;
+        runner.callable_symbols_mut().orchestrations.define(sc.name, sc.orchestration).unwrap();
+        let blob = ChipCallable::build(
+            &[NoDep],
+            &Orchestration { name: sc.name.into(), config_name: "default".into(), bytes: Vec::new() },
+            &[CoreCallable::sim(fatal::SLEEP as u32, fatal::SLEEP_MS, &[])],
+        )
+        .unwrap();
+        runner.register_callable(cid, &blob).unwrap();
+        let records: Vec<OrchArg> = match sc.arg {
+            ScenarioArg::None => Vec::new(),
+            ScenarioArg::InputBytes(len) => {
+                let t = runner.alloc(len).unwrap();
+                harness.memset(t, 0, len).unwrap();
+                vec![tensor(t, len, DType::U8)]
+            }
+        };
+        let shape = if sc.deterministic { (1, 0, LAUNCH_FLAG_DETERMINISTIC) } else { (3, 2, 0) };
+        run_sized(&harness, &mut runner, cid, &records, shape, &sc.sizing, sc.budgets)
+            .unwrap_or_else(|e| panic!("{}: {e}", sc.name));
+        let bound = runner.bind(&sc.sizing).unwrap();
+        let sm: SmHeader = read_device(&runner, bound.regions.sm.base).unwrap();
+        let (code, detail) =
+            if sm.orch.code != 0 { (sm.orch.code, sm.orch.detail) } else { (sm.sched.code, sm.sched.stall_task) };
+        assert_eq!(
+            code, sc.code as u32,
+            "{}: the firmware reports {code}, the scenario's code is {:?}",
+            sc.name, sc.code
+        );
+        if let Some(d) = sc.detail {
+            assert_eq!(detail, d, "{}: detail", sc.name);
+        }
+        // The next run on the same resident image succeeds.
+        harness.memset(f, 0, bytes).unwrap();
+        run_sized(&harness, &mut runner, 0, &vector_records, (3, 2, 0), &sc.sizing, Budgets::DEFAULT).unwrap();
+        let sm: SmHeader = read_device(&runner, bound.regions.sm.base).unwrap();
+        assert_eq!((sm.orch.code, sm.sched.code), (0, 0), "the run after {}", sc.name);
+        let mut out = vec![0u8; bytes as usize];
+        harness.copy_from_device(f, &mut out).unwrap();
+        assert!(
+            out.chunks_exact(4).all(|c| f32::from_le_bytes(c.try_into().unwrap()) == VECTOR_EXPECTED),
+            "the vector example after {}",
+            sc.name
+        );
+    }
+    drop(runner);
+    let harness = Arc::try_unwrap(harness).ok().expect("the runner released the backend");
+    assert!(harness.m.shutdown().success());
+}
+
+/// The same scenario table on the simulated device gives the same codes (and details): the
+/// firmware test above compares against this table, so both devices agree through it.
+#[test]
+fn every_fatal_scenario_gives_its_code_on_the_simulated_device() {
+    use pto_host::backend::SimBackend;
+    use pto_host::run::{RunArg, RunError, RunMode, RunRequest};
+    let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
+    let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
+    let kernels: [SimKernelFn; 1] = [fatal::sleep_ms];
+    for sc in FATAL_SCENARIOS {
+        let args: Vec<RunArg> = match sc.arg {
+            ScenarioArg::None => Vec::new(),
+            ScenarioArg::InputBytes(len) => vec![RunArg::Input { data: vec![0; len as usize], dtype: DType::U8 }],
+        };
+        let mode = if sc.deterministic {
+            RunMode::Deterministic { noop_cores: false }
+        } else {
+            RunMode::Threaded { threads: 3, clusters: 2 }
+        };
+        let req = RunRequest {
+            orchestration: sc.orchestration,
+            kernels: &kernels,
+            args: &args,
+            sizing: sc.sizing,
+            mode,
+            budgets: sc.budgets,
+        };
+        match runner.run(&sim, &req) {
+            Err(RunError::Device(f)) => {
+                assert_eq!(f.code, sc.code as u32, "{}: {f}", sc.name);
+                if let Some(d) = sc.detail {
+                    assert_eq!(f.detail, d, "{}: {f}", sc.name);
+                }
+            }
+            other => panic!("{}: expected {:?}, got {other:?}", sc.name, sc.code),
+        }
+    }
 }
