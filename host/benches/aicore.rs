@@ -21,8 +21,8 @@ use pto_abi::DevAddr;
 use pto_device::aicore::tables::TABLE_BYTES;
 use pto_device::aicore::{reset_core_tables, CoreChannels, CoreTables, Dispatch};
 use pto_device::kernel::KernelInvocation;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::sim_cores::{sim_pause, SimCoreConfig, SimCores, SimKernelTable};
+use pto_host::sim::{sim_pause, SimBackend, SimCoreConfig, SimCores, SimKernelTable};
+use pto_host::DeviceBackend;
 use support::{print_ratios, Ratio};
 
 const NOOP: DevAddr = DevAddr(0x1000);

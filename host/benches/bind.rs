@@ -17,8 +17,8 @@ use std::sync::Arc;
 use criterion::Criterion;
 use pto_abi::launch::LaunchDescriptor;
 use pto_abi::sizing::ArenaSizingKey;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::runner::{DeviceRunner, LaunchParams};
+use pto_host::sim::SimBackend;
+use pto_host::{DeviceBackend, DeviceRunner, LaunchParams};
 use support::{print_ratios, Ratio};
 
 fn new_runner() -> DeviceRunner {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use pto_host::callable::compute_chip_callable_layout;
+use pto_host::compute_chip_callable_layout;
 
 fn pto(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pto")).args(args).output().expect("run pto")
@@ -71,7 +71,7 @@ fn bad_files_exit_2_with_the_specific_error() {
 fn pto_run_goes_through_a_registered_callable() {
     let out = pto(&["run", "--example", "vector", "--window", "64", "--heap", "1M", "--runs", "1"]);
     let text = stdout(&out);
-    let blob = pto_host::callable::example::vector_example_callable().unwrap();
+    let blob = pto_host::examples::vector_example_callable().unwrap();
     assert!(
         text.contains(&format!(
             "callable id 0, {} bytes, content hash {:#018x}",

@@ -13,9 +13,8 @@ use pto_abi::DevAddr;
 use pto_device::aicore::{CoreChannels, CoreExit, CoreTables, Dispatch, TaskOutcome};
 use pto_device::boot::{boot, dev_ptr};
 use pto_device::platform::HostPlatform;
-use pto_host::backend::DeviceBackend;
-use pto_host::runner::{BoundImage, DeviceRunner, LaunchParams};
-use pto_host::sim_cores::{sim_pause, SimCoreConfig, SimCores};
+use pto_host::sim::{sim_pause, SimCoreConfig, SimCores};
+use pto_host::{BoundImage, DeviceBackend, DeviceRunner, LaunchParams};
 
 use aicore_support::{kernels, HANG_GUARD, WRITE};
 use image_support::{runner, sim, sizing};
@@ -30,7 +29,7 @@ fn params() -> LaunchParams {
 /// writes `stamp + core` into `out[core]`, shut down, join.
 fn run_once(
     r: &mut DeviceRunner,
-    sim: &std::sync::Arc<pto_host::backend::SimBackend>,
+    sim: &std::sync::Arc<pto_host::sim::SimBackend>,
     bound: &BoundImage,
     out: DevAddr,
     stamp: u64,
@@ -44,11 +43,8 @@ fn run_once(
     // SAFETY: the launch descriptor was just uploaded into the sim pool.
     let booted = unsafe { boot(dev_ptr::<LaunchDescriptor>(block.descriptor())) }.unwrap();
     // SAFETY: the header is wired by this boot.
-    assert_eq!(
-        CoreTables::from_header(unsafe { &*booted.header() }),
-        tables,
-        "boot wired the tables the host computed"
-    );
+    let wired = CoreTables::from_header(unsafe { &*booted.header() });
+    assert_eq!(wired, tables, "boot wired the tables the host computed");
 
     // SAFETY: tables of this boot; one scheduler owns every core.
     let mut ch = unsafe { CoreChannels::for_scheduler(tables, 0, 1, CLUSTERS).unwrap() };

@@ -11,8 +11,7 @@ use std::time::Duration;
 use pto_abi::launch::CoreFault;
 use pto_device::aicore::{CoreExit, TaskOutcome};
 use pto_device::platform::HostPlatform;
-use pto_host::backend::sim::SimLaunchRecord;
-use pto_host::sim_cores::sim_pause;
+use pto_host::sim::{sim_pause, SimLaunchRecord};
 
 use aicore_support::*;
 
@@ -255,10 +254,7 @@ fn a_worker_stuck_in_a_kernel_is_reported_not_waited_on() {
     let e = cores.stop_and_join(Duration::from_millis(20)).unwrap_err();
     assert_eq!(
         e,
-        pto_host::sim_cores::SimCoresError::Stuck {
-            cores: ch.owned().and(single(2)),
-            timeout: Duration::from_millis(20)
-        }
+        pto_host::sim::SimCoresError::Stuck { cores: ch.owned().and(single(2)), timeout: Duration::from_millis(20) }
     );
     // The worker is not lost: once its kernel returns a join collects it. It was told to stop, so it
     // leaves the token unended (a later run may already have reset these tables).

@@ -10,7 +10,7 @@ use pto_abi::fingerprint::ABI_TYPES;
 use pto_abi::runtime::{RuntimeHeader, SmHandle};
 use pto_abi::DevAddr;
 use pto_device::boot::audit::{audit_pointers, pointer_fields, AUDITED_POINTER_COUNT};
-use pto_host::runner::{read_device, BoundImage, DeviceRunner, LaunchParams, RunnerError};
+use pto_host::{BoundImage, DeviceIo, DeviceRunner, LaunchParams, RunnerError};
 
 use image_support::*;
 
@@ -58,8 +58,8 @@ fn the_audit_of_a_booted_runtime_names_a_field_left_pointing_at_host_memory() {
     let bound = r.bind(&sizing(8)).unwrap();
     boot_direct(&mut r, &bound).unwrap();
     let base = bound.regions.arena.base.get();
-    let mut rt: RuntimeHeader = read_device(&r, DevAddr(base + bound.runtime_header_offset)).unwrap();
-    let handle: SmHandle = read_device(&r, DevAddr(base + bound.layout.offsets.sm_handle.offset)).unwrap();
+    let mut rt: RuntimeHeader = r.backend().read_obj(DevAddr(base + bound.runtime_header_offset)).unwrap();
+    let handle: SmHandle = r.backend().read_obj(DevAddr(base + bound.layout.offsets.sm_handle.offset)).unwrap();
     audit_pointers(&rt, &handle, &bound.regions).unwrap();
 
     let host = Box::new(0u32);
@@ -69,7 +69,7 @@ fn the_audit_of_a_booted_runtime_names_a_field_left_pointing_at_host_memory() {
     assert!(e.to_string().contains("runtime pointer mailbox"), "{e}");
 
     // An SM pointer left at another SM's address is caught too.
-    let mut rt2: RuntimeHeader = read_device(&r, DevAddr(base + bound.runtime_header_offset)).unwrap();
+    let mut rt2: RuntimeHeader = r.backend().read_obj(DevAddr(base + bound.runtime_header_offset)).unwrap();
     rt2.ring_slot_states[3] = DevAddr(bound.regions.sm.end());
     let e = audit_pointers(&rt2, &handle, &bound.regions).unwrap_err();
     assert_eq!(e.subject, "ring_slot_states[3]");

@@ -13,8 +13,7 @@ use pto_abi::layout::{ArenaOffsets, RuntimeArenaLayout};
 use pto_abi::runtime::RuntimeHeader;
 use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::{DevAddr, ABI_FINGERPRINT};
-use pto_host::backend::DeviceBackend;
-use pto_host::runner::{BootOutcome, BoundImage, DeviceRunner, LaunchParams, RunnerError};
+use pto_host::{BootOutcome, BoundImage, DeviceBackend, DeviceRunner, LaunchParams, RunnerError};
 
 use image_support::*;
 

@@ -10,15 +10,15 @@ use pto_abi::sm::{SmHeader, SM_MAGIC};
 use pto_abi::DevAddr;
 use pto_device::boot::audit::{audit_pointers, pointer_fields, AUDITED_POINTER_COUNT};
 use pto_device::boot::ResetKind;
-use pto_host::backend::DeviceBackend;
-use pto_host::runner::{read_device, BoundImage, LaunchParams};
+use pto_host::{BoundImage, DeviceBackend, DeviceIo, LaunchParams};
 
 use image_support::*;
 
-fn header_and_handle(runner: &pto_host::runner::DeviceRunner, bound: &BoundImage) -> (RuntimeHeader, SmHandle) {
+fn header_and_handle(runner: &pto_host::DeviceRunner, bound: &BoundImage) -> (RuntimeHeader, SmHandle) {
     let base = bound.regions.arena.base.get();
-    let rt: RuntimeHeader = read_device(runner, DevAddr(base + bound.layout.offsets.runtime_header.offset)).unwrap();
-    let h: SmHandle = read_device(runner, DevAddr(base + bound.layout.offsets.sm_handle.offset)).unwrap();
+    let rt: RuntimeHeader =
+        runner.backend().read_obj(DevAddr(base + bound.layout.offsets.runtime_header.offset)).unwrap();
+    let h: SmHandle = runner.backend().read_obj(DevAddr(base + bound.layout.offsets.sm_handle.offset)).unwrap();
     (rt, h)
 }
 
@@ -83,7 +83,7 @@ fn image_copied_to_another_region_boots_there_with_every_pointer_rewired() {
     assert_eq!((rt.ready, rt.boot_status, rt.boot_count), (1, 0, 1));
 
     // The device initialised the SM header from the layout.
-    let smh: SmHeader = read_device(&b, regions_b.sm.base).unwrap();
+    let smh: SmHeader = b.backend().read_obj(regions_b.sm.base).unwrap();
     assert_eq!(smh.magic, SM_MAGIC);
     assert_eq!(smh.total_size, sm.total_size);
     for r in 0..RING_COUNT {
@@ -101,10 +101,10 @@ fn booting_twice_is_idempotent_except_for_the_epoch() {
     let bound = r.bind(&sizing(4)).unwrap();
     let first = boot_direct(&mut r, &bound).unwrap();
     let (rt1, h1) = header_and_handle(&r, &bound);
-    let sm1: SmHeader = read_device(&r, bound.regions.sm.base).unwrap();
+    let sm1: SmHeader = r.backend().read_obj(bound.regions.sm.base).unwrap();
     let second = boot_direct(&mut r, &bound).unwrap();
     let (rt2, h2) = header_and_handle(&r, &bound);
-    let sm2: SmHeader = read_device(&r, bound.regions.sm.base).unwrap();
+    let sm2: SmHeader = r.backend().read_obj(bound.regions.sm.base).unwrap();
 
     assert_eq!((first.epoch(), second.epoch()), (1, 2));
     assert_eq!((first.boot_count(), second.boot_count()), (1, 2));
@@ -128,4 +128,41 @@ fn boot_through_a_backend_launch_reports_ready() {
     assert_eq!((s1.epoch, s1.boot_count), (1, 1));
     assert_eq!((s2.epoch, s2.boot_count), (2, 2));
     assert_eq!(sim.counters().launches, 2);
+}
+
+#[test]
+fn a_relocated_image_reboots_at_its_new_bases_with_reuse() {
+    let sim = sim();
+    let mut a = runner(&sim);
+    let s = sizing(8);
+    let bound_a = a.bind(&s).unwrap();
+    let image = read_bytes(&a, bound_a.regions.arena.base, bound_a.image_size);
+    let mut b = runner(&sim);
+    let regions_b =
+        b.setup_static_arena(bound_a.regions.heap.size, bound_a.regions.sm.size, image.len() as u64).unwrap();
+    assert_ne!(regions_b.arena.base, bound_a.regions.arena.base);
+    sim.copy_to_device(regions_b.arena.base, &image).unwrap();
+    let bound_b = BoundImage { regions: regions_b, cache_hit: false, ..bound_a };
+
+    // In debug and `pointer-audit` builds both boots run the pre-wire audit: the second one must
+    // check the pointers against the bases the first one wired, not the image's build-time bases.
+    let first = boot_direct(&mut b, &bound_b).expect("first boot at the new bases");
+    let second = boot_direct(&mut b, &bound_b).expect("second boot at the new bases");
+    assert_eq!((first.boot_count(), second.boot_count()), (1, 2));
+    assert_eq!(second.reset_kind(), ResetKind::Reuse, "the resident image reboots with reuse");
+    let (rt, handle) = header_and_handle(&b, &bound_b);
+    audit_pointers(&rt, &handle, &regions_b).expect("every pointer points into the new regions");
+}
+
+#[test]
+fn a_cleared_stall_record_names_no_task() {
+    let sim = sim();
+    let mut r = runner(&sim);
+    let bound = r.bind(&sizing(4)).unwrap();
+    for boot in 0..2 {
+        boot_direct(&mut r, &bound).unwrap();
+        let smh: SmHeader = read_device(&r, bound.regions.sm.base).unwrap();
+        assert_eq!(smh.sched.code, 0);
+        assert_eq!(smh.sched.stall_task, pto_abi::task::NO_TASK, "boot {boot}: task 0 is a real task id");
+    }
 }

@@ -9,11 +9,11 @@ use pto_abi::callable::{
 };
 use pto_abi::task::TensorDirection::{self, InOut, Input, NoDep, Output, OutputExisting};
 use pto_abi::DevAddr;
-use pto_host::callable::blob::{NameOwner, MAX_NAME_LEN};
-use pto_host::callable::example::vector_example_callable;
-use pto_host::callable::{
-    compute_chip_callable_layout, patch_chip_callable_scratch_for_device, sim_kernel_binary, BuildError, ChipCallable,
-    CoreCallable, Orchestration,
+use pto_host::examples::vector_example_callable;
+use pto_host::sim::sim_kernel_binary;
+use pto_host::{
+    compute_chip_callable_layout, patch_chip_callable_scratch_for_device, BuildError, ChipCallable, CoreCallable,
+    NameOwner, Orchestration, MAX_NAME_LEN,
 };
 
 /// FNV-1a 64 written out independently of `pto_abi::fingerprint`.

@@ -4,14 +4,15 @@
 mod callable_support;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use callable_support::{sim, tracker, Call, Recording};
 use pto_abi::launch::KernelArgs;
 use pto_abi::DevAddr;
-use pto_host::backend::sim::SimLaunch;
-use pto_host::backend::{BackendError, BackendOp, DeviceBackend, SimBackend};
-use pto_host::callable::{KernelLauncher, LaunchShape, LaunchStep};
-use pto_host::runner::TrackingAllocator;
+use pto_host::sim::{SimBackend, SimLaunch};
+use pto_host::{
+    BackendError, BackendOp, DeviceBackend, KernelLauncher, LaunchError, LaunchShape, LaunchStep, TrackingAllocator,
+};
 use zerocopy::{FromZeros, IntoBytes};
 
 /// What one block of a test entry saw: entry, block index, the `KernelArgs` it read.
@@ -51,13 +52,25 @@ fn device() -> (Arc<SimBackend>, Arc<Recording>, TrackingAllocator) {
     let sim = sim();
     sim.register_entry("test_aicore", aicore_entry);
     sim.register_entry("test_aicpu", aicpu_entry);
-    let rec = Arc::new(Recording::new(sim.clone()));
+    let rec = Arc::new(Recording::with_programs(sim.clone(), "test_aicore", "test_aicpu"));
     let mem = TrackingAllocator::new(rec.clone() as Arc<dyn DeviceBackend>);
     (sim, rec, mem)
 }
 
 fn launcher() -> KernelLauncher {
-    KernelLauncher::new(b"test_aicore".to_vec(), b"test_aicpu".to_vec())
+    KernelLauncher::new()
+}
+
+/// One run's launch: the AICore kernel, then the AICPU kernel, both with the `KernelArgs` at `args`.
+fn launch(l: &mut KernelLauncher, backend: &dyn DeviceBackend, args: DevAddr) -> Result<(), LaunchError> {
+    l.launch_aicore_kernel(backend, AICORE, args)?;
+    l.launch_aicpu_kernel(backend, AICPU, args)
+}
+
+/// Waits for both kernels of a launch.
+fn synchronize(l: &mut KernelLauncher, backend: &dyn DeviceBackend) {
+    l.wait_aicpu(backend).unwrap();
+    l.wait_aicore(backend, Duration::from_secs(60), Duration::from_secs(1)).unwrap();
 }
 
 /// Writes `KernelArgs` tagged `tag` into the device copy at `addr`.
@@ -77,8 +90,8 @@ fn aicore_is_launched_before_aicpu_and_both_read_the_device_copy_of_kernel_args(
     let args = mem.alloc(size_of::<KernelArgs>() as u64).unwrap();
     stage(rec.as_ref(), args, 0xa1);
     let mut l = launcher();
-    l.launch(rec.as_ref(), args, AICORE, AICPU).unwrap();
-    l.synchronize(rec.as_ref()).unwrap();
+    launch(&mut l, rec.as_ref(), args).unwrap();
+    synchronize(&mut l, rec.as_ref());
 
     let calls = rec.calls();
     let [Call::Register(b0, h0), Call::Launch { kernel: k0, stream: s0, block_dim: 3, args: a0 }, Call::Register(b1, h1), Call::Launch { kernel: k1, stream: s1, block_dim: 2, args: a1 }] =
@@ -109,8 +122,8 @@ fn binaries_register_once_per_runner() {
     let mut l = launcher();
     for tag in 0xb0..0xb5 {
         stage(rec.as_ref(), args, tag);
-        l.launch(rec.as_ref(), args, AICORE, AICPU).unwrap();
-        l.synchronize(rec.as_ref()).unwrap();
+        launch(&mut l, rec.as_ref(), args).unwrap();
+        synchronize(&mut l, rec.as_ref());
         assert_eq!(seen(tag).len(), 5, "every block of both kernels saw this run's args");
     }
     let c = l.counters();
@@ -128,14 +141,19 @@ fn a_failed_registration_is_not_cached_and_nothing_is_launched() {
     stage(rec.as_ref(), args, 0xc0);
     let mut l = launcher();
     sim.fail_nth(BackendOp::RegisterKernel, 1);
-    let err = l.launch(rec.as_ref(), args, AICORE, AICPU).unwrap_err();
-    assert_eq!(err.step, LaunchStep::RegisterAicore);
-    assert_eq!(err.source, BackendError::InjectedFault { op: BackendOp::RegisterKernel, nth: 1 });
+    let err = launch(&mut l, rec.as_ref(), args).unwrap_err();
+    assert_eq!(
+        err,
+        LaunchError::Step {
+            step: LaunchStep::RegisterAicore,
+            source: BackendError::InjectedFault { op: BackendOp::RegisterKernel, nth: 1 }
+        }
+    );
     assert!(rec.calls().is_empty(), "the AICPU is never launched without its AICore");
     assert_eq!(l.aicore_handle(), None);
 
-    l.launch(rec.as_ref(), args, AICORE, AICPU).unwrap();
-    l.synchronize(rec.as_ref()).unwrap();
+    launch(&mut l, rec.as_ref(), args).unwrap();
+    synchronize(&mut l, rec.as_ref());
     assert_eq!(l.counters().aicore_registrations, 1);
     assert_eq!(seen(0xc0).len(), 5);
 }
@@ -143,11 +161,12 @@ fn a_failed_registration_is_not_cached_and_nothing_is_launched() {
 #[test]
 fn an_unknown_binary_is_reported_by_name() {
     let sim = sim();
+    let rec = Recording::with_programs(sim.clone(), "no_such_aicore", "test_aicpu");
     let mut mem = tracker(&sim);
     let args = mem.alloc(size_of::<KernelArgs>() as u64).unwrap();
-    let mut l = KernelLauncher::new(b"no_such_aicore".to_vec(), b"test_aicpu".to_vec());
-    let err = l.launch(sim.as_ref(), args, AICORE, AICPU).unwrap_err();
-    assert_eq!(err.step, LaunchStep::RegisterAicore);
+    let mut l = KernelLauncher::new();
+    let err = launch(&mut l, &rec, args).unwrap_err();
+    assert!(matches!(err, LaunchError::Step { step: LaunchStep::RegisterAicore, .. }), "{err}");
     assert!(err.to_string().contains("no_such_aicore"), "{err}");
     assert_eq!(sim.counters().launches, 0);
 }

@@ -8,7 +8,7 @@ use pto_abi::callable::{
     CHIP_CALLABLE_MAGIC, CHIP_HEADER_SIZE, CORE_CALLABLE_MAGIC,
 };
 use pto_abi::task::TensorDirection::{Input, Output};
-use pto_host::callable::{ChipCallable, CoreCallable, Orchestration};
+use pto_host::{ChipCallable, CoreCallable, Orchestration};
 
 /// A valid blob: 2 chip args, 16 orchestration bytes, three children with func ids 4, 9, 2.
 fn valid() -> Vec<u8> {

@@ -1,22 +1,19 @@
 //! The callable registry: register/unregister by cid, content-hash dedup with a refcount, name
-//! resolution, failure cleanup, and replaying a callable into a launch descriptor.
+//! resolution through the backend, failure cleanup, and the func-id table of a callable's run.
 
 mod callable_support;
 
-use callable_support::{k_add, k_add_scalar, k_mul, read, sim, tracker, vector_symbols as symbols, TestOrch};
+use callable_support::{k_add_scalar, read, sim_with_vector_symbols as sim, tracker};
 use pto_abi::callable::{ChipCallableView, CHIP_HEADER_SIZE};
-use pto_abi::launch::LaunchDescriptor;
 use pto_abi::task::TensorDirection::{InOut, Input, NoDep, Output, OutputExisting};
 use pto_abi::DevAddr;
 use pto_device::aicore::KernelResolver;
-use pto_device::kernel::SimKernelFn;
-use pto_host::backend::{BackendError, BackendOp};
-use pto_host::callable::example::{vector_example_callable, VECTOR_ADD, VECTOR_MUL, VECTOR_ORCHESTRATION};
-use pto_host::callable::{
-    check_args_against_signature, compute_chip_callable_layout, BindError, CallableRegistry, ChipCallable,
-    CoreCallable, Orchestration, RegistryCounters, RegistryError, SymbolError, SymbolKind, UploadError,
+use pto_host::examples::{vector_example_callable, VECTOR_ADD, VECTOR_MUL, VECTOR_ORCHESTRATION};
+use pto_host::{
+    check_args_against_signature, compute_chip_callable_layout, BackendError, BackendOp, BindError, CallableRegistry,
+    ChipCallable, CodeError, CodeKind, CoreCallable, DeviceBackend, KernelFn, Orchestration, RegistryCounters,
+    RegistryError, UploadError,
 };
-use zerocopy::FromZeros;
 
 fn other_callable() -> ChipCallable {
     ChipCallable::build(
@@ -35,11 +32,10 @@ fn counters(uploads: u64, dedup_hits: u64, frees: u64) -> RegistryCounters {
 fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
     let sim = sim();
     let mut mem = tracker(&sim);
-    let syms = symbols();
     let mut reg = CallableRegistry::new();
     let blob = vector_example_callable().unwrap();
     let layout = compute_chip_callable_layout(blob.as_bytes()).unwrap();
-    let art = reg.register_callable(&mut mem, &syms, 3, &blob).unwrap();
+    let art = reg.register_callable(&mut mem, 3, &blob).unwrap();
 
     assert_eq!(art.cid, 3);
     assert_eq!(art.content_hash, layout.content_hash);
@@ -47,23 +43,26 @@ fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
     assert_eq!(art.device_size, layout.total_size);
     assert_eq!(art.orchestration_addr, DevAddr(art.device_base.get() + CHIP_HEADER_SIZE));
     assert_eq!(art.orchestration_name, VECTOR_ORCHESTRATION);
-    assert_eq!((art.orchestration)(), "vector");
     assert_eq!(art.config_name, "default");
     assert_eq!(art.signature, vec![Input, Input, OutputExisting, NoDep]);
     let expected: Vec<(u32, DevAddr)> =
         layout.children.iter().map(|c| (c.func_id, DevAddr(art.device_base.get() + c.code_offset))).collect();
     assert_eq!(art.child_addrs().collect::<Vec<_>>(), expected);
-    let kernels: [SimKernelFn; 3] = [k_add, k_add_scalar, k_mul];
-    for (child, k) in art.children.iter().zip(kernels) {
-        assert!(std::ptr::fn_addr_eq(child.kernel, k), "child {} resolves to its kernel", child.name);
-        assert_eq!(child.kernel_name, child.name);
+    for (child, view) in art.children.iter().zip(blob.view().children()) {
+        assert_eq!((child.name.as_str(), child.binary.as_slice()), (view.name, view.code));
     }
     assert_eq!(art.children[1].signature, vec![Input, Output]);
-    assert_eq!(art.func_table(), expected.iter().map(|&(_, a)| a).collect::<Vec<_>>());
-    let table = art.sim_kernel_table();
+    assert_eq!(art.func_table().unwrap(), expected.iter().map(|&(_, a)| a).collect::<Vec<_>>());
+    // Loaded for a run, each child's code address resolves to the kernel its binary names.
+    let loaded = sim.load_code(&art.code()).unwrap();
+    assert_eq!(loaded.kernels, expected.iter().map(|&(_, a)| a).collect::<Vec<_>>());
+    assert_eq!(loaded.orchestration, art.orchestration_addr);
+    let table = sim.code().kernels();
     assert_eq!(table.len(), 3);
-    assert!(std::ptr::fn_addr_eq(table.resolve(expected[1].1).unwrap(), k_add_scalar as SimKernelFn));
+    assert!(std::ptr::fn_addr_eq(table.resolve(expected[1].1).unwrap(), k_add_scalar as KernelFn));
     assert!(table.resolve(art.device_base).is_none(), "only code addresses resolve");
+    drop(loaded);
+    assert_eq!(sim.code().loaded_counts(), (0, 0));
 
     // One allocation, one copy; the device copy validates and carries the resolved addresses.
     let calls = sim.counters();
@@ -83,11 +82,10 @@ fn register_returns_the_artifacts_and_uploads_a_patched_copy() {
 fn identical_blobs_upload_once_and_unregister_independently() {
     let sim = sim();
     let mut mem = tracker(&sim);
-    let syms = symbols();
     let mut reg = CallableRegistry::new();
     // Two separately built, byte-identical blobs.
-    let a = reg.register_callable(&mut mem, &syms, 0, &vector_example_callable().unwrap()).unwrap();
-    let b = reg.register_callable(&mut mem, &syms, 1, &vector_example_callable().unwrap()).unwrap();
+    let a = reg.register_callable(&mut mem, 0, &vector_example_callable().unwrap()).unwrap();
+    let b = reg.register_callable(&mut mem, 1, &vector_example_callable().unwrap()).unwrap();
     assert_eq!(a.device_base, b.device_base);
     assert_eq!(reg.counters(), counters(1, 1, 0));
     assert_eq!(sim.counters().copies_to_device, 1);
@@ -107,12 +105,11 @@ fn identical_blobs_upload_once_and_unregister_independently() {
 fn register_unregister_register_uploads_twice() {
     let sim = sim();
     let mut mem = tracker(&sim);
-    let syms = symbols();
     let mut reg = CallableRegistry::new();
     let blob = vector_example_callable().unwrap();
-    reg.register_callable(&mut mem, &syms, 5, &blob).unwrap();
+    reg.register_callable(&mut mem, 5, &blob).unwrap();
     reg.unregister_callable(&mut mem, 5).unwrap();
-    reg.register_callable(&mut mem, &syms, 5, &blob).unwrap();
+    reg.register_callable(&mut mem, 5, &blob).unwrap();
     assert_eq!(reg.counters(), counters(2, 0, 1));
     assert_eq!(sim.live_allocations(), 1);
 }
@@ -121,10 +118,9 @@ fn register_unregister_register_uploads_twice() {
 fn different_blobs_get_their_own_copies() {
     let sim = sim();
     let mut mem = tracker(&sim);
-    let syms = symbols();
     let mut reg = CallableRegistry::new();
-    let a = reg.register_callable(&mut mem, &syms, 0, &vector_example_callable().unwrap()).unwrap();
-    let b = reg.register_callable(&mut mem, &syms, 1, &other_callable()).unwrap();
+    let a = reg.register_callable(&mut mem, 0, &vector_example_callable().unwrap()).unwrap();
+    let b = reg.register_callable(&mut mem, 1, &other_callable()).unwrap();
     assert_ne!(a.device_base, b.device_base);
     assert_ne!(a.content_hash, b.content_hash);
     assert_eq!(reg.counters(), counters(2, 0, 0));
@@ -137,13 +133,12 @@ fn different_blobs_get_their_own_copies() {
 fn cid_range_and_occupancy_are_checked() {
     let sim = sim();
     let mut mem = tracker(&sim);
-    let syms = symbols();
     let mut reg = CallableRegistry::new();
     let blob = vector_example_callable().unwrap();
-    let err = reg.register_callable(&mut mem, &syms, 64, &blob).unwrap_err();
+    let err = reg.register_callable(&mut mem, 64, &blob).unwrap_err();
     assert_eq!(err, RegistryError::CidOutOfRange { cid: 64, max: 64 });
-    assert!(reg.register_callable(&mut mem, &syms, 63, &blob).is_ok());
-    let err = reg.register_callable(&mut mem, &syms, 63, &other_callable()).unwrap_err();
+    assert!(reg.register_callable(&mut mem, 63, &blob).is_ok());
+    let err = reg.register_callable(&mut mem, 63, &other_callable()).unwrap_err();
     assert_eq!(err, RegistryError::CidInUse { cid: 63, content_hash: blob.content_hash() });
     assert_eq!(reg.counters().uploads, 1, "a refused registration uploads nothing");
     assert_eq!(reg.unregister_callable(&mut mem, 2), Err(RegistryError::NotRegistered { cid: 2 }));
@@ -154,31 +149,40 @@ fn cid_range_and_occupancy_are_checked() {
 fn unknown_names_fail_with_the_name_before_touching_the_device() {
     let sim = sim();
     let mut mem = tracker(&sim);
-    let syms = symbols();
-    let mut reg = CallableRegistry::<TestOrch>::new();
+    let mut reg = CallableRegistry::new();
     let blob = ChipCallable::build(
         &[],
         &Orchestration::named(VECTOR_ORCHESTRATION),
         &[CoreCallable::sim(0, VECTOR_ADD, &[]), CoreCallable::sim(1, "softmax_fused", &[])],
     )
     .unwrap();
-    let err = reg.register_callable(&mut mem, &syms, 0, &blob).unwrap_err();
+    let err = reg.register_callable(&mut mem, 0, &blob).unwrap_err();
     assert!(err.to_string().contains("softmax_fused"), "{err}");
-    assert!(matches!(
-        &err,
-        RegistryError::Kernel { child: 1, func_id: 1, source: SymbolError::Unknown { kind: SymbolKind::Kernel, name }, .. }
-            if name == "softmax_fused"
-    ));
+    assert!(
+        matches!(
+            &err,
+            RegistryError::Code { cid: 0, source: CodeError::Unresolved { kind: CodeKind::Kernel, name, available, .. } }
+                if name == "softmax_fused" && available.len() == 3
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("vector_add_scalar"), "the error lists what the device carries: {err}");
 
     let blob = ChipCallable::build(&[], &Orchestration::named("flash_attention"), &[]).unwrap();
-    let err = reg.register_callable(&mut mem, &syms, 0, &blob).unwrap_err();
+    let err = reg.register_callable(&mut mem, 0, &blob).unwrap_err();
     assert!(err.to_string().contains("flash_attention"), "{err}");
-    assert!(matches!(err, RegistryError::Orchestration { .. }));
+    assert!(matches!(
+        err,
+        RegistryError::Code { source: CodeError::Unresolved { kind: CodeKind::Orchestration, .. }, .. }
+    ));
 
     let raw = CoreCallable { func_id: 0, name: "elf".into(), signature: vec![], binary: b"\x7fELF....".to_vec() };
     let blob = ChipCallable::build(&[], &Orchestration::named(VECTOR_ORCHESTRATION), &[raw]).unwrap();
-    let err = reg.register_callable(&mut mem, &syms, 0, &blob).unwrap_err();
-    assert!(matches!(err, RegistryError::Kernel { source: SymbolError::NotSimBinary { .. }, .. }), "{err:?}");
+    let err = reg.register_callable(&mut mem, 0, &blob).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Code { source: CodeError::BadBinary { kind: CodeKind::Kernel, .. }, .. }),
+        "{err:?}"
+    );
 
     assert_eq!(sim.counters().mallocs, 0);
     assert_eq!(reg.counters(), RegistryCounters::default());
@@ -189,12 +193,11 @@ fn unknown_names_fail_with_the_name_before_touching_the_device() {
 fn a_failed_upload_leaves_nothing_behind() {
     let sim = sim();
     let mut mem = tracker(&sim);
-    let syms = symbols();
     let mut reg = CallableRegistry::new();
     let blob = vector_example_callable().unwrap();
 
     sim.fail_nth(BackendOp::CopyToDevice, 1);
-    let err = reg.register_callable(&mut mem, &syms, 0, &blob).unwrap_err();
+    let err = reg.register_callable(&mut mem, 0, &blob).unwrap_err();
     let RegistryError::Upload { cid: 0, source: UploadError::Backend { source, .. } } = err else {
         panic!("unexpected {err:?}")
     };
@@ -206,35 +209,24 @@ fn a_failed_upload_leaves_nothing_behind() {
     assert_eq!(reg.counters(), RegistryCounters::default());
 
     sim.fail_nth(BackendOp::Malloc, 1);
-    assert!(matches!(reg.register_callable(&mut mem, &syms, 0, &blob), Err(RegistryError::Upload { .. })));
+    assert!(matches!(reg.register_callable(&mut mem, 0, &blob), Err(RegistryError::Upload { .. })));
     assert_eq!(sim.live_allocations(), 0);
 
     // The cid is free and the same blob registers normally afterwards.
-    reg.register_callable(&mut mem, &syms, 0, &blob).unwrap();
+    reg.register_callable(&mut mem, 0, &blob).unwrap();
     assert_eq!(reg.counters(), counters(1, 0, 0));
     assert_eq!(sim.live_allocations(), 1);
 }
 
 #[test]
-fn replay_clears_stale_func_table_entries() {
+fn the_func_table_holds_each_child_at_its_func_id() {
     let sim = sim();
     let mut mem = tracker(&sim);
-    let syms = symbols();
     let mut reg = CallableRegistry::new();
-    let art = reg.register_callable(&mut mem, &syms, 0, &other_callable()).unwrap();
-    let mut desc = LaunchDescriptor::new_zeroed();
-    desc.func_table.fill(DevAddr(0xdead_0000));
-    desc.func_count = 1024;
-    art.replay_into(&mut desc).unwrap();
-    assert_eq!(desc.func_count, 8);
-    let table = art.func_table();
+    let art = reg.register_callable(&mut mem, 0, &other_callable()).unwrap();
+    let table = art.func_table().unwrap();
     assert_eq!(table.len(), 8);
     assert!(table[..7].iter().all(|a| a.is_null()) && table[7] == art.children[0].code_addr);
-    assert_eq!(desc.orchestration, art.orchestration_addr);
-    for (id, addr) in desc.func_table.iter().enumerate() {
-        let expected = if id == 7 { art.children[0].code_addr } else { DevAddr::NULL };
-        assert_eq!(*addr, expected, "func id {id}");
-    }
 }
 
 #[test]

@@ -11,18 +11,20 @@ use pto_abi::task::TensorDirection::{InOut, Input, NoDep, Output, OutputExisting
 use pto_abi::DevAddr;
 use pto_device::orch::{Arg, OrchArgs, OrchError, OrchestrationFn, Orchestrator, TaskSpec};
 use pto_device::runtime::Budgets;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::callable::example::{define_vector_symbols, vector_example_callable, VECTOR_ADD};
-use pto_host::callable::runner_ext::{CallableRunConfig, CallableRunError};
-use pto_host::callable::{BindError, ChipCallable, CoreCallable, Orchestration};
-use pto_host::run::examples::{vector_args, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG};
-use pto_host::run::{RunArg, RunMode};
-use pto_host::runner::{read_device, DeviceRunner};
+use pto_host::examples::{
+    define_vector_symbols, vector_args, vector_example_callable, VECTOR_ADD, VECTOR_EXPECTED, VECTOR_LEN,
+    VECTOR_RESULT_ARG,
+};
+use pto_host::sim::SimBackend;
+use pto_host::{
+    BindError, CallableRunConfig, CallableRunError, ChipCallable, CoreCallable, DeviceBackend, DeviceIo, DeviceRunner,
+    Orchestration, RunArg, RunMode,
+};
 
 fn setup() -> (Arc<SimBackend>, DeviceRunner) {
     let sim = Arc::new(SimBackend::with_capacity(2 << 30).expect("sim pool"));
-    let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
-    define_vector_symbols(runner.callable_symbols_mut()).unwrap();
+    define_vector_symbols(&mut sim.symbols()).unwrap();
+    let runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
     (sim, runner)
 }
 
@@ -34,11 +36,11 @@ const THREADED: RunMode = RunMode::Threaded { threads: 3, clusters: 2 };
 
 #[test]
 fn the_vector_example_runs_by_cid_twice_with_one_upload_and_a_cached_second_bind() {
-    let (sim, mut runner) = setup();
+    let (_sim, mut runner) = setup();
     let art = runner.register_callable(7, &vector_example_callable().unwrap()).unwrap();
     let args = vector_args();
     for (i, mode) in [THREADED, RunMode::Deterministic { noop_cores: false }].into_iter().enumerate() {
-        let report = runner.run_callable(&sim, 7, &args, &config(mode)).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let report = runner.run_callable(7, &args, &config(mode)).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
         let f = report.output_f32(VECTOR_RESULT_ARG);
         assert_eq!(f.len(), VECTOR_LEN);
         assert!(f.iter().all(|x| *x == VECTOR_EXPECTED), "{mode:?}: f[0] = {}", f[0]);
@@ -47,9 +49,9 @@ fn the_vector_example_runs_by_cid_twice_with_one_upload_and_a_cached_second_bind
 
         // The launch descriptor carried the blob's device code addresses, nothing else.
         let block = runner.launch_block().unwrap();
-        let desc: LaunchDescriptor = read_device(&runner, block.descriptor()).unwrap();
+        let desc: LaunchDescriptor = runner.backend().read_obj(block.descriptor()).unwrap();
         assert_eq!(desc.func_count, 3);
-        assert_eq!(&desc.func_table[..3], &art.func_table()[..]);
+        assert_eq!(&desc.func_table[..3], &art.func_table().unwrap()[..]);
         assert!(desc.func_table[3..].iter().all(|a| a.is_null()));
         assert_eq!(desc.orchestration, art.orchestration_addr);
     }
@@ -60,16 +62,16 @@ fn the_vector_example_runs_by_cid_twice_with_one_upload_and_a_cached_second_bind
 
 #[test]
 fn arguments_are_checked_against_the_signature_before_anything_runs() {
-    let (sim, mut runner) = setup();
+    let (_sim, mut runner) = setup();
     runner.register_callable(0, &vector_example_callable().unwrap()).unwrap();
     let mut args = vector_args();
     args.pop();
-    let err = runner.run_callable(&sim, 0, &args, &config(THREADED)).unwrap_err();
+    let err = runner.run_callable(0, &args, &config(THREADED)).unwrap_err();
     assert_eq!(err, CallableRunError::Bind(BindError::ArgCount { cid: 0, expected: 4, got: 3 }));
 
     let mut args = vector_args();
     args[2] = RunArg::InOut { data: vec![0; VECTOR_LEN * 4], dtype: DType::F32 };
-    let err = runner.run_callable(&sim, 0, &args, &config(THREADED)).unwrap_err();
+    let err = runner.run_callable(0, &args, &config(THREADED)).unwrap_err();
     assert_eq!(
         err,
         CallableRunError::Bind(BindError::Direction { cid: 0, index: 2, expected: OutputExisting, got: InOut })
@@ -77,7 +79,7 @@ fn arguments_are_checked_against_the_signature_before_anything_runs() {
     assert!(err.to_string().contains("argument 2"), "{err}");
 
     assert_eq!(
-        runner.run_callable(&sim, 5, &vector_args(), &config(THREADED)).unwrap_err(),
+        runner.run_callable(5, &vector_args(), &config(THREADED)).unwrap_err(),
         CallableRunError::NotRegistered { cid: 5 }
     );
     assert_eq!(runner.bind_stats().misses, 0, "nothing was bound, staged or launched");
@@ -93,7 +95,7 @@ fn single_add(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), O
 #[test]
 fn a_later_callable_never_sees_func_table_entries_of_an_earlier_one() {
     let (sim, mut runner) = setup();
-    runner.callable_symbols_mut().orchestrations.define("single_add", single_add as OrchestrationFn).unwrap();
+    sim.symbols().orchestrations.define("single_add", single_add as OrchestrationFn).unwrap();
     let single = ChipCallable::build(
         &[Input, Input, OutputExisting, NoDep],
         &Orchestration::named("single_add"),
@@ -103,10 +105,10 @@ fn a_later_callable_never_sees_func_table_entries_of_an_earlier_one() {
     runner.register_callable(0, &vector_example_callable().unwrap()).unwrap();
     let art = runner.register_callable(1, &single).unwrap();
 
-    runner.run_callable(&sim, 0, &vector_args(), &config(THREADED)).unwrap();
-    let report = runner.run_callable(&sim, 1, &vector_args(), &config(THREADED)).unwrap();
+    runner.run_callable(0, &vector_args(), &config(THREADED)).unwrap();
+    let report = runner.run_callable(1, &vector_args(), &config(THREADED)).unwrap();
     assert!(report.output_f32(VECTOR_RESULT_ARG).iter().all(|x| *x == 5.0));
-    let desc: LaunchDescriptor = read_device(&runner, runner.launch_block().unwrap().descriptor()).unwrap();
+    let desc: LaunchDescriptor = runner.backend().read_obj(runner.launch_block().unwrap().descriptor()).unwrap();
     assert_eq!(desc.func_count, 10);
     for (id, addr) in desc.func_table.iter().enumerate() {
         let expected = if id == 9 { art.children[0].code_addr } else { DevAddr::NULL };
@@ -116,8 +118,8 @@ fn a_later_callable_never_sees_func_table_entries_of_an_earlier_one() {
     // Unregistering frees the device copy; the runner stays usable.
     runner.unregister_callable(0).unwrap();
     assert!(matches!(
-        runner.run_callable(&sim, 0, &vector_args(), &config(THREADED)),
+        runner.run_callable(0, &vector_args(), &config(THREADED)),
         Err(CallableRunError::NotRegistered { cid: 0 })
     ));
-    runner.run_callable(&sim, 1, &vector_args(), &config(THREADED)).unwrap();
+    runner.run_callable(1, &vector_args(), &config(THREADED)).unwrap();
 }

@@ -1,55 +1,57 @@
-//! A runner's callables as one unit: counters, binding a cid to a run, launches, teardown.
+//! A runner's callables: counters over runs, launches, registration through the runner.
 
 mod callable_support;
 
 use std::sync::Arc;
 
-use callable_support::{sim, tracker, vector_symbols, TestOrch};
-use pto_abi::launch::{KernelArgs, LaunchDescriptor};
-use pto_abi::task::TensorDirection::{Input, NoDep, OutputExisting};
-use pto_abi::DevAddr;
-use pto_host::backend::sim::SimLaunch;
-use pto_host::backend::SimBackend;
-use pto_host::callable::example::vector_example_callable;
-use pto_host::callable::{BindError, CallableCounters, LaunchShape, PrepareRunError, RunnerCallables};
-use pto_host::runner::TrackingAllocator;
-use zerocopy::FromZeros;
+use callable_support::{sim_with_vector_symbols, Recording};
+use pto_abi::sizing::ArenaSizingKey;
+use pto_host::examples::vector_example_callable;
+use pto_host::sim::{SimBackend, SimLaunch};
+use pto_host::{CallableCounters, DeviceBackend, DeviceRunner, LaunchParams, LaunchShape};
 
 fn noop_entry(_: &SimLaunch) -> Result<(), String> {
     Ok(())
 }
 
-fn device() -> (Arc<SimBackend>, TrackingAllocator, RunnerCallables<TestOrch>) {
-    let sim = sim();
+/// A runner whose AICore and AICPU programs do nothing, on a device that knows the vector
+/// example's names.
+fn device() -> (Arc<SimBackend>, DeviceRunner) {
+    let sim = sim_with_vector_symbols();
     sim.register_entry("noop_aicore", noop_entry);
     sim.register_entry("noop_aicpu", noop_entry);
-    let mem = tracker(&sim);
-    (sim, mem, RunnerCallables::new(vector_symbols(), b"noop_aicore".to_vec(), b"noop_aicpu".to_vec()))
+    let rec = Arc::new(Recording::with_programs(sim.clone(), "noop_aicore", "noop_aicpu"));
+    (sim, DeviceRunner::new(rec as Arc<dyn DeviceBackend>))
 }
 
-const VECTOR_ARGS: [pto_abi::task::TensorDirection; 4] = [Input, Input, OutputExisting, NoDep];
+const SIZING: ArenaSizingKey = ArenaSizingKey::uniform(16, 64 << 10, 64);
 const AICORE: LaunchShape = LaunchShape { block_dim: 2 };
 const AICPU: LaunchShape = LaunchShape { block_dim: 1 };
 
-/// What a run does with callables: bind the cid, then launch with a KernelArgs copy.
-fn run(c: &mut RunnerCallables<TestOrch>, mem: &mut TrackingAllocator, cid: u32, desc: &mut LaunchDescriptor) {
-    c.prepare_run(cid, &VECTOR_ARGS, desc).unwrap();
-    let args = mem.alloc(size_of::<KernelArgs>() as u64).unwrap();
-    c.launch(mem.backend().as_ref(), args, AICORE, AICPU).unwrap();
-    c.synchronize(mem.backend().as_ref()).unwrap();
-    mem.free(args).unwrap();
+/// What a run does with a callable: its func table and orchestration in the launch block, then
+/// both launches.
+fn run(r: &mut DeviceRunner, cid: u32) {
+    let art = r.callable(cid).unwrap();
+    let params = LaunchParams {
+        orchestration: art.orchestration_addr,
+        func_table: art.func_table().unwrap(),
+        ..Default::default()
+    };
+    let bound = r.bind(&SIZING).unwrap();
+    r.prepare_launch(&bound, &params).unwrap();
+    r.launch_aicore_kernel(AICORE).unwrap();
+    r.launch_aicpu_kernel(AICPU).unwrap();
 }
 
 #[test]
 fn n_runs_of_one_cid_upload_once_and_register_aicore_once() {
-    let (sim, mut mem, mut c) = device();
-    c.register_callable(&mut mem, 0, &vector_example_callable().unwrap()).unwrap();
-    let mut desc = LaunchDescriptor::new_zeroed();
+    let (sim, mut r) = device();
+    r.register_callable(0, &vector_example_callable().unwrap()).unwrap();
     for _ in 0..8 {
-        run(&mut c, &mut mem, 0, &mut desc);
+        run(&mut r, 0);
     }
     assert_eq!(
-        c.counters(),
+        r.callable_counters(),
         CallableCounters {
             uploads: 1,
             dedup_hits: 0,
@@ -58,25 +60,24 @@ fn n_runs_of_one_cid_upload_once_and_register_aicore_once() {
             orchestration_registrations: 1
         }
     );
-    assert_eq!(c.launcher().counters().aicore_launches, 8);
+    assert_eq!(r.kernel_launcher().counters().aicore_launches, 8);
     assert_eq!(sim.counters().launches, 16, "AICore and AICPU per run");
 }
 
 #[test]
 fn shared_blob_register_unregister_register() {
-    let (_sim, mut mem, mut c) = device();
+    let (_sim, mut r) = device();
     let blob = vector_example_callable().unwrap();
-    let mut desc = LaunchDescriptor::new_zeroed();
-    c.register_callable(&mut mem, 1, &blob).unwrap();
-    c.register_callable(&mut mem, 2, &blob).unwrap();
-    run(&mut c, &mut mem, 1, &mut desc);
-    c.unregister_callable(&mut mem, 1).unwrap();
-    run(&mut c, &mut mem, 2, &mut desc);
-    c.unregister_callable(&mut mem, 2).unwrap();
-    c.register_callable(&mut mem, 1, &blob).unwrap();
-    run(&mut c, &mut mem, 1, &mut desc);
+    r.register_callable(1, &blob).unwrap();
+    r.register_callable(2, &blob).unwrap();
+    run(&mut r, 1);
+    r.unregister_callable(1).unwrap();
+    run(&mut r, 2);
+    r.unregister_callable(2).unwrap();
+    r.register_callable(1, &blob).unwrap();
+    run(&mut r, 1);
     assert_eq!(
-        c.counters(),
+        r.callable_counters(),
         CallableCounters {
             uploads: 2,
             dedup_hits: 1,
@@ -87,40 +88,6 @@ fn shared_blob_register_unregister_register() {
     );
 }
 
-#[test]
-fn prepare_run_checks_before_touching_the_descriptor() {
-    let (_sim, mut mem, mut c) = device();
-    let mut desc = LaunchDescriptor::new_zeroed();
-    desc.func_table.fill(DevAddr(0xbad));
-    assert_eq!(c.prepare_run(9, &VECTOR_ARGS, &mut desc).map(|_| ()), Err(PrepareRunError::NotRegistered { cid: 9 }));
-    c.register_callable(&mut mem, 9, &vector_example_callable().unwrap()).unwrap();
-    let err = c.prepare_run(9, &[Input, OutputExisting, OutputExisting, NoDep], &mut desc).map(|_| ()).unwrap_err();
-    assert_eq!(
-        err,
-        PrepareRunError::Bind(BindError::Direction { cid: 9, index: 1, expected: Input, got: OutputExisting })
-    );
-    assert!(desc.func_table.iter().all(|&a| a == DevAddr(0xbad)), "a refused run leaves the descriptor alone");
-
-    let art = c.prepare_run(9, &VECTOR_ARGS, &mut desc).unwrap().clone();
-    assert_eq!(desc.func_count, 3);
-    assert_eq!(desc.orchestration, art.orchestration_addr);
-    assert_eq!(&desc.func_table[..3], &art.child_addrs().map(|(_, a)| a).collect::<Vec<_>>()[..]);
-    assert!(desc.func_table[3..].iter().all(|a| a.is_null()));
-}
-
-#[test]
-fn release_frees_every_device_copy() {
-    let (sim, mut mem, mut c) = device();
-    let mut desc = LaunchDescriptor::new_zeroed();
-    c.register_callable(&mut mem, 0, &vector_example_callable().unwrap()).unwrap();
-    run(&mut c, &mut mem, 0, &mut desc);
-    assert_eq!(sim.live_allocations(), 1, "the blob");
-    c.release(&mut mem).unwrap();
-    assert_eq!(sim.live_allocations(), 0);
-    assert_eq!(mem.committed_bytes(), 0);
-    assert!(c.registry().artifacts(0).is_none());
-}
-
 // ---- The registry attached to a DeviceRunner ----
 
 mod on_runner {
@@ -128,16 +95,19 @@ mod on_runner {
 
     use pto_abi::launch::KernelArgs;
     use pto_abi::sizing::ArenaSizingKey;
-    use pto_device::kernel::{KernelInvocation, SimKernelFn};
+    use pto_device::kernel::KernelInvocation;
     use pto_device::orch::{OrchArgs, OrchError, OrchestrationFn, Orchestrator};
-    use pto_host::backend::sim::SimLaunch;
-    use pto_host::backend::{DeviceBackend, SimBackend};
-    use pto_host::callable::example::{
+    use pto_host::examples::{
         vector_example_callable, VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION,
     };
-    use pto_host::callable::runner_ext::{KernelLaunchError, AICORE_KERNEL_BINARY};
-    use pto_host::callable::{CallableCounters, LaunchShape, RegistryError, SymbolError};
-    use pto_host::runner::{DeviceRunner, LaunchParams};
+    use pto_host::sim::SimBackend;
+    use pto_host::sim::SimLaunch;
+    use pto_host::sim::SymbolError;
+    use pto_host::sim::SIM_AICORE_ENTRY;
+    use pto_host::DeviceBackend;
+    use pto_host::{CallableCounters, LaunchShape, RegistryError};
+    use pto_host::{CodeError, CodeKind, KernelFn, LaunchError};
+    use pto_host::{DeviceRunner, LaunchParams};
 
     fn orch(_: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
         Ok(())
@@ -145,13 +115,15 @@ mod on_runner {
     fn k(_: &KernelInvocation<'_>) {}
 
     fn runner() -> (Arc<SimBackend>, DeviceRunner) {
-        let sim = super::sim();
-        let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
-        let symbols = runner.callable_symbols_mut();
-        for name in [VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL] {
-            symbols.kernels.define(name, k as SimKernelFn).unwrap();
+        let sim = crate::callable_support::sim();
+        {
+            let mut symbols = sim.symbols();
+            for name in [VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL] {
+                symbols.kernels.define(name, k as KernelFn).unwrap();
+            }
+            symbols.orchestrations.define(VECTOR_ORCHESTRATION, orch as OrchestrationFn).unwrap();
         }
-        symbols.orchestrations.define(VECTOR_ORCHESTRATION, orch as OrchestrationFn).unwrap();
+        let runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
         (sim, runner)
     }
 
@@ -162,7 +134,7 @@ mod on_runner {
         let a = runner.register_callable(0, &blob).unwrap();
         let b = runner.register_callable(1, &vector_example_callable().unwrap()).unwrap();
         assert_eq!(a.device_base, b.device_base);
-        assert!(std::ptr::fn_addr_eq(a.orchestration, orch as OrchestrationFn));
+        assert_eq!(a.orchestration_name, VECTOR_ORCHESTRATION);
         assert_eq!(runner.allocator().committed_bytes(), blob.total_size(), "one tracked device copy");
         assert_eq!(runner.callable(1).unwrap().content_hash, blob.content_hash());
 
@@ -193,14 +165,19 @@ mod on_runner {
     #[test]
     fn unknown_names_are_refused_by_the_runner() {
         let (sim, mut runner) = runner();
-        runner.callable_symbols_mut().orchestrations.define("other", orch as OrchestrationFn).unwrap();
-        let err = runner.callable_symbols_mut().orchestrations.define("other", orch as OrchestrationFn).unwrap_err();
+        sim.symbols().orchestrations.define("other", orch as OrchestrationFn).unwrap();
+        let err = sim.symbols().orchestrations.define("other", orch as OrchestrationFn).unwrap_err();
         assert!(matches!(err, SymbolError::Duplicate { .. }));
-        let blob =
-            pto_host::callable::ChipCallable::build(&[], &pto_host::callable::Orchestration::named("not_linked"), &[])
-                .unwrap();
+        let blob = pto_host::ChipCallable::build(&[], &pto_host::Orchestration::named("not_linked"), &[]).unwrap();
         let err = runner.register_callable(3, &blob).unwrap_err();
-        assert!(matches!(err, RegistryError::Orchestration { .. }) && err.to_string().contains("not_linked"), "{err}");
+        assert!(
+            matches!(
+                &err,
+                RegistryError::Code { cid: 3, source: CodeError::Unresolved { kind: CodeKind::Orchestration, available, .. } }
+                    if available.len() == 2
+            ) && err.to_string().contains("not_linked"),
+            "{err}"
+        );
         assert_eq!(sim.counters().mallocs, 0);
     }
 
@@ -221,8 +198,8 @@ mod on_runner {
     #[test]
     fn launch_aicore_kernel_registers_once_and_passes_the_launch_blocks_kernel_args() {
         let (sim, mut runner) = runner();
-        sim.register_entry(AICORE_KERNEL_BINARY, aicore_entry);
-        assert_eq!(runner.launch_aicore_kernel(LaunchShape { block_dim: 1 }), Err(KernelLaunchError::NoLaunchBlock));
+        sim.register_entry(SIM_AICORE_ENTRY, aicore_entry);
+        assert_eq!(runner.launch_aicore_kernel(LaunchShape { block_dim: 1 }), Err(LaunchError::NoLaunchBlock));
 
         let bound = runner.bind(&ArenaSizingKey::uniform(16, 64 << 10, 64)).unwrap();
         let block = runner.prepare_launch(&bound, &LaunchParams::default()).unwrap();
@@ -233,7 +210,10 @@ mod on_runner {
         let launcher = runner.kernel_launcher();
         assert_eq!((launcher.counters().aicore_registrations, launcher.counters().aicore_launches), (1, 3));
         assert_eq!(runner.callable_counters().aicore_registrations, 1);
-        runner.kernel_launcher().synchronize(sim.as_ref()).unwrap();
+        // The entry returns at once: wait until the stream's launches have all ended.
+        while sim.running_streams() > 0 {
+            std::thread::yield_now();
+        }
         let seen: Vec<_> = SEEN.lock().unwrap().iter().filter(|s| s.0 == block.kernel_args().get()).copied().collect();
         assert_eq!(seen.len(), 6, "3 launches × 2 blocks");
         assert!(

@@ -7,7 +7,7 @@ use pto_abi::image::IMAGE_MAGIC;
 use pto_abi::{reserve_layout, DevAddr, ABI_FINGERPRINT, ABI_VERSION};
 use pto_device::boot::audit::audit_pointers;
 use pto_device::boot::{DeviceRegions, RegionSpan};
-use pto_host::image::{build_runtime_image, nominal_regions, ImageError};
+use pto_host::{build_runtime_image, nominal_regions, ImageError};
 
 use image_support::sizing;
 

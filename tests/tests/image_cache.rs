@@ -1,13 +1,11 @@
-//! The prebuilt image cache (DESIGN §4.5): a hit writes nothing to the device, any sizing change
+//! The prebuilt image cache: a hit writes nothing to the device, any sizing change
 //! misses, a failed upload leaves no entry, and alternating sizings never rebuilds.
 
 mod image_support;
 
 use pto_abi::consts::RING_COUNT;
 use pto_abi::sizing::ArenaSizingKey;
-use pto_host::backend::BackendOp;
-use pto_host::image::CacheKey;
-use pto_host::runner::{LaunchParams, RunnerError};
+use pto_host::{BackendOp, CacheKey, LaunchParams, RunnerError};
 
 use image_support::*;
 

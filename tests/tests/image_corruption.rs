@@ -6,7 +6,7 @@ use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::{reserve_layout, DevAddr};
 use pto_device::boot::validate::validate_image;
 use pto_device::boot::{DeviceRegions, RegionSpan};
-use pto_host::image::{build_runtime_image, nominal_regions};
+use pto_host::{build_runtime_image, nominal_regions};
 
 fn small_image() -> Vec<u8> {
     let layout = reserve_layout(&ArenaSizingKey::smallest()).unwrap();

@@ -18,14 +18,14 @@ use pto_device::aicore::CoreTables;
 use pto_device::kernel::{KernelInvocation, SimKernelFn};
 use pto_device::orch::{OrchArgs, OrchError, Orchestrator, TaskSpec};
 use pto_device::runtime::Budgets;
-use pto_host::backend::sim::{SimLaunchRecord, SIM_AICORE_ENTRY, SIM_AICPU_ENTRY};
-use pto_host::backend::{BackendError, BackendOp, DeviceBackend, SimBackend, StreamId};
-use pto_host::callable::example::{define_vector_symbols, vector_example_callable};
-use pto_host::callable::runner_ext::{CallableRunConfig, CallableRunError, KernelLaunchError};
-use pto_host::callable::{LaunchCounters, LaunchError, LaunchStep};
-use pto_host::run::examples::{vector_args, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG};
-use pto_host::run::{RunError, RunMode, RunReport, RunRequest};
-use pto_host::runner::{read_device, DeviceRunner};
+use pto_host::examples::{
+    define_vector_symbols, vector_args, vector_example_callable, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG,
+};
+use pto_host::sim::{SimBackend, SimLaunchRecord, SIM_AICORE_ENTRY, SIM_AICPU_ENTRY};
+use pto_host::{
+    BackendError, BackendOp, CallableRunConfig, CallableRunError, DeviceBackend, DeviceIo, DeviceRunner,
+    LaunchCounters, LaunchError, LaunchStep, RunError, RunMode, RunReport, RunRequest, StreamId,
+};
 
 const CID: u32 = 3;
 const THREADED: RunMode = RunMode::Threaded { threads: 3, clusters: 2 };
@@ -43,14 +43,14 @@ fn config(mode: RunMode) -> CallableRunConfig {
 /// A runner with the vector example registered as [`CID`].
 fn setup() -> (Arc<SimBackend>, DeviceRunner) {
     let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
+    define_vector_symbols(&mut sim.symbols()).unwrap();
     let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
-    define_vector_symbols(runner.callable_symbols_mut()).unwrap();
     runner.register_callable(CID, &vector_example_callable().unwrap()).unwrap();
     (sim, runner)
 }
 
-fn run(sim: &Arc<SimBackend>, runner: &mut DeviceRunner, mode: RunMode) -> Result<RunReport, CallableRunError> {
-    runner.run_callable(sim, CID, &vector_args(), &config(mode))
+fn run(_sim: &Arc<SimBackend>, runner: &mut DeviceRunner, mode: RunMode) -> Result<RunReport, CallableRunError> {
+    runner.run_callable(CID, &vector_args(), &config(mode))
 }
 
 fn assert_vector(report: &RunReport) {
@@ -136,12 +136,12 @@ fn the_kernel_args_device_copy_names_the_core_tables_boot_wires() {
     let (sim, mut runner) = setup();
     run(&sim, &mut runner, RunMode::Threaded { threads: 2, clusters: 3 }).unwrap();
     let block = runner.launch_block().unwrap();
-    let args: KernelArgs = read_device(&runner, block.kernel_args()).unwrap();
+    let args: KernelArgs = runner.backend().read_obj(block.kernel_args()).unwrap();
     let bound = runner.bind(&sizing()).unwrap();
     assert!(bound.cache_hit);
     let arena = bound.regions.arena.base;
-    let image: ImageHeader = read_device(&runner, arena).unwrap();
-    let header: RuntimeHeader = read_device(&runner, DevAddr(arena.get() + image.runtime_header_offset)).unwrap();
+    let image: ImageHeader = runner.backend().read_obj(arena).unwrap();
+    let header: RuntimeHeader = runner.backend().read_obj(DevAddr(arena.get() + image.runtime_header_offset)).unwrap();
     let wired = CoreTables::from_header(&header);
     let named =
         CoreTables { registers: args.register_table, handshakes: args.handshake_table, payloads: args.core_payloads };
@@ -152,16 +152,13 @@ fn the_kernel_args_device_copy_names_the_core_tables_boot_wires() {
     assert_eq!((args.core_count, args.block_dim), (9, 9), "3 clusters of 3 cores, one AICore block per core");
 
     run(&sim, &mut runner, RunMode::Deterministic { noop_cores: false }).unwrap();
-    let args: KernelArgs = read_device(&runner, block.kernel_args()).unwrap();
+    let args: KernelArgs = runner.backend().read_obj(block.kernel_args()).unwrap();
     assert_eq!((args.core_count, args.register_table), (0, named.registers), "no cores, same tables");
 }
 
 /// The error of a run that failed at `step` with the injected fault `nth` of `op`.
 fn injected(step: LaunchStep, op: BackendOp, nth: u64) -> CallableRunError {
-    CallableRunError::Run(RunError::Launch(KernelLaunchError::Launch(LaunchError {
-        step,
-        source: BackendError::InjectedFault { op, nth },
-    })))
+    CallableRunError::Run(RunError::Launch(LaunchError::Step { step, source: BackendError::InjectedFault { op, nth } }))
 }
 
 #[test]
@@ -251,7 +248,7 @@ fn an_aicore_kernel_stuck_in_a_kernel_is_left_behind_and_the_next_run_gets_a_fre
         budgets,
     };
     let budgets = Budgets { orch_ns: 5_000_000_000, sched_ns: 50_000_000 };
-    let err = runner.run(&sim, &request(gated, budgets)).unwrap_err();
+    let err = runner.run(&request(gated, budgets)).unwrap_err();
     assert!(matches!(err, RunError::Device(_)), "the scheduler reports the stalled task: {err}");
     assert_eq!(sim.running_streams(), 1, "the core inside the gate kernel is still running");
     let stuck_stream = aicore_streams(&sim);
@@ -265,7 +262,7 @@ fn an_aicore_kernel_stuck_in_a_kernel_is_left_behind_and_the_next_run_gets_a_fre
     }
     assert!(GATE_RETURNED.load(Ordering::Acquire));
 
-    let report = runner.run(&sim, &request(nop, Budgets::DEFAULT)).unwrap();
+    let report = runner.run(&request(nop, Budgets::DEFAULT)).unwrap();
     assert_eq!(report.tasks_completed, 1);
     let streams = aicore_streams(&sim);
     assert_eq!(streams.len(), 2);

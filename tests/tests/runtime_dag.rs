@@ -27,7 +27,8 @@ fn run_dag(host: &HostRuntime, dag: &Dag, shuffle: u64, release_limit: usize) ->
     let addrs: Vec<u64> = regions.iter().map(|r| r.addr().0).collect();
     let args = run_args(dag, &addrs);
     let (table, kernels) = dag_kernels();
-    host.reset();
+    // SAFETY: no thread of an earlier run still uses the runtime.
+    unsafe { host.reset() };
     // SAFETY: the table outlives the run.
     let funcs = unsafe { FuncTable::from_raw(table.as_ptr(), table.len() as u32) };
     let mut rt = Runtime::new(host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
@@ -87,9 +88,10 @@ mod threaded {
     use pto_abi::task::DType;
     use pto_device::kernel::SimKernelFn;
     use pto_device::runtime::Budgets;
-    use pto_host::backend::{DeviceBackend, SimBackend};
-    use pto_host::run::{RunArg, RunMode, RunRequest};
-    use pto_host::runner::DeviceRunner;
+    use pto_host::sim::SimBackend;
+    use pto_host::DeviceBackend;
+    use pto_host::DeviceRunner;
+    use pto_host::{RunArg, RunMode, RunRequest};
 
     use super::runtime_support::*;
 
@@ -102,7 +104,6 @@ mod threaded {
     /// Runs `dag` through `DeviceRunner::run` in the threaded mode; returns the external buffers.
     pub fn run_threaded(
         runner: &mut DeviceRunner,
-        sim: &Arc<SimBackend>,
         dag: &Dag,
         sizing: ArenaSizingKey,
         threads: u32,
@@ -123,15 +124,14 @@ mod threaded {
             mode: RunMode::Threaded { threads, clusters },
             budgets: Budgets::DEFAULT,
         };
-        let report = runner.run(sim, &req).unwrap_or_else(|e| panic!("threaded run: {e}"));
+        let report = runner.run(&req).unwrap_or_else(|e| panic!("threaded run: {e}"));
         assert_eq!(report.tasks_completed as usize, dag.task_count);
         (0..dag.ext_buffers).map(|b| u32s(report.outputs[b].as_ref().unwrap())).collect()
     }
 
-    fn setup() -> (Arc<SimBackend>, DeviceRunner) {
+    fn setup() -> DeviceRunner {
         let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
-        let runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
-        (sim, runner)
+        DeviceRunner::new(sim as Arc<dyn DeviceBackend>)
     }
 
     fn limits(window: usize, tasks: usize) -> Limits {
@@ -148,21 +148,21 @@ mod threaded {
             threads in 2u32..5,
             clusters in 1u32..4,
         ) {
-            let (sim, mut runner) = setup();
+            let mut runner = setup();
             let window = 1usize << window_log;
             let dag = generate(seed, limits(window, 120));
             let sizing = ArenaSizingKey::uniform(window as u64, 1 << 20, 4096);
-            prop_assert_eq!(run_threaded(&mut runner, &sim, &dag, sizing, threads, clusters), reference(&dag));
+            prop_assert_eq!(run_threaded(&mut runner, &dag, sizing, threads, clusters), reference(&dag));
         }
     }
 
     #[test]
     fn thousands_of_tasks_through_windows_of_4_and_16_on_threads() {
-        let (sim, mut runner) = setup();
+        let mut runner = setup();
         for window in [4u64, 16] {
             let dag = generate(window + 100, limits(window as usize, 2000));
             let sizing = ArenaSizingKey::uniform(window, 64 << 10, 256);
-            assert_eq!(run_threaded(&mut runner, &sim, &dag, sizing, 3, 2), reference(&dag), "window {window}");
+            assert_eq!(run_threaded(&mut runner, &dag, sizing, 3, 2), reference(&dag), "window {window}");
         }
     }
 }

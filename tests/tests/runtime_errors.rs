@@ -12,10 +12,9 @@ use pto_abi::task::DType;
 use pto_device::kernel::{KernelInvocation, SimKernelFn};
 use pto_device::orch::{Arg, OrchArgs, OrchError, Orchestrator, OutputSpec, TaskId, TaskSpec};
 use pto_device::runtime::Budgets;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::run::examples::{vector_args, vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_RESULT_ARG};
-use pto_host::run::{RunArg, RunError, RunMode, RunRequest};
-use pto_host::runner::DeviceRunner;
+use pto_host::examples::{vector_args, vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_RESULT_ARG};
+use pto_host::sim::SimBackend;
+use pto_host::{DeviceBackend, DeviceRunner, RunArg, RunError, RunMode, RunRequest};
 
 /// Sleeps `args[0]` milliseconds.
 fn sleep_kernel(inv: &KernelInvocation<'_>) {
@@ -29,7 +28,6 @@ const THREADED: RunMode = RunMode::Threaded { threads: 3, clusters: 2 };
 const DETERMINISTIC: RunMode = RunMode::Deterministic { noop_cores: false };
 
 struct Env {
-    sim: Arc<SimBackend>,
     runner: DeviceRunner,
     baseline_allocations: Option<usize>,
 }
@@ -37,8 +35,8 @@ struct Env {
 impl Env {
     fn new() -> Env {
         let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
-        let runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
-        Env { sim, runner, baseline_allocations: None }
+        let runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
+        Env { runner, baseline_allocations: None }
     }
 
     fn run(
@@ -48,9 +46,9 @@ impl Env {
         sizing: ArenaSizingKey,
         mode: RunMode,
         budgets: Budgets,
-    ) -> Result<pto_host::run::RunReport, RunError> {
+    ) -> Result<pto_host::RunReport, RunError> {
         let req = RunRequest { orchestration: f, kernels: &KERNELS, args, sizing, mode, budgets };
-        self.runner.run(&self.sim, &req)
+        self.runner.run(&req)
     }
 
     /// Runs `f`, expects `code`, then checks that the vector example succeeds on the same runner.
@@ -62,7 +60,7 @@ impl Env {
         mode: RunMode,
         budgets: Budgets,
         code: RuntimeErrorCode,
-    ) -> pto_host::run::DeviceFailure {
+    ) -> pto_host::DeviceFailure {
         let failure = match self.run(f, args, sizing, mode, budgets) {
             Err(RunError::Device(f)) => *f,
             other => panic!("expected {code:?}, got {other:?}"),
@@ -86,7 +84,7 @@ impl Env {
             mode: THREADED,
             budgets: Budgets::DEFAULT,
         };
-        let report = self.runner.run(&self.sim, &req).unwrap_or_else(|e| panic!("run after {code:?}: {e}"));
+        let report = self.runner.run(&req).unwrap_or_else(|e| panic!("run after {code:?}: {e}"));
         assert!(report.bind_cache_hit, "the failed run's resident image is reused");
         let f = report.output_f32(VECTOR_RESULT_ARG);
         assert!(f.len() == 256 && f.iter().all(|x| *x == VECTOR_EXPECTED));

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use pto_abi::sizing::ArenaSizingKey;
 use pto_device::runtime::Budgets;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::run::examples::{vector_args, vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_RESULT_ARG};
-use pto_host::run::{RunMode, RunRequest};
-use pto_host::runner::DeviceRunner;
+use pto_host::examples::{vector_args, vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_RESULT_ARG};
+use pto_host::sim::SimBackend;
+use pto_host::{DeviceBackend, DeviceRunner, RunMode, RunRequest};
 
 fn sim() -> Arc<SimBackend> {
     Arc::new(SimBackend::with_capacity(2 << 30).expect("sim pool"))
@@ -40,7 +39,7 @@ fn vector_example_is_47_everywhere_in_both_modes_and_the_second_bind_is_cached()
             mode,
             budgets: Budgets::DEFAULT,
         };
-        let report = runner.run(&sim, &req).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let report = runner.run(&req).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
         let f = report.output_f32(VECTOR_RESULT_ARG);
         assert_eq!(f.len(), 16_384);
         assert!(f.iter().all(|x| *x == VECTOR_EXPECTED), "{mode:?}: f[0] = {}", f[0]);

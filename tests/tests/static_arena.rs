@@ -1,11 +1,10 @@
-//! `setup_static_arena` (DESIGN §3): grow-only reuse, 0 releases, 1024-aligned bases, and any
+//! `setup_static_arena`: grow-only reuse, 0 releases, 1024-aligned bases, and any
 //! failing allocation releases all three regions; the tracking allocator frees or abandons.
 
 mod image_support;
 
 use pto_abi::consts::REGION_BASE_ALIGN;
-use pto_host::backend::{BackendError, BackendOp};
-use pto_host::runner::{LaunchParams, RunnerError};
+use pto_host::{BackendError, BackendOp, LaunchParams, RunnerError};
 
 use image_support::*;
 
@@ -108,13 +107,13 @@ fn finalize_frees_everything() {
     assert_eq!(sim.counters().frees, 5);
 }
 
-fn failing_entry(_: &pto_host::backend::sim::SimLaunch) -> Result<(), String> {
+fn failing_entry(_: &pto_host::sim::SimLaunch) -> Result<(), String> {
     Err("simulated AICPU exception".into())
 }
 
 #[test]
 fn a_failing_launch_is_a_device_fault_of_its_stream() {
-    use pto_host::backend::DeviceBackend;
+    use pto_host::DeviceBackend;
     let sim = sim();
     sim.register_entry("failing", failing_entry);
     let k = sim.register_kernel_binary(b"failing").unwrap();
@@ -132,7 +131,7 @@ fn a_device_fault_makes_the_runner_abandon_its_memory_instead_of_freeing_it() {
     let mut r = runner(&sim);
     let b = r.bind(&sizing(4)).unwrap();
     // The AICPU entry the runner launches raises an exception.
-    sim.register_entry(pto_host::backend::sim::SIM_BOOT_ENTRY, failing_entry);
+    sim.register_entry(pto_host::sim::SIM_BOOT_ENTRY, failing_entry);
     let e = r.boot_resident(&b, &LaunchParams::default()).unwrap_err();
     assert!(matches!(e, RunnerError::Backend(BackendError::DeviceFault { .. })), "{e}");
     assert!(r.faulted());

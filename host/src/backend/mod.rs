@@ -1,15 +1,44 @@
 //! The device backend: every way the host reaches a device, shaped after the vendor runtime calls
 //! (`rtMalloc`, `rtMemcpy`, `rtMemset`, `rtStreamCreate`, `rtStreamSynchronize[WithTimeout]`,
-//! `rtStreamAbort`, kernel binary registration, `rtKernelLaunch…`).
+//! `rtStreamAbort`, kernel registration, `rtKernelLaunch…`), plus the two questions whose answer
+//! differs between devices: which programs a run launches ([`DeviceBackend::register_program`])
+//! and how a run's code becomes resolvable on the device ([`DeviceBackend::load_code`]).
 //!
-//! Host code never dereferences a [`DevAddr`]: device memory is reached only through a backend.
+//! Host code never dereferences a [`DevAddr`]: device memory is reached only through a backend
+//! ([`DeviceIo`] for typed reads and writes).
+//!
+//! # What a backend must provide
+//! * Memory: `malloc` (1024-byte aligned bases), `free`, copies both ways, `memset`; an address
+//!   outside every live allocation is [`BackendError::InvalidRange`], never a crash.
+//! * Streams: launches on one stream run in order, on different streams concurrently;
+//!   synchronize (unbounded and bounded) collects them; abort asks the launches queued so far to
+//!   stop at their next poll.
+//! * Programs: the boot-only AICPU program, the AICPU program and the AICore program, registered
+//!   once per runner (the vendor runtime has no unregister). The simulated device answers its
+//!   built-in entries; an emulated device answers the entries of the firmware it boots; the vendor
+//!   runtime registers its binaries (`rtRegisterAllKernel`) and launches by handle
+//!   (`rtKernelLaunchWithHandleV2`).
+//! * Code: the orchestration and kernels of one run ([`RunCode`]) made resolvable and answered as
+//!   device addresses ([`LoadedCode`]); see [`code`].
+//!
+//! # Device faults and abandoned memory
+//! A backend reports that the device itself failed (a kernel trapped, the device was lost, a
+//! launch could not complete) as [`BackendError::DeviceFault`]. After one, the device may still be
+//! writing memory the host handed it, so a runner *abandons* its memory: it forgets every
+//! allocation without freeing it (a freed block could be handed out again while the device still
+//! writes it) and stops using the device; the backend reclaims the memory when it is dropped or
+//! reset. Every other error leaves the device usable and the runner frees normally.
 
 use std::time::Duration;
 
 use pto_abi::DevAddr;
 
+pub mod code;
+pub mod io;
 pub mod sim;
-pub use sim::SimBackend;
+
+pub use code::{func_table, CodeError, CodeKind, CodeRef, KernelFn, LoadedCode, RunCode};
+pub use io::DeviceIo;
 
 /// A stream (an ordered queue of device work) created by a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,7 +98,7 @@ pub enum BackendError {
         /// 1-based index of the failing call of that operation.
         nth: u64,
     },
-    /// The device reported a fault; its memory must be abandoned, not freed.
+    /// The device reported a fault; its memory must be abandoned, not freed (see the module doc).
     #[error("device fault during {op:?}: {detail}")]
     DeviceFault {
         /// The operation.
@@ -98,8 +127,27 @@ pub enum BackendError {
     },
 }
 
-/// The calls the runtime makes on a device. Implementations: the simulated device (default);
-/// later the vendor runtime (onboard) and an emulated aarch64 machine.
+impl BackendError {
+    /// True for [`BackendError::DeviceFault`]: the caller must abandon the device's memory.
+    pub fn is_device_fault(&self) -> bool {
+        matches!(self, BackendError::DeviceFault { .. })
+    }
+}
+
+/// The programs a backend launches for a runner: what the firmware binaries are on hardware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceProgram {
+    /// AICPU program that boots the runtime and nothing else (one block).
+    Boot,
+    /// AICPU program: block `t` is AICPU thread `t` of the launch descriptor.
+    Aicpu,
+    /// AICore program: block `c` serves AICore core `c`.
+    Aicore,
+}
+
+/// The calls the runtime makes on a device (see the module doc for the contract). Implementations:
+/// the simulated device ([`sim::SimBackend`]); an emulated aarch64 machine and the vendor runtime
+/// fit the same calls.
 ///
 /// All methods take `&self`: a backend is shared between the host thread and launch threads.
 pub trait DeviceBackend: Send + Sync {
@@ -127,6 +175,15 @@ pub trait DeviceBackend: Send + Sync {
     fn stream_abort(&self, stream: StreamId) -> Result<(), BackendError>;
     /// Registers a kernel binary; the handle lives as long as the backend.
     fn register_kernel_binary(&self, binary: &[u8]) -> Result<KernelHandle, BackendError>;
+    /// Registers one of the backend's own programs; the handle lives as long as the backend.
+    /// A runner registers each program at most once.
+    fn register_program(&self, program: DeviceProgram) -> Result<KernelHandle, BackendError>;
+    /// Checks that the device can resolve every piece of `code`, touching no device memory (a
+    /// callable's addresses may still be null: it is checked before its upload).
+    fn check_code(&self, code: &RunCode<'_>) -> Result<(), CodeError>;
+    /// Makes `code` resolvable on the device and answers its device addresses. The code stays
+    /// resolvable while the returned value lives; nothing stays loaded on an error.
+    fn load_code(&self, code: &RunCode<'_>) -> Result<LoadedCode, CodeError>;
     /// Queues a launch of `kernel` on `stream` with `block_dim` blocks; `args` is the device
     /// address of its `KernelArgs`.
     fn launch_kernel(

@@ -31,9 +31,9 @@ use pto_device::sched::deterministic::{run_with, DeterministicScheduler, Virtual
 use pto_device::testkit::HostRuntime;
 
 use super::baseline::{DescriptorTraffic, TaskTraffic};
-use super::report::GraphLine;
-use super::Plan;
-use crate::sim_cores::SimKernelTable;
+use super::{Plan, Sampled};
+use crate::backend::KernelFn;
+use crate::runner::RunArg;
 
 /// The ring the benchmark tasks live in (scope depth 1).
 pub const BENCH_RING: usize = 1;
@@ -45,7 +45,8 @@ pub const TENSOR_BYTES: u64 = 1024;
 pub const EXT_BUFFERS: u64 = 4096;
 
 /// A graph shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Shape {
     /// Task i reads task i-1's output.
     Chain,
@@ -110,7 +111,8 @@ impl Shape {
 }
 
 /// How the tasks of a graph name the tensors that link them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum TensorMode {
     /// Every task writes its own existing buffer (OUTPUT_EXISTING); consumers read it as INPUT
     /// and find their producer through the tensor map.
@@ -171,6 +173,25 @@ impl GraphRun {
     }
 }
 
+/// One whole-cycle graph figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphLine {
+    /// Graph shape.
+    pub shape: Shape,
+    /// Tensor mode.
+    pub mode: TensorMode,
+    /// Timed tasks asked for (the run rounds up to whole scopes).
+    pub requested_tasks: u64,
+    /// Wall nanoseconds per task.
+    pub ns_per_task: Sampled,
+    /// Median CPU nanoseconds per task of the orchestrating thread (wall minus time descheduled).
+    pub cpu_ns_per_task: f64,
+    /// Nanoseconds per task of the descriptor-traffic baseline.
+    pub baseline_ns: Sampled,
+    /// The counts of the last run (tasks timed, submitted, completed).
+    pub run: GraphRun,
+}
+
 /// A task's output as its consumers see it.
 #[derive(Clone, Copy, Debug)]
 struct Node {
@@ -218,6 +239,15 @@ fn stamp_kernel(inv: &KernelInvocation<'_>) {
 const KERNEL: i32 = 0;
 /// The device address check mode gives [`stamp_kernel`] in its func table.
 const STAMP_KERNEL_ADDR: DevAddr = DevAddr(0x1000);
+
+/// The virtual cores' kernel table: [`stamp_kernel`] at [`STAMP_KERNEL_ADDR`], nothing else.
+struct StampKernel;
+
+impl pto_device::aicore::KernelResolver for StampKernel {
+    fn resolve(&self, kernel: DevAddr) -> Option<KernelFn> {
+        (kernel == STAMP_KERNEL_ADDR).then_some(stamp_kernel as KernelFn)
+    }
+}
 
 /// One graph run's parameters and results, handed to the orchestration through a thread-local
 /// (the deterministic mode orchestrates on the calling thread).
@@ -385,6 +415,19 @@ pub fn graph_program(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Resul
     Job::new(shape, mode, (warmup, tasks), ext.buffer, seed.buffer).orchestrate(o)
 }
 
+/// The run arguments [`graph_program`] takes for `tasks` timed tasks of `shape` in `mode` after
+/// `warmup` tasks: the four scalars, the existing buffers and a zeroed seed tensor.
+pub fn graph_run_args(shape: Shape, mode: TensorMode, warmup: u64, tasks: u64) -> Vec<RunArg> {
+    vec![
+        RunArg::Scalar(shape.code()),
+        RunArg::Scalar(mode.code()),
+        RunArg::Scalar(warmup),
+        RunArg::Scalar(tasks),
+        RunArg::Output { bytes: EXT_BUFFERS * TENSOR_BYTES, dtype: DType::U8 },
+        RunArg::Input { data: vec![0; TENSOR_BYTES as usize], dtype: DType::U8 },
+    ]
+}
+
 /// Refuses a sizing whose ring [`BENCH_RING`] cannot hold two scopes (tasks and 1 KiB outputs).
 pub fn check_sizing(sizing: &ArenaSizingKey) -> Result<(), String> {
     let ring = BENCH_RING;
@@ -439,11 +482,11 @@ impl GraphBench {
         job.check = check.map(|(c, _)| c as *const CheckCounters as u64);
         job.depend = depend;
         JOB.with(|j| *j.borrow_mut() = Some(job));
-        self.host.reset();
+        // SAFETY: no thread of an earlier run still uses the runtime.
+        unsafe { self.host.reset() };
         // The func table names the stamping kernel by a device address the virtual cores resolve.
         let table = [STAMP_KERNEL_ADDR];
-        let mut kernels = SimKernelTable::new();
-        kernels.insert(STAMP_KERNEL_ADDR, stamp_kernel);
+        let kernels = StampKernel;
         let (funcs, sched) = match check {
             None => (FuncTable::EMPTY, DeterministicScheduler::new(VirtualCores::Instant)),
             Some((_, seed)) => (

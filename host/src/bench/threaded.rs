@@ -11,15 +11,14 @@
 use std::sync::Arc;
 
 use pto_abi::sizing::ArenaSizingKey;
-use pto_abi::task::DType;
-use pto_device::kernel::{KernelInvocation, SimKernelFn};
+use pto_device::kernel::KernelInvocation;
 use pto_device::runtime::Budgets;
 
-use super::graph::{graph_program, Shape, TensorMode, EXT_BUFFERS, TENSOR_BYTES};
+use super::graph::{graph_program, graph_run_args, Shape, TensorMode};
 use super::Sampled;
-use crate::backend::{DeviceBackend, SimBackend};
-use crate::run::{RunArg, RunMode, RunRequest};
-use crate::runner::DeviceRunner;
+use crate::backend::sim::SimBackend;
+use crate::backend::{DeviceBackend, KernelFn};
+use crate::runner::{DeviceRunner, RunMode, RunRequest};
 
 /// The threaded configuration measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,11 +46,10 @@ pub struct ThroughputLine {
 
 fn noop(_: &KernelInvocation<'_>) {}
 
-const KERNELS: [SimKernelFn; 1] = [noop];
+const KERNELS: [KernelFn; 1] = [noop];
 
-/// A simulated device and a runner on it.
+/// A runner on the simulated device.
 pub struct ThreadedBench {
-    sim: Arc<SimBackend>,
     runner: DeviceRunner,
     sizing: ArenaSizingKey,
     setup: ThreadedSetup,
@@ -61,21 +59,14 @@ impl ThreadedBench {
     /// A runner binding `sizing`, running threaded as `setup` says.
     pub fn new(sizing: ArenaSizingKey, setup: ThreadedSetup) -> Result<Self, String> {
         let sim = Arc::new(SimBackend::new().map_err(|e| format!("simulated device: {e}"))?);
-        let runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
-        Ok(ThreadedBench { sim, runner, sizing, setup })
+        let runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
+        Ok(ThreadedBench { runner, sizing, setup })
     }
 
     /// One run of `tasks` tasks (rounded up to whole scopes); returns nanoseconds per task after
     /// checking that every task was submitted and completed.
     pub fn run(&mut self, shape: Shape, mode: TensorMode, tasks: u64, threaded: bool) -> Result<f64, String> {
-        let args = [
-            RunArg::Scalar(shape.code()),
-            RunArg::Scalar(mode.code()),
-            RunArg::Scalar(0),
-            RunArg::Scalar(tasks),
-            RunArg::Output { bytes: EXT_BUFFERS * TENSOR_BYTES, dtype: DType::U8 },
-            RunArg::Input { data: vec![0; TENSOR_BYTES as usize], dtype: DType::U8 },
-        ];
+        let args = graph_run_args(shape, mode, 0, tasks);
         let run_mode = if threaded {
             RunMode::Threaded { threads: self.setup.threads, clusters: self.setup.clusters }
         } else {
@@ -90,7 +81,7 @@ impl ThreadedBench {
             budgets: Budgets::DEFAULT,
         };
         let what = format!("{} {} {}", shape.name(), mode.name(), if threaded { "threaded" } else { "deterministic" });
-        let r = self.runner.run(&self.sim, &req).map_err(|e| format!("{what} run failed: {e}"))?;
+        let r = self.runner.run(&req).map_err(|e| format!("{what} run failed: {e}"))?;
         let expected = tasks.div_ceil(shape.scope_len()) * shape.scope_len();
         if r.tasks_submitted != expected || r.tasks_completed != expected {
             return Err(format!(

@@ -1,5 +1,5 @@
 //! `ChipCallable`: one validated blob holding an orchestration and its child kernels, and the
-//! builder that lays it out (DESIGN §7).
+//! builder that lays it out.
 //!
 //! Blob layout: the [`ChipCallableHeader`] at offset 0, the orchestration bytes right after it, then
 //! each child at the next 64-aligned offset: its [`CoreCallableHeader`], zero padding up to
@@ -16,7 +16,7 @@ use pto_abi::task::TensorDirection;
 use pto_abi::DevAddr;
 use zerocopy::{FromZeros, IntoBytes};
 
-use super::symbols::sim_kernel_binary;
+use crate::backend::sim::sim_kernel_binary;
 
 /// Longest name a header field holds (one byte stays for the NUL terminator).
 pub const MAX_NAME_LEN: usize = NAME_BYTES - 1;

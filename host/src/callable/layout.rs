@@ -54,7 +54,7 @@ pub fn compute_chip_callable_layout(blob: &[u8]) -> Result<ChipCallableLayout, C
 }
 
 /// The layout of an already validated blob.
-pub fn layout_of(view: &ChipCallableView<'_>) -> ChipCallableLayout {
+fn layout_of(view: &ChipCallableView<'_>) -> ChipCallableLayout {
     ChipCallableLayout {
         header_size: CHIP_HEADER_SIZE,
         total_size: view.total_size(),

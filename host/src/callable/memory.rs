@@ -4,7 +4,6 @@
 use pto_abi::DevAddr;
 
 use crate::backend::{BackendError, DeviceBackend};
-use crate::runner::TrackingAllocator;
 
 /// Device memory a callable upload allocates from and copies into.
 pub trait DeviceMemory {
@@ -14,18 +13,4 @@ pub trait DeviceMemory {
     fn alloc(&mut self, size: u64) -> Result<DevAddr, BackendError>;
     /// Frees an allocation made by [`DeviceMemory::alloc`].
     fn free(&mut self, addr: DevAddr) -> Result<(), BackendError>;
-}
-
-impl DeviceMemory for TrackingAllocator {
-    fn backend(&self) -> &dyn DeviceBackend {
-        TrackingAllocator::backend(self).as_ref()
-    }
-
-    fn alloc(&mut self, size: u64) -> Result<DevAddr, BackendError> {
-        TrackingAllocator::alloc(self, size)
-    }
-
-    fn free(&mut self, addr: DevAddr) -> Result<(), BackendError> {
-        TrackingAllocator::free(self, addr)
-    }
 }

@@ -1,21 +1,21 @@
 //! The callable registry of a runner: callable ids (`cid` 0..64) → prepared artifacts, over a store
 //! of device copies deduplicated by content hash with a refcount.
 //!
-//! Registering resolves every name first (nothing touches the device for a blob that cannot run),
-//! then reuses a resident device copy of an identical blob or uploads a new one. Unregistering the
+//! Registering asks the backend to resolve every name first
+//! ([`DeviceBackend::check_code`](crate::backend::DeviceBackend::check_code): nothing touches the
+//! device for a blob that cannot run), then reuses a resident device copy of an identical blob or uploads a new one. Unregistering the
 //! last user of a device copy frees it.
 
 use std::collections::HashMap;
 
+use pto_abi::callable::ChipCallableView;
 use pto_abi::task::TensorDirection;
 use pto_abi::DevAddr;
-use pto_device::kernel::SimKernelFn;
 
 use super::blob::ChipCallable;
 use super::memory::DeviceMemory;
-use super::symbols::{SymbolError, Symbols};
 use super::upload::{upload_and_collect_child_addrs, UploadError, UploadedCallable};
-use crate::backend::BackendError;
+use crate::backend::{func_table, BackendError, CodeError, CodeRef, RunCode};
 
 /// Number of callable ids; valid ids are `0..MAX_CALLABLE_IDS`.
 pub const MAX_CALLABLE_IDS: u32 = 64;
@@ -29,17 +29,15 @@ pub struct PreparedChild {
     pub code_addr: DevAddr,
     /// Name in the child header.
     pub name: String,
-    /// Name of the Rust kernel the binary names (simulated device).
-    pub kernel_name: String,
-    /// The Rust kernel (simulated device).
-    pub kernel: SimKernelFn,
+    /// The child's binary (what the backend resolves or runs).
+    pub binary: Vec<u8>,
     /// Argument directions.
     pub signature: Vec<TensorDirection>,
 }
 
 /// Everything a run of a registered callable needs, as a value.
 #[derive(Clone, Debug)]
-pub struct PreparedCallableArtifacts<O> {
+pub struct PreparedCallableArtifacts {
     /// The callable id.
     pub cid: u32,
     /// FNV-1a 64 over the blob.
@@ -56,8 +54,8 @@ pub struct PreparedCallableArtifacts<O> {
     pub orchestration_size: u64,
     /// Orchestration name.
     pub orchestration_name: String,
-    /// The orchestration function the name resolves to.
-    pub orchestration: O,
+    /// The orchestration bytes the blob carries.
+    pub orchestration_bytes: Vec<u8>,
     /// Config name.
     pub config_name: String,
     /// Chip argument directions.
@@ -66,10 +64,48 @@ pub struct PreparedCallableArtifacts<O> {
     pub children: Vec<PreparedChild>,
 }
 
-impl<O> PreparedCallableArtifacts<O> {
+impl PreparedCallableArtifacts {
     /// `(func_id, code address)` per child.
     pub fn child_addrs(&self) -> impl Iterator<Item = (u32, DevAddr)> + '_ {
         self.children.iter().map(|c| (c.func_id, c.code_addr))
+    }
+
+    /// The func-id table of a run of this callable (see [`func_table`]): entry `f` is the code
+    /// address of the child with func id `f`.
+    pub fn func_table(&self) -> Result<Vec<DevAddr>, CodeError> {
+        func_table(self.child_addrs())
+    }
+
+    /// The code of a run of this callable, named for the backend: the orchestration and every
+    /// child at their addresses in the device copy.
+    pub fn code(&self) -> RunCode<'_> {
+        RunCode {
+            orchestration: CodeRef::Callable {
+                name: &self.orchestration_name,
+                bytes: &self.orchestration_bytes,
+                addr: self.orchestration_addr,
+            },
+            kernels: self
+                .children
+                .iter()
+                .map(|c| (c.func_id, CodeRef::Callable { name: &c.name, bytes: &c.binary, addr: c.code_addr }))
+                .collect(),
+        }
+    }
+}
+
+/// The code of `view` before its upload (every address null), for the backend's check.
+fn unplaced_code<'a>(view: &ChipCallableView<'a>) -> RunCode<'a> {
+    RunCode {
+        orchestration: CodeRef::Callable {
+            name: view.orchestration_name(),
+            bytes: view.orchestration_bytes(),
+            addr: DevAddr::NULL,
+        },
+        kernels: view
+            .children()
+            .map(|c| (c.func_id, CodeRef::Callable { name: c.name, bytes: c.code, addr: DevAddr::NULL }))
+            .collect(),
     }
 }
 
@@ -111,31 +147,14 @@ pub enum RegistryError {
         /// The cid.
         cid: u32,
     },
-    /// The orchestration name does not resolve.
-    #[error("callable id {cid}: orchestration {name:?}: {source}")]
-    Orchestration {
+    /// The backend cannot resolve the blob's code.
+    #[error("callable id {cid}: {source}")]
+    Code {
         /// The cid.
         cid: u32,
-        /// The orchestration name.
-        name: String,
-        /// Why it does not resolve.
+        /// Why the code does not resolve.
         #[source]
-        source: SymbolError,
-    },
-    /// A child's binary does not resolve to a kernel.
-    #[error("callable id {cid}: child {child} (func id {func_id}, {name:?}): {source}")]
-    Kernel {
-        /// The cid.
-        cid: u32,
-        /// Child index.
-        child: u32,
-        /// Its func id.
-        func_id: u32,
-        /// Name in its header.
-        name: String,
-        /// Why it does not resolve.
-        #[source]
-        source: SymbolError,
+        source: CodeError,
     },
     /// The upload failed; nothing stays on the device.
     #[error("callable id {cid}: {source}")]
@@ -169,13 +188,13 @@ struct ResidentBlob {
 
 /// Callable ids → prepared artifacts, over deduplicated device copies.
 #[derive(Debug)]
-pub struct CallableRegistry<O> {
-    slots: Vec<Option<PreparedCallableArtifacts<O>>>,
+pub struct CallableRegistry {
+    slots: Vec<Option<PreparedCallableArtifacts>>,
     resident: HashMap<u64, Vec<ResidentBlob>>,
     counters: RegistryCounters,
 }
 
-impl<O: Copy> Default for CallableRegistry<O> {
+impl Default for CallableRegistry {
     fn default() -> Self {
         Self::new()
     }
@@ -188,7 +207,7 @@ fn check_cid(cid: u32) -> Result<usize, RegistryError> {
     Ok(cid as usize)
 }
 
-impl<O: Copy> CallableRegistry<O> {
+impl CallableRegistry {
     /// An empty registry.
     pub fn new() -> Self {
         CallableRegistry {
@@ -209,41 +228,25 @@ impl<O: Copy> CallableRegistry<O> {
     }
 
     /// The artifacts of `cid`, if registered.
-    pub fn artifacts(&self, cid: u32) -> Option<&PreparedCallableArtifacts<O>> {
+    pub fn artifacts(&self, cid: u32) -> Option<&PreparedCallableArtifacts> {
         self.slots.get(cid as usize)?.as_ref()
     }
 
-    /// Registers `blob` as `cid`: resolves its names in `symbols`, uploads it (allocating from `mem`)
-    /// unless an identical blob is resident, and returns its artifacts.
+    /// Registers `blob` as `cid`: has `mem`'s backend check that it resolves every name, uploads
+    /// the blob (allocating from `mem`) unless an identical blob is resident, and returns its
+    /// artifacts.
     pub fn register_callable(
         &mut self,
         mem: &mut dyn DeviceMemory,
-        symbols: &Symbols<O>,
         cid: u32,
         blob: &ChipCallable,
-    ) -> Result<PreparedCallableArtifacts<O>, RegistryError> {
+    ) -> Result<PreparedCallableArtifacts, RegistryError> {
         let slot = check_cid(cid)?;
         if let Some(held) = &self.slots[slot] {
             return Err(RegistryError::CidInUse { cid, content_hash: held.content_hash });
         }
         let view = blob.view();
-        let orchestration_name = view.orchestration_name();
-        let orchestration = symbols
-            .orchestrations
-            .resolve(orchestration_name)
-            .map_err(|source| RegistryError::Orchestration { cid, name: orchestration_name.to_owned(), source })?;
-        let kernels = view
-            .children()
-            .map(|c| {
-                symbols.resolve_kernel_binary(c.code).map_err(|source| RegistryError::Kernel {
-                    cid,
-                    child: c.index,
-                    func_id: c.func_id,
-                    name: c.name.to_owned(),
-                    source,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        mem.backend().check_code(&unplaced_code(&view)).map_err(|source| RegistryError::Code { cid, source })?;
 
         let content_hash = view.content_hash();
         let uploaded = self.acquire(mem, cid, content_hash, blob)?;
@@ -256,20 +259,18 @@ impl<O: Copy> CallableRegistry<O> {
             device_size: uploaded.size,
             orchestration_addr: uploaded.orchestration_addr,
             orchestration_size: view.orchestration_bytes().len() as u64,
-            orchestration_name: orchestration_name.to_owned(),
-            orchestration,
+            orchestration_name: view.orchestration_name().to_owned(),
+            orchestration_bytes: view.orchestration_bytes().to_vec(),
             config_name: view.config_name().to_owned(),
             signature: view.directions().collect(),
             children: view
                 .children()
                 .zip(&uploaded.child_addrs)
-                .zip(kernels)
-                .map(|((c, &(func_id, code_addr)), (kernel_name, kernel))| PreparedChild {
+                .map(|(c, &(func_id, code_addr))| PreparedChild {
                     func_id,
                     code_addr,
                     name: c.name.to_owned(),
-                    kernel_name,
-                    kernel,
+                    binary: c.code.to_vec(),
                     signature: c.directions().collect(),
                 })
                 .collect(),

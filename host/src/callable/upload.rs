@@ -60,7 +60,7 @@ pub struct UploadedCallable {
 }
 
 /// `(func_id, device code address)` of every child of `blob` placed at `base`.
-pub fn child_code_addrs(blob: &ChipCallable, base: DevAddr) -> Result<Vec<(u32, DevAddr)>, UploadError> {
+fn child_code_addrs(blob: &ChipCallable, base: DevAddr) -> Result<Vec<(u32, DevAddr)>, UploadError> {
     blob.view()
         .children()
         .map(|c| {

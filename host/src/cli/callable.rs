@@ -9,8 +9,9 @@ use pto_abi::task::TensorDirection;
 use serde_json::json;
 
 use super::CliError;
-use crate::callable::example::vector_example_callable;
-use crate::callable::{compute_chip_callable_layout, sim_kernel_name, ChipCallableLayout};
+use crate::backend::sim::sim_kernel_name;
+use crate::callable::{compute_chip_callable_layout, ChipCallableLayout};
+use crate::examples::vector_example_callable;
 
 /// Flags of `pto callable`.
 #[derive(Args, Debug, Clone)]

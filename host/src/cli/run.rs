@@ -11,12 +11,12 @@ use pto_device::runtime::Budgets;
 
 use super::sizing_args::SizingArgs;
 use super::CliError;
-use crate::backend::{DeviceBackend, SimBackend};
-use crate::callable::example::{define_vector_symbols, vector_example_callable};
-use crate::callable::runner_ext::{CallableRunConfig, CallableRunError};
-use crate::run::examples::{vector_args, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG};
-use crate::run::{RunError, RunMode};
-use crate::runner::DeviceRunner;
+use crate::backend::sim::SimBackend;
+use crate::backend::DeviceBackend;
+use crate::examples::{
+    define_vector_symbols, vector_args, vector_example_callable, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG,
+};
+use crate::runner::{CallableRunConfig, CallableRunError, DeviceRunner, RunError, RunMode};
 
 /// The callable id `pto run` registers its example under.
 pub const EXAMPLE_CID: u32 = 0;
@@ -81,10 +81,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     let budgets = Budgets { orch_ns: args.orch_timeout_ms * 1_000_000, sched_ns: args.sched_timeout_ms * 1_000_000 };
     let sim = Arc::new(SimBackend::new().map_err(|e| CliError::failed(format!("simulated device: {e}")))?);
-    let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
     let Example::Vector = args.example;
+    // The simulated device resolves the blob's names in its name tables.
+    define_vector_symbols(&mut sim.symbols()).map_err(|e| CliError::failed(e.to_string()))?;
+    let mut runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
     // The example ships as one ChipCallable blob, uploaded once and run by callable id.
-    define_vector_symbols(runner.callable_symbols_mut()).map_err(|e| CliError::failed(e.to_string()))?;
     let blob = vector_example_callable().map_err(|e| CliError::failed(e.to_string()))?;
     runner.register_callable(EXAMPLE_CID, &blob).map_err(|e| CliError::failed(e.to_string()))?;
     let run_args = vector_args();
@@ -103,7 +104,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         blob.content_hash()
     )?;
     for i in 1..=args.runs {
-        let report = runner.run_callable(&sim, EXAMPLE_CID, &run_args, &config).map_err(|e| match e {
+        let report = runner.run_callable(EXAMPLE_CID, &run_args, &config).map_err(|e| match e {
             CallableRunError::Run(RunError::Request(m)) => CliError::bad_input(m),
             e => CliError::failed(format!("run {i}: {e}")),
         })?;

@@ -1,4 +1,4 @@
-//! The prebuilt image cache (DESIGN §4.5): which image is resident in the runner's arena.
+//! The prebuilt image cache: which image is resident in the runner's arena.
 //!
 //! Key = the serialised sizing key + the ABI fingerprint; a hash finds an entry, a full byte
 //! compare confirms it. A probe never mutates. The runner invalidates before every upload and

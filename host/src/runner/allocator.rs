@@ -7,6 +7,7 @@ use pto_abi::consts::REGION_BASE_ALIGN;
 use pto_abi::DevAddr;
 
 use crate::backend::{BackendError, BackendOp, DeviceBackend};
+use crate::callable::DeviceMemory;
 
 /// Records every live allocation so a runner can report committed bytes, free everything at
 /// finalize, or abandon everything without freeing after a device fault.
@@ -96,5 +97,19 @@ impl TrackingAllocator {
         self.live.clear();
         self.committed = 0;
         bytes
+    }
+}
+
+impl DeviceMemory for TrackingAllocator {
+    fn backend(&self) -> &dyn DeviceBackend {
+        TrackingAllocator::backend(self).as_ref()
+    }
+
+    fn alloc(&mut self, size: u64) -> Result<DevAddr, BackendError> {
+        TrackingAllocator::alloc(self, size)
+    }
+
+    fn free(&mut self, addr: DevAddr) -> Result<(), BackendError> {
+        TrackingAllocator::free(self, addr)
     }
 }

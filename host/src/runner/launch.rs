@@ -11,6 +11,8 @@ use pto_abi::layout::ArenaOffsets;
 use pto_abi::{DevAddr, ABI_FINGERPRINT};
 use pto_device::aicore::CoreTables;
 use pto_device::boot::{write_boot_error, DeviceRegions};
+
+use super::kernels::LaunchError;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 /// Parameters of one launch that the descriptor carries besides the regions.
@@ -64,7 +66,7 @@ pub(crate) struct LaunchBlockImage {
 }
 
 /// Bytes of the launch block.
-pub const LAUNCH_BLOCK_BYTES: u64 = size_of::<LaunchBlockImage>() as u64;
+pub(crate) const LAUNCH_BLOCK_BYTES: u64 = size_of::<LaunchBlockImage>() as u64;
 
 /// Where the parts of a runner's launch block lie in device memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,14 +90,6 @@ impl LaunchBlock {
     pub fn boot_report(&self) -> DevAddr {
         DevAddr(self.base.get() + offset_of!(LaunchBlockImage, report) as u64)
     }
-}
-
-/// Why launch parameters were refused before anything was written.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LaunchError {
-    /// Too many func-table entries.
-    #[error("func table has {0} entries; at most {MAX_FUNC_IDS} are supported")]
-    FuncTableTooLong(usize),
 }
 
 /// Builds the block for `regions` (with an image of `image_bytes` at the arena base, whose
@@ -201,7 +195,7 @@ pub enum BootOutcome {
 }
 
 /// Decodes a boot report read back from the device.
-pub fn decode_boot_report(r: &BootReport) -> BootOutcome {
+pub(crate) fn decode_boot_report(r: &BootReport) -> BootOutcome {
     match r.state {
         BOOT_STATE_READY => BootOutcome::Ready(BootSummary { epoch: r.epoch, boot_count: r.boot_count }),
         BOOT_STATE_FAILED => {

@@ -1,14 +1,30 @@
-//! `DeviceRunner`: owns a device's static regions, the resident image and the launch block, and
-//! binds a sizing to a bootable arena (DESIGN §3, §4.5).
+//! `DeviceRunner`: the runtime on one device. It owns the backend, the device's static regions
+//! (GM heap, SM, arena), the resident image, the launch block, the registered callables and the
+//! kernel launcher, and every operation goes through its backend:
+//!
+//! * [`DeviceRunner::bind`] makes an arena image of a sizing resident (this file);
+//! * [`DeviceRunner::run`] runs a task graph ([`run`](self::run) module), and
+//!   [`DeviceRunner::run_callable`] runs a registered callable (`callables`);
+//! * [`DeviceRunner::finalize`] (also on drop) frees everything, or abandons it after a device
+//!   fault.
+//!
+//! Static regions: the GM heap, the SM region and the arena are allocated once and reused while
+//! they are large enough (grow-only); a region that must grow is released and reallocated, and a
+//! failing allocation releases all three.
 //!
 //! Bind: resolve the sizing's cache key → probe the resident image → on a hit, nothing else (no
 //! build, no static-arena setup, no device write) → on a miss, invalidate, set up the static
 //! regions, take the image from the host LRU (rebasing it if the bases moved) or build it, upload
 //! it in one copy, and only then mark it resident.
 
-pub mod allocator;
-pub mod launch;
-pub mod static_arena;
+mod allocator;
+mod callables;
+mod failure;
+mod kernels;
+mod launch;
+mod request;
+mod run;
+mod static_arena;
 
 use std::sync::Arc;
 
@@ -16,14 +32,20 @@ use pto_abi::layout::{heap_layout, reserve_layout, sm_layout, LayoutError};
 use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::{DevAddr, RuntimeArenaLayout};
 use pto_device::boot::DeviceRegions;
-use zerocopy::{FromBytes, IntoBytes};
+use zerocopy::IntoBytes;
 
-use crate::backend::{BackendError, DeviceBackend, KernelHandle, StreamId};
-use crate::callable::runner_ext::{new_runner_callables, CallableParts, RunnerCallableState};
+use crate::backend::{BackendError, DeviceBackend, DeviceIo, DeviceProgram, KernelHandle, StreamId};
+use crate::callable::CallableRegistry;
 use crate::image::{build_runtime_image, CacheKey, ImageCache, ImageError, ImageLru, ResidentImage};
 pub use allocator::TrackingAllocator;
-pub use launch::{BootFailure, BootOutcome, BootSummary, LaunchBlock, LaunchError, LaunchParams};
-pub use static_arena::{RegionKind, StaticArenaError, StaticArenas};
+pub use callables::{CallableCounters, CallableRunConfig, CallableRunError};
+pub use failure::DeviceFailure;
+pub use kernels::{KernelLauncher, LaunchCounters, LaunchError, LaunchShape, LaunchStep};
+use launch::decode_boot_report;
+pub use launch::{BootFailure, BootOutcome, BootSummary, LaunchBlock, LaunchParams};
+pub use request::{f32s, RunArg, RunError, RunMode, RunReport, RunRequest};
+use static_arena::StaticArenas;
+pub use static_arena::{RegionKind, StaticArenaError};
 
 /// A failed runner operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,7 +106,27 @@ pub struct BindStats {
     pub uploads: u64,
 }
 
-/// A device runner: the static regions, the resident image, the launch block.
+/// The runtime on one device: the static regions, the resident image, the launch block, the
+/// registered callables and the kernel launcher, over one backend (see the module doc).
+///
+/// ```
+/// use std::sync::Arc;
+/// use pto_host::sim::SimBackend;
+/// use pto_host::{ArenaSizingKey, DeviceBackend, DeviceRunner};
+///
+/// let backend: Arc<dyn DeviceBackend> = Arc::new(SimBackend::with_capacity(64 << 20)?);
+/// let mut runner = DeviceRunner::new(backend);
+/// let sizing = ArenaSizingKey::uniform(16, 64 << 10, 64);
+/// let cold = runner.bind(&sizing)?;
+/// assert!(!cold.cache_hit);
+/// // The same sizing again: the resident image serves it without a device write.
+/// let hit = runner.bind(&sizing)?;
+/// assert!(hit.cache_hit && hit.regions == cold.regions);
+/// assert_eq!(runner.bind_stats().uploads, 1);
+/// runner.finalize()?;
+/// assert_eq!(runner.allocator().live_allocations(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct DeviceRunner {
     alloc: TrackingAllocator,
     arenas: StaticArenas,
@@ -93,8 +135,9 @@ pub struct DeviceRunner {
     stats: BindStats,
     launch_block: Option<LaunchBlock>,
     boot_kernel: Option<KernelHandle>,
-    aicpu_stream: Option<StreamId>,
-    callables: RunnerCallableState,
+    boot_stream: Option<StreamId>,
+    registry: CallableRegistry,
+    launcher: KernelLauncher,
     faulted: bool,
 }
 
@@ -109,8 +152,9 @@ impl DeviceRunner {
             stats: BindStats::default(),
             launch_block: None,
             boot_kernel: None,
-            aicpu_stream: None,
-            callables: new_runner_callables(),
+            boot_stream: None,
+            registry: CallableRegistry::new(),
+            launcher: KernelLauncher::new(),
             faulted: false,
         }
     }
@@ -135,16 +179,6 @@ impl DeviceRunner {
     pub fn free(&mut self, addr: DevAddr) -> Result<(), RunnerError> {
         let r = self.alloc.free(addr);
         self.note(r)
-    }
-
-    /// The registered callables (see `callable::runner_ext` for the methods on them).
-    pub(crate) fn callables(&self) -> &RunnerCallableState {
-        &self.callables
-    }
-
-    /// The callables with the allocator their uploads go through and the fault flag.
-    pub(crate) fn callable_parts(&mut self) -> CallableParts<'_> {
-        CallableParts { callables: &mut self.callables, alloc: &mut self.alloc, faulted: &mut self.faulted }
     }
 
     /// The launch block, once a launch was prepared.
@@ -184,14 +218,15 @@ impl DeviceRunner {
         self.faulted
     }
 
+    /// Passes `r` on, remembering a device fault (after one, finalize abandons the memory).
     fn note<T>(&mut self, r: Result<T, BackendError>) -> Result<T, RunnerError> {
-        if let Err(BackendError::DeviceFault { .. }) = &r {
-            self.faulted = true;
+        if let Err(e) = &r {
+            self.faulted |= e.is_device_fault();
         }
         Ok(r?)
     }
 
-    /// Sets up the GM heap, SM and arena regions (DESIGN §3): grow-only reuse, 0 releases, any
+    /// Sets up the GM heap, SM and arena regions: grow-only reuse, no release while they fit, any
     /// failing allocation releases all three. Any change of bases, and any failure, invalidates the
     /// resident image.
     pub fn setup_static_arena(&mut self, heap: u64, sm: u64, arena: u64) -> Result<DeviceRegions, RunnerError> {
@@ -204,9 +239,7 @@ impl DeviceRunner {
             }
             Err(e) => {
                 self.cache.invalidate();
-                if let BackendError::DeviceFault { .. } = e.source {
-                    self.faulted = true;
-                }
+                self.faulted |= e.source.is_device_fault();
                 Err(e.into())
             }
         }
@@ -292,31 +325,31 @@ impl DeviceRunner {
     /// Reads the boot report of the current launch block.
     pub fn read_boot_report(&mut self) -> Result<BootOutcome, RunnerError> {
         let block = self.launch_block.ok_or(RunnerError::NotBound)?;
-        let mut report = <pto_abi::launch::BootReport as zerocopy::FromZeros>::new_zeroed();
-        let r = self.alloc.backend().copy_from_device(block.boot_report(), report.as_mut_bytes());
-        self.note(r)?;
-        Ok(launch::decode_boot_report(&report))
+        let r = self.alloc.backend().read_obj::<pto_abi::launch::BootReport>(block.boot_report());
+        let report = self.note(r)?;
+        Ok(decode_boot_report(&report))
     }
 
     /// Boots the resident image through the backend: writes the launch block, launches the
-    /// boot-only AICPU entry on one thread and reads the boot report back.
+    /// backend's boot-only AICPU program ([`DeviceProgram::Boot`]) on one block and reads the boot
+    /// report back.
     pub fn boot_resident(&mut self, bound: &BoundImage, params: &LaunchParams) -> Result<BootSummary, RunnerError> {
         let block = self.prepare_launch(bound, params)?;
         let kernel = match self.boot_kernel {
             Some(k) => k,
             None => {
-                let r = self.alloc.backend().register_kernel_binary(crate::backend::sim::SIM_BOOT_ENTRY.as_bytes());
+                let r = self.alloc.backend().register_program(DeviceProgram::Boot);
                 let k = self.note(r)?;
                 self.boot_kernel = Some(k);
                 k
             }
         };
-        let stream = match self.aicpu_stream {
+        let stream = match self.boot_stream {
             Some(s) => s,
             None => {
                 let r = self.alloc.backend().stream_create();
                 let s = self.note(r)?;
-                self.aicpu_stream = Some(s);
+                self.boot_stream = Some(s);
                 s
             }
         };
@@ -338,7 +371,7 @@ impl DeviceRunner {
         self.launch_block = None;
         self.arenas = StaticArenas::default();
         // The allocator frees (or abandons) every callable's device copy below.
-        self.callables.abandon();
+        self.registry.abandon_all();
         if self.faulted {
             self.alloc.abandon();
             return Ok(());
@@ -351,11 +384,4 @@ impl Drop for DeviceRunner {
     fn drop(&mut self) {
         let _ = self.finalize();
     }
-}
-
-/// Reads `T` from device memory at `addr` through the runner's backend.
-pub fn read_device<T: FromBytes + IntoBytes>(runner: &DeviceRunner, addr: DevAddr) -> Result<T, RunnerError> {
-    let mut v = T::new_zeroed();
-    runner.backend().copy_from_device(addr, v.as_mut_bytes())?;
-    Ok(v)
 }

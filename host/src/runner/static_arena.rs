@@ -1,5 +1,5 @@
-//! The three static device regions of a runner (GM heap, SM, runtime arena) and
-//! `setup_static_arena` with the semantics of DESIGN §3.
+//! The three static device regions of a runner (GM heap, SM, runtime arena) and their setup:
+//! grow-only reuse, no release while a region fits, and a failing allocation releases all three.
 
 use pto_device::boot::{DeviceRegions, RegionSpan};
 

@@ -1,5 +1,6 @@
-//! Helpers shared by the callable tests: a simulated device with a tracking allocator, the symbol
-//! tables of the vector example, and a backend wrapper that records registrations and launches.
+//! Helpers shared by the callable tests: a simulated device with a tracking allocator, the vector
+//! example's names in its name tables, and a backend wrapper that records registrations and
+//! launches.
 
 #![allow(dead_code)]
 
@@ -7,11 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pto_abi::DevAddr;
-use pto_device::kernel::{KernelInvocation, SimKernelFn};
-use pto_host::backend::{BackendError, DeviceBackend, KernelHandle, SimBackend, StreamId};
-use pto_host::callable::example::{VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION};
-use pto_host::callable::Symbols;
-use pto_host::runner::TrackingAllocator;
+use pto_device::kernel::KernelInvocation;
+use pto_device::orch::{OrchArgs, OrchError, OrchestrationFn, Orchestrator};
+use pto_host::examples::{VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL, VECTOR_ORCHESTRATION};
+use pto_host::sim::{SimBackend, Symbols};
+use pto_host::{
+    BackendError, CodeError, DeviceBackend, DeviceProgram, KernelFn, KernelHandle, LoadedCode, RunCode, StreamId,
+    TrackingAllocator,
+};
 
 /// A simulated device with a 256 MiB pool.
 pub fn sim() -> Arc<SimBackend> {
@@ -23,24 +27,27 @@ pub fn tracker(sim: &Arc<SimBackend>) -> TrackingAllocator {
     TrackingAllocator::new(sim.clone() as Arc<dyn DeviceBackend>)
 }
 
-/// The orchestration function type of these tests.
-pub type TestOrch = fn() -> &'static str;
-
-pub fn orch_vector() -> &'static str {
-    "vector"
+/// The orchestration these tests register under the vector example's name (never run).
+pub fn orch_vector(_: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
+    Ok(())
 }
 pub fn k_add(_: &KernelInvocation<'_>) {}
 pub fn k_add_scalar(_: &KernelInvocation<'_>) {}
 pub fn k_mul(_: &KernelInvocation<'_>) {}
 
-/// Symbol tables naming the vector example's orchestration and kernels.
-pub fn vector_symbols() -> Symbols<TestOrch> {
-    let mut s = Symbols::default();
-    s.kernels.define(VECTOR_ADD, k_add as SimKernelFn).unwrap();
-    s.kernels.define(VECTOR_ADD_SCALAR, k_add_scalar as SimKernelFn).unwrap();
-    s.kernels.define(VECTOR_MUL, k_mul as SimKernelFn).unwrap();
-    s.orchestrations.define(VECTOR_ORCHESTRATION, orch_vector as TestOrch).unwrap();
-    s
+/// A simulated device whose name tables hold the vector example's names, bound to test kernels.
+pub fn sim_with_vector_symbols() -> Arc<SimBackend> {
+    let sim = sim();
+    define_test_symbols(&mut sim.symbols());
+    sim
+}
+
+/// Defines the vector example's names in `s`, bound to test kernels that do nothing.
+pub fn define_test_symbols(s: &mut Symbols) {
+    s.kernels.define(VECTOR_ADD, k_add as KernelFn).unwrap();
+    s.kernels.define(VECTOR_ADD_SCALAR, k_add_scalar as KernelFn).unwrap();
+    s.kernels.define(VECTOR_MUL, k_mul as KernelFn).unwrap();
+    s.orchestrations.define(VECTOR_ORCHESTRATION, orch_vector as OrchestrationFn).unwrap();
 }
 
 /// Reads `len` bytes of device memory.
@@ -59,15 +66,23 @@ pub enum Call {
     Launch { kernel: KernelHandle, stream: StreamId, block_dim: u32, args: DevAddr },
 }
 
-/// Forwards to a [`SimBackend`] and records registrations and launches in call order.
+/// Forwards to a [`SimBackend`] and records registrations and launches in call order; its
+/// AICore and AICPU programs are the sim entries it was given.
 pub struct Recording {
     pub inner: Arc<SimBackend>,
     pub calls: Mutex<Vec<Call>>,
+    /// Entry names of the AICore and AICPU programs.
+    pub programs: (&'static str, &'static str),
 }
 
 impl Recording {
+    /// A recording backend whose programs are the sim's built-in entries.
     pub fn new(inner: Arc<SimBackend>) -> Self {
-        Recording { inner, calls: Mutex::new(Vec::new()) }
+        Self::with_programs(inner, pto_host::sim::SIM_AICORE_ENTRY, pto_host::sim::SIM_AICPU_ENTRY)
+    }
+    /// A recording backend launching the entries `aicore` and `aicpu` as its programs.
+    pub fn with_programs(inner: Arc<SimBackend>, aicore: &'static str, aicpu: &'static str) -> Self {
+        Recording { inner, calls: Mutex::new(Vec::new()), programs: (aicore, aicpu) }
     }
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
@@ -109,6 +124,19 @@ impl DeviceBackend for Recording {
         let handle = self.inner.register_kernel_binary(binary)?;
         self.calls.lock().unwrap().push(Call::Register(binary.to_vec(), handle));
         Ok(handle)
+    }
+    fn register_program(&self, program: DeviceProgram) -> Result<KernelHandle, BackendError> {
+        match program {
+            DeviceProgram::Aicore => self.register_kernel_binary(self.programs.0.as_bytes()),
+            DeviceProgram::Aicpu => self.register_kernel_binary(self.programs.1.as_bytes()),
+            DeviceProgram::Boot => self.register_kernel_binary(pto_host::sim::SIM_BOOT_ENTRY.as_bytes()),
+        }
+    }
+    fn check_code(&self, code: &RunCode<'_>) -> Result<(), CodeError> {
+        self.inner.check_code(code)
+    }
+    fn load_code(&self, code: &RunCode<'_>) -> Result<LoadedCode, CodeError> {
+        self.inner.load_code(code)
     }
     fn launch_kernel(
         &self,

@@ -7,8 +7,8 @@ use pto_abi::launch::LaunchDescriptor;
 use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::DevAddr;
 use pto_device::boot::{BootError, BootedRuntime};
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::runner::{BoundImage, DeviceRunner, LaunchParams};
+use pto_host::sim::SimBackend;
+use pto_host::{BoundImage, DeviceBackend, DeviceRunner, LaunchParams};
 
 /// A simulated device with a 4 GiB pool (tests use small sizings).
 pub fn sim() -> Arc<SimBackend> {

@@ -4,7 +4,7 @@
 //! Real hardware fetches a kernel's machine code from its device address; the simulated device
 //! cannot run those bytes, so code is *loaded* here instead: a [`SimProgram`] (kernel addresses →
 //! Rust kernels, orchestration address → orchestration function) stays resolvable for as long as
-//! its [`LoadedCode`] guard lives. Loads are counted per address, so two runs sharing a kernel
+//! its [`CodeGuard`] guard lives. Loads are counted per address, so two runs sharing a kernel
 //! address load and unload independently. The AICore and AICPU entries ([`super::firmware`])
 //! resolve through this space.
 
@@ -12,28 +12,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use pto_abi::DevAddr;
-use pto_device::kernel::SimKernelFn;
 use pto_device::orch::OrchestrationFn;
 
-use crate::sim_cores::SimKernelTable;
-
-/// A load that would give an address two meanings.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CodeError {
-    /// The address already holds other loaded code.
-    #[error("code address {addr} already holds a different {kind} (loaded {loads} time(s))")]
-    Conflict {
-        /// The address.
-        addr: DevAddr,
-        /// `kernel` or `orchestration`.
-        kind: &'static str,
-        /// Live loads of the code already there.
-        loads: u32,
-    },
-    /// The null address cannot hold code.
-    #[error("code cannot be loaded at the null address")]
-    Null,
-}
+use super::cores::SimKernelTable;
+use crate::backend::{CodeError, CodeKind, KernelFn};
 
 /// Code one run needs: its orchestration and its kernels, by code address.
 #[derive(Clone, Copy, Debug)]
@@ -46,7 +28,7 @@ pub struct SimProgram<'a> {
 
 #[derive(Default)]
 struct Loaded {
-    kernels: HashMap<DevAddr, (SimKernelFn, u32)>,
+    kernels: HashMap<DevAddr, (KernelFn, u32)>,
     orchestrations: HashMap<DevAddr, (OrchestrationFn, u32)>,
 }
 
@@ -73,7 +55,7 @@ fn check<F: Copy + PartialEq>(
     map: &HashMap<DevAddr, (F, u32)>,
     addr: DevAddr,
     f: F,
-    kind: &'static str,
+    kind: CodeKind,
 ) -> Result<(), CodeError> {
     if addr.is_null() {
         return Err(CodeError::Null);
@@ -105,12 +87,12 @@ impl SimCodeSpace {
 
     /// Loads `program`: its code stays resolvable until the returned guard drops. Nothing is
     /// loaded when an address would get a second meaning.
-    pub fn load(self: &Arc<Self>, program: &SimProgram<'_>) -> Result<LoadedCode, CodeError> {
+    pub fn load(self: &Arc<Self>, program: &SimProgram<'_>) -> Result<CodeGuard, CodeError> {
         let mut l = self.lock();
         let (orch_addr, orch) = program.orchestration;
-        check(&l.orchestrations, orch_addr, orch, "orchestration")?;
+        check(&l.orchestrations, orch_addr, orch, CodeKind::Orchestration)?;
         for (addr, f) in program.kernels.iter() {
-            check(&l.kernels, addr, f, "kernel")?;
+            check(&l.kernels, addr, f, CodeKind::Kernel)?;
         }
         add(&mut l.orchestrations, orch_addr, orch);
         let kernels: Vec<DevAddr> = program.kernels.iter().map(|(a, _)| a).collect();
@@ -118,7 +100,7 @@ impl SimCodeSpace {
             add(&mut l.kernels, addr, f);
         }
         self.publish(&l);
-        Ok(LoadedCode { space: self.clone(), orchestration: orch_addr, kernels })
+        Ok(CodeGuard { space: self.clone(), orchestration: orch_addr, kernels })
     }
 
     fn unload(&self, orchestration: DevAddr, kernels: &[DevAddr]) {
@@ -157,13 +139,13 @@ impl SimCodeSpace {
 
 /// Code loaded by [`SimCodeSpace::load`]; unloaded when dropped.
 #[derive(Debug)]
-pub struct LoadedCode {
+pub struct CodeGuard {
     space: Arc<SimCodeSpace>,
     orchestration: DevAddr,
     kernels: Vec<DevAddr>,
 }
 
-impl Drop for LoadedCode {
+impl Drop for CodeGuard {
     fn drop(&mut self) {
         self.space.unload(self.orchestration, &self.kernels);
     }
@@ -202,7 +184,7 @@ mod tests {
         clash.insert(DevAddr(0x100), k2);
         clash.insert(DevAddr(0x300), k1);
         let e = space.load(&SimProgram { orchestration: (DevAddr(0x20), orch), kernels: &clash }).unwrap_err();
-        assert_eq!(e, CodeError::Conflict { addr: DevAddr(0x100), kind: "kernel", loads: 1 });
+        assert_eq!(e, CodeError::Conflict { addr: DevAddr(0x100), kind: CodeKind::Kernel, loads: 1 });
         assert!(space.kernels().resolve(DevAddr(0x300)).is_none() && space.orchestration(DevAddr(0x20)).is_none());
 
         drop(second);

@@ -24,8 +24,8 @@ use pto_device::aicpu::{report_orchestrator_abort, run_aicpu_thread, AicpuEnv, A
 use pto_device::boot::dev_ptr;
 use pto_device::platform::HostPlatform;
 
+use super::cores::{serve_core, LaunchWait};
 use super::{PoolSpan, SimBackend, SimCodeSpace, SimLaunch};
-use crate::sim_cores::{serve_core, LaunchWait};
 
 /// Name of the built-in AICPU entry that only boots the runtime.
 pub const SIM_BOOT_ENTRY: &str = "pto_aicpu_boot";

@@ -12,14 +12,19 @@
 //!
 //! Device programs are Rust entries registered by name ([`SimBackend::register_entry`]); the
 //! "binary" given to [`DeviceBackend::register_kernel_binary`] is that name. Three are built in
-//! ([`firmware`]): the boot-only AICPU entry, the AICore entry and the AICPU entry. Kernels and
-//! orchestrations are found by code address in the device's [`SimCodeSpace`]. A launch runs one
+//! ([`firmware`]): the boot-only AICPU entry, the AICore entry and the AICPU entry; they are the
+//! backend's [`DeviceProgram`]s. Kernels and orchestrations are found by code address in the
+//! device's [`SimCodeSpace`], where [`DeviceBackend::load_code`] puts a run's code: a host
+//! function at its own address, a callable's code at its device address after resolving its
+//! names in the device's name tables ([`SimBackend::symbols`]). A launch runs one
 //! host thread per block; launches on one stream run in order, launches on different streams
 //! concurrently; [`DeviceBackend::stream_abort`] raises a flag the blocks of the stream's launches
 //! see through [`SimLaunch::aborted`].
 
 mod code;
+pub mod cores;
 pub mod firmware;
+pub mod symbols;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -31,11 +36,16 @@ use std::time::{Duration, Instant};
 use pto_abi::consts::REGION_BASE_ALIGN;
 use pto_abi::DevAddr;
 
-pub use code::{CodeError, LoadedCode, SimCodeSpace, SimProgram};
+pub use code::{CodeGuard, SimCodeSpace, SimProgram};
+pub use cores::{sim_pause, SimCoreConfig, SimCores, SimCoresError, SimKernelTable};
 pub use firmware::{SIM_AICORE_ENTRY, SIM_AICPU_ENTRY, SIM_BOOT_ENTRY};
+pub use symbols::{sim_kernel_binary, sim_kernel_name, SymbolError, SymbolTable, Symbols};
 
-use super::{BackendError, BackendOp, DeviceBackend, KernelHandle, StreamId};
-use crate::sim_cores::sim_pause;
+use super::{
+    BackendError, BackendOp, CodeError, CodeKind, CodeRef, DeviceBackend, DeviceProgram, KernelFn, KernelHandle,
+    LoadedCode, RunCode, StreamId,
+};
+use pto_device::orch::OrchestrationFn;
 
 /// Default size of the pool's address reservation (pages are committed only when touched).
 pub const DEFAULT_POOL_CAPACITY: u64 = 16 << 30;
@@ -339,6 +349,12 @@ impl Drop for Pool {
     }
 }
 
+/// A run's code resolved to (code address, function) pairs.
+struct ResolvedCode {
+    orchestration: (DevAddr, OrchestrationFn),
+    kernels: Vec<(DevAddr, KernelFn)>,
+}
+
 /// The simulated device.
 pub struct SimBackend {
     pool: Arc<Pool>,
@@ -350,6 +366,7 @@ pub struct SimBackend {
     kernels: Mutex<Vec<(String, SimEntryFn)>>,
     streams: Mutex<Vec<Stream>>,
     code: Arc<SimCodeSpace>,
+    symbols: Mutex<Symbols>,
     log: Mutex<VecDeque<SimLaunchRecord>>,
 }
 
@@ -380,6 +397,7 @@ impl SimBackend {
             kernels: Mutex::new(Vec::new()),
             streams: Mutex::new(Vec::new()),
             code: Arc::new(SimCodeSpace::default()),
+            symbols: Mutex::new(Symbols::default()),
             log: Mutex::new(VecDeque::new()),
         };
         firmware::install(&sim);
@@ -398,6 +416,55 @@ impl SimBackend {
     /// The device's code space: which kernel and orchestration runs at which code address.
     pub fn code(&self) -> &Arc<SimCodeSpace> {
         &self.code
+    }
+
+    /// The device's name tables, which registered callables' names resolve in (define kernels
+    /// and orchestrations here before registering callables that name them).
+    pub fn symbols(&self) -> MutexGuard<'_, Symbols> {
+        lock(&self.symbols)
+    }
+
+    /// The orchestration and kernels of `code` as (code address, function), names resolved in
+    /// the device's name tables.
+    fn resolve(&self, code: &RunCode<'_>) -> Result<ResolvedCode, CodeError> {
+        let symbols = lock(&self.symbols);
+        let unresolved = |kind, name: &str, names: Vec<String>| CodeError::Unresolved {
+            kind,
+            name: name.to_owned(),
+            backend: "sim",
+            available: names,
+        };
+        let orchestration = match code.orchestration {
+            CodeRef::Host(f) => (DevAddr(f as usize as u64), f),
+            CodeRef::Callable { name, addr, .. } => {
+                let f = symbols.orchestrations.get(name).ok_or_else(|| {
+                    unresolved(
+                        CodeKind::Orchestration,
+                        name,
+                        symbols.orchestrations.names().map(str::to_owned).collect(),
+                    )
+                })?;
+                (addr, f)
+            }
+        };
+        let mut kernels = Vec::with_capacity(code.kernels.len());
+        for (_, k) in &code.kernels {
+            kernels.push(match *k {
+                CodeRef::Host(f) => (DevAddr(f as usize as u64), f),
+                CodeRef::Callable { name, bytes, addr } => {
+                    let kernel = sim_kernel_name(bytes).map_err(|detail| CodeError::BadBinary {
+                        kind: CodeKind::Kernel,
+                        name: name.to_owned(),
+                        detail,
+                    })?;
+                    let f = symbols.kernels.get(kernel).ok_or_else(|| {
+                        unresolved(CodeKind::Kernel, kernel, symbols.kernels.names().map(str::to_owned).collect())
+                    })?;
+                    (addr, f)
+                }
+            });
+        }
+        Ok(ResolvedCode { orchestration, kernels })
     }
 
     /// Streams whose latest launch is still running (including launches the host stopped
@@ -423,11 +490,6 @@ impl SimBackend {
     pub fn fail_nth(&self, op: BackendOp, n: u64) {
         let at = self.calls[op_index(op)].load(Ordering::Relaxed) + n.max(1);
         lock(&self.faults).push(Fault { op, at, nth: n.max(1) });
-    }
-
-    /// Disarms every fault not yet fired.
-    pub fn clear_faults(&self) {
-        lock(&self.faults).clear();
     }
 
     /// A snapshot of the call counters.
@@ -700,6 +762,33 @@ impl DeviceBackend for SimBackend {
         lock(&self.counters).launches += 1;
         self.record(SimLaunchRecord::Launch { entry, stream, block_dim, args });
         Ok(())
+    }
+
+    fn register_program(&self, program: DeviceProgram) -> Result<KernelHandle, BackendError> {
+        let entry = match program {
+            DeviceProgram::Boot => SIM_BOOT_ENTRY,
+            DeviceProgram::Aicpu => SIM_AICPU_ENTRY,
+            DeviceProgram::Aicore => SIM_AICORE_ENTRY,
+        };
+        self.register_kernel_binary(entry.as_bytes())
+    }
+
+    fn check_code(&self, code: &RunCode<'_>) -> Result<(), CodeError> {
+        self.resolve(code).map(|_| ())
+    }
+
+    fn load_code(&self, code: &RunCode<'_>) -> Result<LoadedCode, CodeError> {
+        let resolved = self.resolve(code)?;
+        let mut table = SimKernelTable::new();
+        for &(addr, f) in &resolved.kernels {
+            table.insert(addr, f);
+        }
+        let guard = self.code.load(&SimProgram { orchestration: resolved.orchestration, kernels: &table })?;
+        Ok(LoadedCode {
+            orchestration: resolved.orchestration.0,
+            kernels: resolved.kernels.iter().map(|&(addr, _)| addr).collect(),
+            keep: Some(Box::new(guard)),
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 //! * [`serve_core`] is one core's life in a launch: optionally wait for the launch's boot report,
 //!   announce, serve tokens until `DISPATCH_EXIT` or until the host aborts the launch's stream.
 //!   The simulated device's AICore entry runs it per block
-//!   ([`SIM_AICORE_ENTRY`](crate::backend::sim::SIM_AICORE_ENTRY)).
+//!   ([`SIM_AICORE_ENTRY`](super::SIM_AICORE_ENTRY)).
 //! * [`SimCores`] launches cores for protocol tests and benchmarks that drive the AICPU side
 //!   themselves: its own entry (carrying its resolver and collecting one [`CoreReport`] per core)
 //!   launched like any other, `clusters × 3` blocks (core `c` = lane `c % 3` of cluster `c / 3`).
@@ -33,10 +33,10 @@ use pto_device::aicore::{
     run_core, wait_for_boot, CoreEndpoint, CoreMask, CoreReport, CoreTables, CoreWait, EndpointError, KernelResolver,
 };
 use pto_device::boot::dev_ptr;
-use pto_device::kernel::{KernelInvocation, SimKernelFn};
+use pto_device::kernel::KernelInvocation;
 
-use crate::backend::sim::SimLaunch;
-use crate::backend::{BackendError, DeviceBackend, SimBackend, StreamId};
+use super::{SimBackend, SimLaunch};
+use crate::backend::{BackendError, DeviceBackend, KernelFn, StreamId};
 
 /// Empty polls spent spinning before a waiter starts yielding.
 pub const SPIN_POLLS: u32 = 64;
@@ -61,7 +61,7 @@ pub fn sim_pause(empty_polls: u32) {
 /// Kernel device address → Rust kernel, for the simulated cores.
 #[derive(Clone, Debug, Default)]
 pub struct SimKernelTable {
-    kernels: HashMap<DevAddr, SimKernelFn>,
+    kernels: HashMap<DevAddr, KernelFn>,
 }
 
 impl SimKernelTable {
@@ -71,7 +71,7 @@ impl SimKernelTable {
     }
 
     /// Makes `kernel` the code at `addr`; returns the kernel it replaces, if any.
-    pub fn insert(&mut self, addr: DevAddr, kernel: SimKernelFn) -> Option<SimKernelFn> {
+    pub fn insert(&mut self, addr: DevAddr, kernel: KernelFn) -> Option<KernelFn> {
         self.kernels.insert(addr, kernel)
     }
 
@@ -86,18 +86,18 @@ impl SimKernelTable {
     }
 
     /// Every (address, kernel), in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (DevAddr, SimKernelFn)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (DevAddr, KernelFn)> + '_ {
         self.kernels.iter().map(|(&a, &f)| (a, f))
     }
 }
 
 impl KernelResolver for SimKernelTable {
-    fn resolve(&self, kernel: DevAddr) -> Option<SimKernelFn> {
+    fn resolve(&self, kernel: DevAddr) -> Option<KernelFn> {
         self.kernels.get(&kernel).copied()
     }
 
     /// Runs the kernel; a panic becomes [`CoreFault::KernelFailed`].
-    fn invoke(&self, kernel: SimKernelFn, invocation: &KernelInvocation<'_>) -> Result<(), CoreFault> {
+    fn invoke(&self, kernel: KernelFn, invocation: &KernelInvocation<'_>) -> Result<(), CoreFault> {
         catch_unwind(AssertUnwindSafe(|| kernel(invocation))).map_err(|_| CoreFault::KernelFailed)
     }
 }

@@ -1,15 +1,16 @@
-//! What a run on the simulated device takes and gives back.
+//! What a run takes and gives back.
 
 use std::time::Duration;
 
 use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::task::DType;
-use pto_device::kernel::SimKernelFn;
 use pto_device::orch::OrchestrationFn;
 use pto_device::runtime::Budgets;
 
 use super::failure::DeviceFailure;
-use crate::runner::RunnerError;
+use super::kernels::LaunchError;
+use super::RunnerError;
+use crate::backend::{CodeError, CodeRef, KernelFn, RunCode};
 
 /// One argument of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,8 +83,9 @@ pub enum RunMode {
 pub struct RunRequest<'a> {
     /// The orchestration.
     pub orchestration: OrchestrationFn,
-    /// Kernels by func id.
-    pub kernels: &'a [SimKernelFn],
+    /// Kernels by func id (host functions: only a backend that runs device code in the host
+    /// process, the simulated device, can run them; other backends run registered callables).
+    pub kernels: &'a [KernelFn],
     /// Run arguments; tensors are staged to the device in order.
     pub args: &'a [RunArg],
     /// Arena sizing.
@@ -91,6 +93,29 @@ pub struct RunRequest<'a> {
     /// Threaded or deterministic.
     pub mode: RunMode,
     /// No-progress budgets.
+    pub budgets: Budgets,
+}
+
+impl<'a> RunRequest<'a> {
+    /// The request's code: its orchestration and kernel `i` as func id `i`, all host functions.
+    pub fn code(&self) -> RunCode<'a> {
+        RunCode {
+            orchestration: CodeRef::Host(self.orchestration),
+            kernels: self.kernels.iter().enumerate().map(|(id, &f)| (id as u32, CodeRef::Host(f))).collect(),
+        }
+    }
+
+    pub(super) fn shape(&self) -> RunShape<'a> {
+        RunShape { args: self.args, sizing: self.sizing, mode: self.mode, budgets: self.budgets }
+    }
+}
+
+/// Everything of a run besides its code.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RunShape<'a> {
+    pub args: &'a [RunArg],
+    pub sizing: ArenaSizingKey,
+    pub mode: RunMode,
     pub budgets: Budgets,
 }
 
@@ -133,12 +158,12 @@ pub enum RunError {
     /// Binding, staging or launching failed on the host side.
     #[error(transparent)]
     Runner(#[from] RunnerError),
-    /// The run's code could not be loaded into the simulated device's code space.
+    /// The backend could not make the run's code resolvable on the device.
     #[error("cannot load the run's code: {0}")]
-    Code(#[from] crate::backend::sim::CodeError),
+    Code(#[from] CodeError),
     /// Registering or launching a kernel failed (nothing of the run is left running).
     #[error("launch: {0}")]
-    Launch(#[from] crate::callable::runner_ext::KernelLaunchError),
+    Launch(#[from] LaunchError),
     /// The device reported an error code.
     #[error("{0}")]
     Device(Box<DeviceFailure>),

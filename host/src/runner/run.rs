@@ -1,11 +1,11 @@
-//! `DeviceRunner::run` on the simulated device: bind the sizing (image cache), stage the input
-//! tensors and the argument records, load the run's code into the device's code space, write the
-//! launch block, launch the AICore kernel and then the AICPU kernel through the backend (binaries
-//! registered once per runner), wait for both with deadlines, read the boot report, the SM error
-//! words and per-thread counters, copy the outputs back, free what was staged. A failed run leaves
-//! the runner usable for the next one.
+//! The run path of a runner: bind the sizing (image cache), stage the input tensors and the
+//! argument records, have the backend make the run's code resolvable
+//! ([`DeviceBackend::load_code`](crate::backend::DeviceBackend::load_code)), write the launch
+//! block with the func-id table built from the answered addresses, launch the AICore program and
+//! then the AICPU program through the backend (registered once per runner), wait for both with
+//! deadlines, read the boot report, the SM error words and per-thread counters, copy the outputs
+//! back, free what was staged. A failed run leaves the runner usable for the next one.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pto_abi::consts::{LANE_COUNT, MAX_AICPU_THREADS, MAX_CLUSTERS, MAX_FUNC_IDS};
@@ -13,16 +13,14 @@ use pto_abi::launch::{OrchArg, LAUNCH_FLAG_DETERMINISTIC, LAUNCH_FLAG_NOOP_CORES
 use pto_abi::runtime::SchedThreadState;
 use pto_abi::sm::SmHeader;
 use pto_abi::DevAddr;
-use pto_device::orch::OrchestrationFn;
 use zerocopy::{FromZeros, IntoBytes};
 
 use super::failure::DeviceFailure;
-use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest};
-use crate::backend::sim::SimProgram;
-use crate::backend::{DeviceBackend, SimBackend};
-use crate::callable::LaunchShape;
-use crate::runner::{read_device, BootOutcome, DeviceRunner, LaunchParams, RunnerError};
-use crate::sim_cores::SimKernelTable;
+use super::kernels::LaunchShape;
+use super::launch::{BootOutcome, LaunchParams};
+use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest, RunShape};
+use super::{BoundImage, DeviceRunner, RunnerError};
+use crate::backend::{func_table, DeviceIo, RunCode};
 
 /// Extra time the host gives the AICore kernel beyond the scheduler budget, after the AICPU
 /// kernel ended, before aborting it.
@@ -38,11 +36,8 @@ struct Staged {
     records: Option<DevAddr>,
 }
 
-fn check_request(req: &RunRequest<'_>) -> Result<(u32, u32, u64), RunError> {
+fn check_request(req: &RunShape<'_>) -> Result<(u32, u32, u64), RunError> {
     let bad = |m: String| Err(RunError::Request(m));
-    if req.kernels.len() > MAX_FUNC_IDS {
-        return bad(format!("{} kernels; at most {MAX_FUNC_IDS} func ids", req.kernels.len()));
-    }
     for (i, a) in req.args.iter().enumerate() {
         let empty = match a {
             RunArg::Input { data, .. } | RunArg::InOut { data, .. } => data.is_empty(),
@@ -74,66 +69,48 @@ fn check_request(req: &RunRequest<'_>) -> Result<(u32, u32, u64), RunError> {
     }
 }
 
-/// What a run executes: the orchestration, the func-id table the launch descriptor carries, and
-/// the Rust kernel behind each code address in it.
-pub struct RunCode {
-    /// The orchestration function.
-    pub orchestration: OrchestrationFn,
-    /// What the launch descriptor names as the orchestration entry.
-    pub orchestration_addr: DevAddr,
-    /// Kernel code address by func id (null = unused).
-    pub func_table: Vec<DevAddr>,
-    /// Code address → Rust kernel, for the simulated cores.
-    pub kernels: SimKernelTable,
-}
-
-impl RunCode {
-    /// The code of a plain request: each kernel's function pointer is its code address.
-    pub fn of_request(req: &RunRequest<'_>) -> RunCode {
-        let func_table: Vec<DevAddr> = req.kernels.iter().map(|f| DevAddr(*f as usize as u64)).collect();
-        let mut kernels = SimKernelTable::new();
-        for (addr, f) in func_table.iter().zip(req.kernels) {
-            kernels.insert(*addr, *f);
-        }
-        RunCode {
-            orchestration: req.orchestration,
-            orchestration_addr: DevAddr(req.orchestration as usize as u64),
-            func_table,
-            kernels,
-        }
-    }
-}
-
-fn same_device(a: &Arc<dyn DeviceBackend>, b: &Arc<SimBackend>) -> bool {
-    Arc::as_ptr(a) as *const u8 == Arc::as_ptr(b) as *const u8
-}
-
 impl DeviceRunner {
-    /// Runs a task graph on the simulated device `sim` (which must be this runner's backend).
-    pub fn run(&mut self, sim: &Arc<SimBackend>, req: &RunRequest<'_>) -> Result<RunReport, RunError> {
-        self.run_code(sim, req, RunCode::of_request(req))
+    /// Runs a task graph whose orchestration and kernels are host functions (see
+    /// [`RunRequest::kernels`]); a backend that cannot run host functions refuses with
+    /// [`RunError::Code`]. The runner stays usable after every error.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use pto_host::examples::{vector_args, vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_RESULT_ARG};
+    /// use pto_host::sim::SimBackend;
+    /// use pto_host::{ArenaSizingKey, Budgets, DeviceBackend, DeviceRunner, RunMode, RunRequest};
+    ///
+    /// let mut runner = DeviceRunner::new(Arc::new(SimBackend::with_capacity(256 << 20)?) as Arc<dyn DeviceBackend>);
+    /// let args = vector_args();
+    /// let req = RunRequest {
+    ///     orchestration: vector_orchestration,
+    ///     kernels: &VECTOR_KERNELS,
+    ///     args: &args,
+    ///     sizing: ArenaSizingKey::uniform(64, 1 << 20, 256),
+    ///     mode: RunMode::Deterministic { noop_cores: false },
+    ///     budgets: Budgets::DEFAULT,
+    /// };
+    /// let report = runner.run(&req)?;
+    /// assert_eq!(report.tasks_completed, 5);
+    /// assert!(report.output_f32(VECTOR_RESULT_ARG).iter().all(|&f| f == VECTOR_EXPECTED));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run(&mut self, req: &RunRequest<'_>) -> Result<RunReport, RunError> {
+        if req.kernels.len() > MAX_FUNC_IDS {
+            return Err(RunError::Request(format!("{} kernels; at most {MAX_FUNC_IDS} func ids", req.kernels.len())));
+        }
+        self.run_code(&req.shape(), &req.code())
     }
 
-    /// Runs `req` with `code` in place of `req.orchestration` and `req.kernels` (a registered
-    /// callable's orchestration and child kernels at their device addresses).
-    pub fn run_code(
-        &mut self,
-        sim: &Arc<SimBackend>,
-        req: &RunRequest<'_>,
-        code: RunCode,
-    ) -> Result<RunReport, RunError> {
+    /// Runs `shape` with `code`: the path of [`DeviceRunner::run`] and
+    /// [`DeviceRunner::run_callable`].
+    pub(super) fn run_code(&mut self, req: &RunShape<'_>, code: &RunCode<'_>) -> Result<RunReport, RunError> {
         let (threads, clusters, flags) = check_request(req)?;
-        if code.func_table.len() > MAX_FUNC_IDS {
-            return Err(RunError::Request(format!("{} func ids; at most {MAX_FUNC_IDS}", code.func_table.len())));
-        }
-        if !same_device(self.backend(), sim) {
-            return Err(RunError::Request("the simulated device is not this runner's backend".into()));
-        }
         let t = Instant::now();
         let bound = self.bind(&req.sizing)?;
         let bind_time = t.elapsed();
         let staged = self.stage(req)?;
-        let result = self.launch_and_collect(sim, req, code, &bound, &staged, threads, clusters, flags);
+        let result = self.launch_and_collect(req, code, &bound, &staged, threads, clusters, flags);
         let freed = self.unstage(staged);
         let mut report = result?;
         freed?;
@@ -142,7 +119,7 @@ impl DeviceRunner {
         Ok(report)
     }
 
-    fn stage(&mut self, req: &RunRequest<'_>) -> Result<Staged, RunError> {
+    fn stage(&mut self, req: &RunShape<'_>) -> Result<Staged, RunError> {
         let mut staged = Staged { buffers: Vec::with_capacity(req.args.len()), records: None };
         match self.stage_into(req, &mut staged) {
             Ok(()) => Ok(staged),
@@ -153,7 +130,7 @@ impl DeviceRunner {
         }
     }
 
-    fn stage_into(&mut self, req: &RunRequest<'_>, staged: &mut Staged) -> Result<(), RunError> {
+    fn stage_into(&mut self, req: &RunShape<'_>, staged: &mut Staged) -> Result<(), RunError> {
         let mut records = Vec::with_capacity(req.args.len());
         for a in req.args {
             let (bytes, dtype, data) = match a {
@@ -200,23 +177,21 @@ impl DeviceRunner {
     #[allow(clippy::too_many_arguments)]
     fn launch_and_collect(
         &mut self,
-        sim: &Arc<SimBackend>,
-        req: &RunRequest<'_>,
-        code: RunCode,
-        bound: &crate::runner::BoundImage,
+        req: &RunShape<'_>,
+        code: &RunCode<'_>,
+        bound: &BoundImage,
         staged: &Staged,
         threads: u32,
         clusters: u32,
         flags: u64,
     ) -> Result<RunReport, RunError> {
-        let RunCode { orchestration, orchestration_addr, func_table, kernels } = code;
         // The run's code stays resolvable on the device until its launches are collected.
-        let program = SimProgram { orchestration: (orchestration_addr, orchestration), kernels: &kernels };
-        let _loaded = sim.code().load(&program)?;
+        let loaded = self.backend().load_code(code)?;
+        let func_table = func_table(code.kernels.iter().map(|&(id, _)| id).zip(loaded.kernels.iter().copied()))?;
         let params = LaunchParams {
             aicpu_thread_count: threads,
             cluster_count: clusters,
-            orchestration: orchestration_addr,
+            orchestration: loaded.orchestration,
             orch_args: staged.records.unwrap_or(DevAddr::NULL),
             orch_arg_count: req.args.len() as u32,
             orch_timeout_ns: req.budgets.orch_ns,
@@ -227,8 +202,8 @@ impl DeviceRunner {
         self.prepare_launch(bound, &params)?;
         let backend = self.backend().clone();
         let backend = backend.as_ref();
-        let started = self.launch_kernels(backend, threads, clusters)?;
-        let launcher = self.callable_parts().callables.launcher_mut();
+        let started = self.launch_kernels(threads, clusters)?;
+        let launcher = &mut self.launcher;
         let aicpu = launcher.wait_aicpu(backend);
         let run_time = started.elapsed();
         let aicore = if clusters > 0 {
@@ -248,7 +223,8 @@ impl DeviceRunner {
                 })
             }
         }
-        let sm: SmHeader = read_device(self, bound.regions.sm.base)?;
+        let r = self.backend().read_obj::<SmHeader>(bound.regions.sm.base);
+        let sm = self.note(r)?;
         if let Some(f) = DeviceFailure::from_sm(&sm) {
             return Err(RunError::Device(Box::new(f)));
         }
@@ -260,7 +236,8 @@ impl DeviceRunner {
         }
         let states_at = DevAddr(bound.regions.arena.base.get() + bound.layout.offsets.sched_threads.offset);
         let mut states = [SchedThreadState::new_zeroed(); MAX_AICPU_THREADS];
-        self.backend().copy_from_device(states_at, states.as_mut_bytes()).map_err(RunnerError::from)?;
+        let r = self.backend().read_slice(states_at, &mut states);
+        self.note(r)?;
         let completed: u64 = states.iter().map(|s| s.tasks_completed).sum();
         let faults: u64 = states.iter().map(|s| s.kernel_faults).sum();
         if faults > 0 {
@@ -278,12 +255,14 @@ impl DeviceRunner {
             match (a, b) {
                 (RunArg::Output { .. } | RunArg::InOut { .. }, Some((addr, bytes))) => {
                     let mut v = vec![0u8; *bytes as usize];
-                    self.backend().copy_from_device(*addr, &mut v).map_err(RunnerError::from)?;
+                    let r = self.backend().read_bytes(*addr, &mut v);
+                    self.note(r)?;
                     outputs.push(Some(v));
                 }
                 _ => outputs.push(None),
             }
         }
+        drop(loaded);
         Ok(RunReport {
             outputs,
             tasks_submitted: sm.orch.tasks_submitted,
@@ -298,20 +277,15 @@ impl DeviceRunner {
     /// launch block's `KernelArgs`, and returns when the AICPU launch started (the start of the
     /// run's time). If the AICPU launch fails, the AICore kernel (whose cores wait for a boot that
     /// never comes) is aborted.
-    fn launch_kernels(
-        &mut self,
-        backend: &dyn DeviceBackend,
-        threads: u32,
-        clusters: u32,
-    ) -> Result<Instant, RunError> {
+    fn launch_kernels(&mut self, threads: u32, clusters: u32) -> Result<Instant, RunError> {
         if clusters > 0 {
             self.launch_aicore_kernel(LaunchShape { block_dim: clusters * LANE_COUNT as u32 })?;
         }
         let started = Instant::now();
         if let Err(e) = self.launch_aicpu_kernel(LaunchShape { block_dim: threads }) {
             if clusters > 0 {
-                let launcher = self.callable_parts().callables.launcher_mut();
-                let _ = launcher.wait_aicore(backend, Duration::ZERO, STOP_GRACE);
+                let backend = self.backend().clone();
+                let _ = self.launcher.wait_aicore(backend.as_ref(), Duration::ZERO, STOP_GRACE);
             }
             return Err(e.into());
         }
