@@ -161,7 +161,7 @@ fn a_cleared_stall_record_names_no_task() {
     let bound = r.bind(&sizing(4)).unwrap();
     for boot in 0..2 {
         boot_direct(&mut r, &bound).unwrap();
-        let smh: SmHeader = read_device(&r, bound.regions.sm.base).unwrap();
+        let smh: SmHeader = r.backend().read_obj(bound.regions.sm.base).unwrap();
         assert_eq!(smh.sched.code, 0);
         assert_eq!(smh.sched.stall_task, pto_abi::task::NO_TASK, "boot {boot}: task 0 is a real task id");
     }

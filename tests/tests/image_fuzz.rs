@@ -17,10 +17,11 @@ use pto_abi::layout::RuntimeArenaLayout;
 use pto_abi::sizing::ArenaSizingKey;
 use pto_abi::DevAddr;
 use pto_device::runtime::Budgets;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::run::examples::{vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_RESULT_ARG};
-use pto_host::run::{RunArg, RunError, RunMode, RunRequest};
-use pto_host::runner::{DeviceRunner, RunnerError};
+use pto_host::examples::{vector_orchestration, VECTOR_EXPECTED, VECTOR_KERNELS, VECTOR_RESULT_ARG};
+use pto_host::sim::SimBackend;
+use pto_host::DeviceBackend;
+use pto_host::{DeviceRunner, RunnerError};
+use pto_host::{RunArg, RunError, RunMode, RunRequest};
 
 /// Elements of the vector example in these runs.
 const N: usize = 16;
@@ -89,7 +90,7 @@ impl Fixture {
             mode,
             budgets: budgets(),
         };
-        match self.runner.run(&self.sim, &req) {
+        match self.runner.run(&req) {
             Ok(report) => {
                 let f = report.output_f32(VECTOR_RESULT_ARG);
                 if report.tasks_submitted != 5 || report.tasks_completed != 5 {

@@ -13,9 +13,10 @@ use pto_abi::task::{DType, NO_TASK};
 use pto_device::kernel::SimKernelFn;
 use pto_device::orch::{OrchArgs, OrchError, Orchestrator, OutputSpec, TaskSpec};
 use pto_device::runtime::Budgets;
-use pto_host::backend::{DeviceBackend, SimBackend};
-use pto_host::run::{DeviceFailure, RunError, RunMode, RunRequest};
-use pto_host::runner::{read_device, DeviceRunner};
+use pto_host::sim::SimBackend;
+use pto_host::DeviceBackend;
+use pto_host::{DeviceFailure, RunError, RunMode, RunRequest};
+use pto_host::{DeviceIo, DeviceRunner};
 
 const MODES: [RunMode; 2] =
     [RunMode::Threaded { threads: 3, clusters: 1 }, RunMode::Deterministic { noop_cores: false }];
@@ -26,12 +27,12 @@ fn run(f: pto_device::orch::OrchestrationFn, sizing: ArenaSizingKey, mode: RunMo
     let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
     let budgets = Budgets { orch_ns: 50_000_000, sched_ns: 2_000_000_000 };
     let req = RunRequest { orchestration: f, kernels: &NO_KERNELS, args: &[], sizing, mode, budgets };
-    let failure = match runner.run(&sim, &req) {
+    let failure = match runner.run(&req) {
         Err(RunError::Device(f)) => *f,
         other => panic!("{mode:?}: expected a device failure, got {other:?}"),
     };
     let bound = runner.bind(&sizing).expect("bind");
-    let sm: SmHeader = read_device(&runner, bound.regions.sm.base).expect("read SM");
+    let sm: SmHeader = runner.backend().read_obj(bound.regions.sm.base).expect("read SM");
     (failure, sm)
 }
 
