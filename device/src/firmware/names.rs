@@ -13,6 +13,7 @@ use pto_abi::emu::{
 };
 use pto_abi::{DevAddr, ABI_FINGERPRINT, ABI_VERSION};
 use pto_device::aicore::KernelResolver;
+use pto_device::examples::fatal::{self, FATAL_SCENARIOS};
 use pto_device::examples::vector;
 use pto_device::kernel::SimKernelFn;
 use pto_device::orch::OrchestrationFn;
@@ -26,11 +27,31 @@ pub const KERNELS: &[(&str, SimKernelFn)] = &[
     ("vector_mul", vector::mul),
     (probes::PROBE_READ, probes::read_word),
     (probes::PROBE_PANIC, probes::panic_now),
+    (fatal::SLEEP_MS, fatal::sleep_ms),
 ];
 
 /// Orchestrations compiled into the firmware, by the names callables use for them.
-pub const ORCHESTRATIONS: &[(&str, OrchestrationFn)] =
-    &[("vector_example", vector::vector_orchestration), (probes::PROBE_ONE_TASK, probes::one_task)];
+pub const ORCHESTRATIONS: &[(&str, OrchestrationFn)] = &orchestrations();
+
+const FIXED_ORCHESTRATIONS: [(&str, OrchestrationFn); 2] =
+    [("vector_example", vector::vector_orchestration), (probes::PROBE_ONE_TASK, probes::one_task)];
+const ORCHESTRATION_COUNT: usize = FIXED_ORCHESTRATIONS.len() + FATAL_SCENARIOS.len();
+
+/// The fixed orchestrations, then every fatal scenario's.
+const fn orchestrations() -> [(&'static str, OrchestrationFn); ORCHESTRATION_COUNT] {
+    let mut t = [FIXED_ORCHESTRATIONS[0]; ORCHESTRATION_COUNT];
+    let mut i = 0;
+    while i < FIXED_ORCHESTRATIONS.len() {
+        t[i] = FIXED_ORCHESTRATIONS[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < FATAL_SCENARIOS.len() {
+        t[i + j] = (FATAL_SCENARIOS[j].name, FATAL_SCENARIOS[j].orchestration);
+        j += 1;
+    }
+    t
+}
 
 /// Entries of the name table.
 pub const NAME_COUNT: usize = KERNELS.len() + ORCHESTRATIONS.len();
