@@ -362,7 +362,7 @@ impl fmt::Display for FirmwareReport {
         writeln!(f, "  entry point {:#x}", self.entry)?;
         writeln!(f, "  sections:")?;
         for s in &self.sections {
-            writeln!(f, "    {:<16} {:#012x} {:>10} bytes", s.name, s.address, s.size)?;
+            writeln!(f, "    {:<16} {:>#12x} {:>10} bytes", s.name, s.address, s.size)?;
         }
         writeln!(
             f,

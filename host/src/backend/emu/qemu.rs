@@ -23,6 +23,9 @@ pub const QEMU_ENV: &str = "PTO_QEMU";
 /// Bytes of qemu's output kept for error messages (the latest ones).
 const OUTPUT_KEEP: usize = 16 << 10;
 
+/// How long an error message waits for the output of an exited qemu.
+const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How one qemu is started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QemuCommand {
@@ -75,6 +78,8 @@ impl QemuCommand {
 struct Tail {
     bytes: Vec<u8>,
     dropped: u64,
+    /// The stream reached its end (qemu closed it).
+    closed: bool,
 }
 
 impl Tail {
@@ -131,7 +136,10 @@ fn reader(mut from: impl Read + Send + 'static, into: Arc<Mutex<Tail>>) -> std::
         let mut buf = [0u8; 4096];
         loop {
             match from.read(&mut buf) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => {
+                    into.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+                    return;
+                }
                 Ok(n) => into.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]),
             }
         }
@@ -218,7 +226,16 @@ impl Qemu {
     }
 
     /// Both output streams, for an error message: "stderr: …; console: …" (empty parts left out).
+    /// Once qemu exited, waits a moment for the reader threads to reach the streams' ends, so the
+    /// last words qemu wrote are in.
     pub fn output_summary(&self) -> String {
+        if self.exited().is_some() {
+            let t0 = std::time::Instant::now();
+            let closed = |t: &Mutex<Tail>| t.lock().unwrap_or_else(|e| e.into_inner()).closed;
+            while !(closed(&self.stdout) && closed(&self.stderr)) && t0.elapsed() < OUTPUT_DRAIN {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
         let (err, out) = (self.stderr(), self.stdout());
         match (err.is_empty(), out.is_empty()) {
             (true, true) => "qemu printed nothing".into(),
