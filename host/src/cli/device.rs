@@ -109,13 +109,13 @@ impl CliDevice {
         self.backend.clone()
     }
 
-    /// One line about the device.
-    pub fn describe(&self) -> String {
+    /// One line about the emulated device (nothing for the simulated one).
+    pub fn describe(&self) -> Option<String> {
         match &self.emu {
-            None => "device: simulated (threads of this process)".into(),
+            None => None,
             Some(e) => {
                 let i = e.info();
-                format!(
+                Some(format!(
                     "device: emulated aarch64 (qemu pid {}, {} vCPUs: control core, {} AICPU, {} AICore; {} MiB guest \
                      RAM; firmware ready {:.1} ms after qemu started; {})",
                     i.qemu_pid,
@@ -125,7 +125,7 @@ impl CliDevice {
                     e.ram_bytes() >> 20,
                     i.start_to_ready.as_secs_f64() * 1e3,
                     e.firmware().path().display()
-                )
+                ))
             }
         }
     }

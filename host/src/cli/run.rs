@@ -100,7 +100,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         blob.total_size(),
         blob.content_hash()
     )?;
-    writeln!(out, "{}", device.describe())?;
+    if let Some(d) = device.describe() {
+        writeln!(out, "{d}")?;
+    }
     for i in 1..=args.runs {
         let result = runner.run_callable(EXAMPLE_CID, &run_args, &config);
         device.print_log(out)?;
