@@ -46,7 +46,6 @@ fn fault_with(kernel: &str, word: u64) -> Option<(String, Arc<EmuBackend>)> {
     let e = runner.run_callable(0, &[RunArg::Scalar(word)], &config()).expect_err("the probe faults");
     let text = e.to_string();
     assert!(emu.lost().is_some(), "the device is lost after: {text}");
-    assert!(runner.faulted(), "the runner abandons the device's memory: {text}");
     // Every later launch is refused with the same words.
     let again = runner.run_callable(0, &[RunArg::Scalar(word)], &config()).expect_err("a lost device runs nothing");
     assert!(again.to_string().contains("lost"), "{again}");

@@ -21,7 +21,7 @@ use super::launch::{BootOutcome, LaunchParams};
 use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest, RunShape};
 use super::staging::Staged;
 use super::{BoundImage, DeviceRunner, RunnerError};
-use crate::backend::{func_table, BackendError, DeviceIo, RunCode};
+use crate::backend::{func_table, DeviceIo, RunCode};
 
 /// Extra time the host gives the AICore kernel beyond the scheduler budget, after the AICPU
 /// kernel ended, before aborting it.
@@ -146,13 +146,10 @@ impl DeviceRunner {
         let backend = backend.as_ref();
         let started = self.launch_kernels(threads, clusters, idle)?;
         let launcher = &mut self.launcher;
-        // A device that faulted while the host waited may still write the run's memory.
-        let faulted = &mut self.faulted;
         let aicpu = launcher.wait_aicpu(backend);
         let run_time = started.elapsed();
         // A failed wait says nothing about whether the kernel still runs: abort it and confirm.
         let aicpu = aicpu.map_err(|e| {
-            *faulted |= e.backend_error().is_some_and(BackendError::is_device_fault);
             let confirmed = launcher.quiesce_aicpu(backend, STOP_GRACE);
             *idle &= confirmed;
             let after = if confirmed { "aborted, the device is idle" } else { "still running after an abort" };
@@ -161,7 +158,6 @@ impl DeviceRunner {
         let aicore = if clusters > 0 {
             let r = launcher.wait_aicore(backend, Duration::from_nanos(req.budgets.sched_ns) + JOIN_MARGIN, STOP_GRACE);
             r.map_err(|e| {
-                *faulted |= e.backend_error().is_some_and(BackendError::is_device_fault);
                 let confirmed = launcher.quiesce_aicore(backend, STOP_GRACE);
                 *idle &= confirmed;
                 let after = if confirmed { "aborted, the device is idle" } else { "still running after an abort" };
