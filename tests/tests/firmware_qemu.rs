@@ -764,3 +764,17 @@ fn every_fatal_scenario_gives_its_code_on_the_simulated_device() {
     let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
     run_fatal_scenarios(&mut runner, "sim");
 }
+
+#[test]
+fn a_kernel_overflowing_its_stack_faults_on_the_guard_page() {
+    let Some(elf) = prerequisites() else { return };
+    let (text, harness) = run_probe(&elf, "pto_probe_stack_overflow", 0);
+    assert!(text.contains("firmware fault"), "{text}");
+    let fault = field!(harness.m.cb(), EmuControlBlock, fault);
+    let far = harness.m.ram.u64_at(field!(fault, EmuFaultRecord, far)).load(Ordering::Relaxed);
+    let esr = harness.m.ram.u64_at(field!(fault, EmuFaultRecord, esr)).load(Ordering::Relaxed);
+    assert_eq!(esr >> 26, 0x25, "ESR class: data abort at the current EL ({esr:#x})");
+    // The fault address is a guard page below a stack, inside the firmware's image region (where
+    // the stacks lie), not in the device heap.
+    assert!(far >= harness.m.record.image_base && far < harness.m.record.image_limit, "FAR {far:#x}");
+}

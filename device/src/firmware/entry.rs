@@ -7,7 +7,8 @@
 //! 2. FP/SIMD on (CPACR_EL1.FPEN = 0b11: the target uses NEON for ordinary copies);
 //! 3. VBAR_EL1 = the vector table;
 //! 4. SP_EL1 = the vCPU's exception stack, then SPSel = 0 and SP_EL0 = its main stack, so a fault
-//!    (a stack overflow included) is handled on a stack of its own;
+//!    (a stack overflow into the main stack's guard page included) is handled on a stack of its
+//!    own;
 //! 5. the identity-mapped MMU (MAIR, TCR, TTBR0 from [`super::mmu`]) with caches on — before any
 //!    atomic or shared structure is touched;
 //! 6. vCPU 0 only: zero `.bss`;
@@ -71,8 +72,7 @@ pto_common_entry:
     add     x0, x0, :lo12:__pto_vectors
     msr     vbar_el1, x0
     isb
-    adrp    x0, {stacks}
-    add     x0, x0, :lo12:{stacks}
+    ldr     x0, ={stacks}
     ldr     x1, ={slot_bytes}
     madd    x0, x19, x1, x0
     ldr     x1, ={exc_bytes}
@@ -190,13 +190,15 @@ pto_vector_common:
     .set    __pto_control_block, {control}
     .global __pto_shared_end
     .set    __pto_shared_end, {shared_end}
-    .global __pto_stack_bytes
-    .set    __pto_stack_bytes, {stack_total}
+    .global __pto_stacks_base
+    .set    __pto_stacks_base, {stacks}
+    .global __pto_stacks_end
+    .set    __pto_stacks_end, {stacks_end}
     .global __pto_abi_size
     .set    __pto_abi_size, {abi_size}
     "#,
     vcpus = const layout::VCPUS,
-    stacks = sym super::STACKS,
+    stacks = const layout::STACKS_BASE,
     slot_bytes = const layout::STACK_SLOT_BYTES,
     exc_bytes = const layout::EXC_STACK_BYTES,
     mair = const mmu::MAIR,
@@ -214,7 +216,7 @@ pto_vector_common:
     image_limit = const layout::IMAGE_LIMIT,
     control = const layout::CONTROL_BLOCK,
     shared_end = const layout::HEAP_BASE,
-    stack_total = const layout::STACK_SLOT_BYTES * layout::VCPUS as u64,
+    stacks_end = const layout::STACKS_BASE + layout::STACKS_BYTES,
     abi_size = const size_of::<FirmwareAbi>(),
 );
 

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! 0x4000_0000  RAM base: qemu's DTB (never used, never overwritten)
-//! 0x4020_0000  ORIGIN: the firmware image (code, data, .pto_abi, .bss), then the vCPU stacks
+//! 0x4020_0000  ORIGIN: the firmware image (code, data, .pto_abi, .bss)
+//! 0x40A0_0000  STACKS_BASE: per vCPU an exception stack and a main stack, each above a guard page
 //! 0x40F0_0000  CONTROL_BLOCK (64 KiB reserved)         — shared with the host
 //! 0x40F1_0000  LOG_RING (960 KiB: header + ring bytes) — shared with the host
 //! 0x4100_0000  HEAP_BASE: the host's device heap, to the end of RAM
@@ -41,12 +42,20 @@ pub const MAIN_STACK_BYTES: u64 = 256 * 1024;
 pub const STACK_SLOT_BYTES: u64 = EXC_STACK_BYTES + MAIN_STACK_BYTES;
 /// vCPUs the firmware has stacks for.
 pub const VCPUS: usize = EMU_MAX_VCPUS;
+/// First byte of the stacks (2 MiB aligned: the identity map gives this range 4 KiB pages).
+pub const STACKS_BASE: u64 = 0x40A0_0000;
+/// Bytes of all stacks.
+pub const STACKS_BYTES: u64 = STACK_SLOT_BYTES * VCPUS as u64;
+/// Bytes of the unmapped guard page at the bottom of each stack: running off a stack faults.
+pub const GUARD_BYTES: u64 = 4096;
 /// The PL011 UART of the `virt` machine (qemu's serial port).
 pub const UART_BASE: u64 = 0x0900_0000;
 
 const _: () = assert!(core::mem::size_of::<EmuControlBlock>() as u64 <= CONTROL_BLOCK_SIZE);
 const _: () = assert!((core::mem::size_of::<EmuLogHeader>() as u64) < LOG_RING_SIZE);
 const _: () = assert!(ORIGIN >= RAM_BASE + 0x20_0000 && IMAGE_LIMIT <= CONTROL_BLOCK);
+const _: () = assert!(STACKS_BASE % 0x20_0000 == 0 && STACKS_BASE + STACKS_BYTES <= IMAGE_LIMIT);
+const _: () = assert!(EXC_STACK_BYTES % GUARD_BYTES == 0 && MAIN_STACK_BYTES % GUARD_BYTES == 0);
 const _: () = assert!(CONTROL_BLOCK % 4096 == 0 && LOG_RING % 4096 == 0 && HEAP_BASE % 4096 == 0);
 
 /// True when `[addr, addr + len)` lies in the mapped RAM and `addr` is a multiple of `align`.

@@ -24,16 +24,6 @@ pub mod trap;
 pub mod uart;
 pub mod vcpus;
 
-/// Every vCPU's exception stack and main stack (`layout::STACK_SLOT_BYTES` each, in vCPU order).
-#[repr(C, align(4096))]
-pub struct Stacks([u8; (layout::STACK_SLOT_BYTES as usize) * layout::VCPUS]);
-
-/// The stacks; only the entry code refers to them (by symbol). The linker script places the
-/// section as NOLOAD, so the ELF carries no bytes for it.
-#[no_mangle]
-#[link_section = ".pto_stacks"]
-pub static mut STACKS: Stacks = Stacks([0; (layout::STACK_SLOT_BYTES as usize) * layout::VCPUS]);
-
 /// Rust entry of every vCPU, called by the entry code with the MMU on and `.bss` zeroed.
 #[no_mangle]
 pub extern "C" fn pto_firmware_main(vcpu: u64, _context: u64) -> ! {

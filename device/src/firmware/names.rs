@@ -27,6 +27,7 @@ pub const KERNELS: &[(&str, SimKernelFn)] = &[
     ("vector_mul", vector::mul),
     (probes::PROBE_READ, probes::read_word),
     (probes::PROBE_PANIC, probes::panic_now),
+    (probes::PROBE_STACK_OVERFLOW, probes::overflow_stack),
     (fatal::SLEEP_MS, fatal::sleep_ms),
 ];
 

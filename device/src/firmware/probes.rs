@@ -11,6 +11,8 @@ pub const PROBE_ONE_TASK: &str = "pto_probe_one_task";
 pub const PROBE_READ: &str = "pto_probe_read";
 /// Name of [`panic_now`].
 pub const PROBE_PANIC: &str = "pto_probe_panic";
+/// Name of [`overflow_stack`].
+pub const PROBE_STACK_OVERFLOW: &str = "pto_probe_stack_overflow";
 
 /// Submits one AIV task of func id 0 whose only argument is the run's scalar argument 0.
 pub fn one_task(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
@@ -31,4 +33,14 @@ pub fn read_word(inv: &KernelInvocation<'_>) {
 /// Panics with a message naming its argument.
 pub fn panic_now(inv: &KernelInvocation<'_>) {
     panic!("probe kernel panics on purpose (argument {:#x})", inv.args.first().copied().unwrap_or(0));
+}
+
+/// Recurses without end, 1 KiB of stack per frame: the main stack's guard page makes it fault.
+pub fn overflow_stack(inv: &KernelInvocation<'_>) {
+    #[allow(unconditional_recursion)] // the recursion is the probe: it ends in the guard page
+    fn deeper(depth: u64) -> u64 {
+        let frame = core::hint::black_box([depth; 128]);
+        frame[(depth % 128) as usize].wrapping_add(deeper(depth + 1))
+    }
+    core::hint::black_box(deeper(inv.args.first().copied().unwrap_or(0)));
 }

@@ -50,7 +50,7 @@ pub fn boot_only(w: &Work) -> Result<(), Failure> {
     // SAFETY: a launch descriptor inside the heap; boot validates everything it points at and
     // reports any failure in the descriptor's boot report.
     if let Err(e) = unsafe { pto_device::boot::boot(desc) } {
-        pto_log!(warn, "boot failed: code {=u32}", e.code as u32);
+        pto_log!(warn, "boot failed: {=str} ({=str})", e.code.name(), e.subject);
     }
     Ok(())
 }
@@ -81,12 +81,19 @@ pub fn aicpu_thread(w: &Work, _slot: usize) -> Result<(), Failure> {
         AicpuExit::View(_) => Err((EmuLaunchStatus::RuntimeView, 0)),
         AicpuExit::NoCores => Err((EmuLaunchStatus::NoCores, 0)),
         AicpuExit::BootFailed(e) => {
-            pto_log!(warn, "AICPU thread {=u32}: boot failed: code {=u32}", thread, e.code as u32);
+            pto_log!(warn, "AICPU thread {=u32}: boot failed: {=str} ({=str})", thread, e.code.name(), e.subject);
             Ok(())
         }
         AicpuExit::Orchestrated(s) => {
             match s.error {
-                Some(_) => pto_log!(warn, "orchestrator stopped after {=u64} tasks with an error", s.tasks_submitted),
+                Some(e) => pto_log!(
+                    warn,
+                    "orchestrator stopped after {=u64} tasks: {=str} (ring {=u32}, detail {=u64:#x})",
+                    s.tasks_submitted,
+                    e.code.name(),
+                    e.ring,
+                    e.detail
+                ),
                 None => pto_log!(info, "orchestrator submitted {=u64} tasks", s.tasks_submitted),
             }
             Ok(())
