@@ -19,6 +19,8 @@ pub mod examples;
 #[cfg(any(test, feature = "testkit"))]
 pub mod hostmem;
 pub mod kernel;
+#[macro_use]
+pub mod log;
 pub mod orch;
 pub mod platform;
 pub mod queue;

@@ -34,6 +34,7 @@ use std::time::Duration;
 use pto_abi::DevAddr;
 
 pub mod code;
+pub mod emu;
 pub mod io;
 pub mod sim;
 

@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod callable;
+pub mod device;
+pub mod firmware;
 pub mod image;
 pub mod layout;
 pub mod run;
