@@ -66,6 +66,11 @@ pub mod sim {
     pub use crate::backend::sim::*;
 }
 
+/// The vendor runtime backend (CANN `libruntime.so`, loaded at run time).
+pub mod onboard {
+    pub use crate::backend::onboard::*;
+}
+
 pub use backend::{
     func_table, BackendError, BackendOp, CodeError, CodeKind, CodeRef, DeviceBackend, DeviceIo, DeviceProgram,
     KernelFn, KernelHandle, LoadedCode, RunCode, StreamId,
