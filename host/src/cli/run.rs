@@ -1,5 +1,6 @@
 //! `pto run --example vector`: registers an example's ChipCallable on a runner, runs it by callable
-//! id on the simulated device, checks its result, and reports the task count, the bind time (cold
+//! id on the simulated device (or, with `--backend onboard`, on the chip behind the vendor runtime
+//! found at run time), checks its result, and reports the task count, the bind time (cold
 //! on the first run, cached on the next), the run time and the time per task.
 
 use std::io::Write;
@@ -28,6 +29,15 @@ pub enum Example {
     Vector,
 }
 
+/// The devices `pto run` can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The built-in simulated device.
+    Sim,
+    /// The chip behind the CANN runtime (`libruntime.so`, looked for at run time).
+    Onboard,
+}
+
 /// Flags of `pto run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -52,9 +62,30 @@ pub struct RunArgs {
     /// Scheduler no-progress budget, milliseconds.
     #[arg(long, default_value_t = 500)]
     pub sched_timeout_ms: u64,
+    /// The device to run on.
+    #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
+    pub backend: BackendKind,
     /// Arena sizing.
     #[command(flatten)]
     pub sizing: SizingArgs,
+}
+
+/// The backend `kind` names; a vendor runtime that cannot be loaded is bad input (exit 2) naming
+/// every path tried.
+fn open_backend(kind: BackendKind) -> Result<Arc<dyn DeviceBackend>, CliError> {
+    match kind {
+        BackendKind::Sim => {
+            let sim = SimBackend::new().map_err(|e| CliError::failed(format!("simulated device: {e}")))?;
+            // The simulated device resolves the blob's names in its name tables.
+            define_vector_symbols(&mut sim.symbols()).map_err(|e| CliError::failed(e.to_string()))?;
+            Ok(Arc::new(sim))
+        }
+        BackendKind::Onboard => match crate::backend::onboard::OnboardBackend::from_env(0) {
+            Ok(b) => Ok(Arc::new(b)),
+            Err(crate::backend::BackendError::Unsupported(m)) => Err(CliError::bad_input(m)),
+            Err(e) => Err(CliError::failed(format!("onboard backend: {e}"))),
+        },
+    }
 }
 
 fn human(d: Duration) -> String {
@@ -80,11 +111,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         RunMode::Threaded { threads: args.threads, clusters: args.clusters }
     };
     let budgets = Budgets { orch_ns: args.orch_timeout_ms * 1_000_000, sched_ns: args.sched_timeout_ms * 1_000_000 };
-    let sim = Arc::new(SimBackend::new().map_err(|e| CliError::failed(format!("simulated device: {e}")))?);
     let Example::Vector = args.example;
-    // The simulated device resolves the blob's names in its name tables.
-    define_vector_symbols(&mut sim.symbols()).map_err(|e| CliError::failed(e.to_string()))?;
-    let mut runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
+    let mut runner = DeviceRunner::new(open_backend(args.backend)?);
     // The example ships as one ChipCallable blob, uploaded once and run by callable id.
     let blob = vector_example_callable().map_err(|e| CliError::failed(e.to_string()))?;
     runner.register_callable(EXAMPLE_CID, &blob).map_err(|e| CliError::failed(e.to_string()))?;
