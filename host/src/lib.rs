@@ -85,8 +85,8 @@ pub use image::{
     build_runtime_image, nominal_regions, CacheKey, Image, ImageCache, ImageError, ImageLru, ResidentImage,
 };
 pub use runner::{
-    decode_boot_report, f32s, run_arg_direction, BindStats, BootFailure, BootOutcome, BootSummary, BoundImage,
-    CallableCounters, CallableRunConfig, CallableRunError, DeviceFailure, DeviceRunner, KernelLauncher, LaunchBlock,
-    LaunchCounters, LaunchError, LaunchParams, LaunchShape, LaunchStep, RegionKind, RunArg, RunError, RunMode,
-    RunReport, RunRequest, RunnerError, StaticArenaError, StaticArenas, TrackingAllocator, LAUNCH_BLOCK_BYTES,
+    f32s, BindStats, BootFailure, BootOutcome, BootSummary, BoundImage, CallableCounters, CallableRunConfig,
+    CallableRunError, DeviceFailure, DeviceRunner, KernelLauncher, LaunchBlock, LaunchCounters, LaunchError,
+    LaunchParams, LaunchShape, LaunchStep, RegionKind, RunArg, RunError, RunMode, RunReport, RunRequest, RunnerError,
+    StaticArenaError, TrackingAllocator,
 };

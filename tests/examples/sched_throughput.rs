@@ -1,6 +1,7 @@
 //! Per-task wall time of whole runs through `DeviceRunner::run` on the simulated device, for
-//! graphs of no-op kernels: chain, fan-out-32 and diamond, runtime-allocated 1 KiB outputs, scopes
-//! of 256 tasks. A measuring tool (not a test): per shape and mode it prints the median and best
+//! graphs of no-op kernels: the benchmark graph programs of `pto bench`
+//! (`pto_host::bench::graph`: chain, fan-out-32 and diamond, runtime-allocated 1 KiB outputs,
+//! scopes of up to 256 tasks). A measuring tool (not a test): per shape and mode it prints the median and best
 //! wall time per task of several runs, and the CPU time per task that all threads of the process
 //! used over those runs (robust to other load on the machine; a thread that waits by spinning or
 //! yielding costs CPU time, one that sleeps does not).
@@ -11,109 +12,22 @@
 //!
 //! `MODE` is `det` (deterministic mode, kernels called), `noop` (deterministic mode, virtual cores
 //! complete at once) or `T:C` (threaded mode with `T` AICPU threads and `C` clusters); the default
-//! is `det 3:1 3:2 2:1 4:2`. `SHAPES=chain,diamond` limits the shapes; `WINDOW=n` sets the task
+//! is `det 3:1 3:2 2:1 4:2`. `SHAPES=chain,diamond` limits the shapes (`chain`, `fanout32`, `diamond`); `WINDOW=n` sets the task
 //! window of every ring (default 4096).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pto_abi::runtime::ScopeKind;
 use pto_abi::sizing::ArenaSizingKey;
-use pto_abi::task::DType;
-use pto_device::kernel::{KernelInvocation, SimKernelFn};
-use pto_device::orch::{Arg, OrchArgs, OrchError, Orchestrator, OutputSpec, TaskSpec, Tensor};
+use pto_device::kernel::KernelInvocation;
 use pto_device::runtime::Budgets;
+use pto_host::bench::graph::{graph_program, graph_run_args, Shape, TensorMode};
 use pto_host::sim::SimBackend;
-use pto_host::{DeviceBackend, DeviceRunner, RunArg, RunMode, RunRequest};
+use pto_host::{DeviceBackend, DeviceRunner, KernelFn, RunMode, RunRequest};
 
 fn nop(_: &KernelInvocation<'_>) {}
 
-const NOP: i32 = 0;
-const KERNELS: [SimKernelFn; 1] = [nop];
-const SCOPE: u64 = 256;
-const OUT: OutputSpec = OutputSpec { bytes: 1024, dtype: DType::U8 };
-
-/// Submits one task reading `inputs` and creating one 1 KiB output.
-fn task(o: &mut Orchestrator<'_, '_>, inputs: &[Tensor]) -> Result<Tensor, OrchError> {
-    let mut args = [Arg::Output(OUT); 3];
-    for (a, t) in args.iter_mut().zip(inputs) {
-        *a = Arg::Input(*t);
-    }
-    args[inputs.len()] = Arg::Output(OUT);
-    Ok(o.submit(&TaskSpec::aiv(NOP, &args[..=inputs.len()]))?.output(0))
-}
-
-/// `[tasks]`: task i reads task i-1's output.
-fn chain(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
-    let n = args.scalar(0)?;
-    let mut prev: Option<Tensor> = None;
-    let mut done = 0;
-    while done < n {
-        o.scope(ScopeKind::Auto, |o| {
-            for _ in 0..SCOPE.min(n - done) {
-                let ins: &[Tensor] = match &prev {
-                    Some(t) => core::slice::from_ref(t),
-                    None => &[],
-                };
-                prev = Some(task(o, ins)?);
-            }
-            Ok(())
-        })?;
-        done += SCOPE;
-    }
-    Ok(())
-}
-
-/// `[tasks]`: groups of one root (reading the previous root) and 32 consumers of it.
-fn fan_out(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
-    let groups = args.scalar(0)? / 33;
-    let mut root: Option<Tensor> = None;
-    let per_scope = (SCOPE / 33).max(1);
-    let mut g = 0;
-    while g < groups {
-        o.scope(ScopeKind::Auto, |o| {
-            for _ in 0..per_scope.min(groups - g) {
-                let ins: &[Tensor] = match &root {
-                    Some(t) => core::slice::from_ref(t),
-                    None => &[],
-                };
-                let r = task(o, ins)?;
-                for _ in 0..32 {
-                    task(o, &[r])?;
-                }
-                root = Some(r);
-            }
-            Ok(())
-        })?;
-        g += per_scope;
-    }
-    Ok(())
-}
-
-/// `[tasks]`: A → {B, C} → D; A reads the previous D.
-fn diamond(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
-    let groups = args.scalar(0)? / 4;
-    let mut d: Option<Tensor> = None;
-    let per_scope = SCOPE / 4;
-    let mut g = 0;
-    while g < groups {
-        o.scope(ScopeKind::Auto, |o| {
-            for _ in 0..per_scope.min(groups - g) {
-                let ins: &[Tensor] = match &d {
-                    Some(t) => core::slice::from_ref(t),
-                    None => &[],
-                };
-                let a = task(o, ins)?;
-                let b = task(o, &[a])?;
-                let c = task(o, &[a])?;
-                d = Some(task(o, &[b, c])?);
-            }
-            Ok(())
-        })?;
-        g += per_scope;
-    }
-    Ok(())
-}
+const KERNELS: [KernelFn; 1] = [nop];
 
 fn parse_mode(s: &str) -> RunMode {
     match s {
@@ -148,21 +62,20 @@ fn main() {
         ["det", "3:1", "3:2", "2:1", "4:2"].iter().map(|s| parse_mode(s)).collect()
     };
     let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
-    let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
+    let mut runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
     let window: u64 = std::env::var("WINDOW").ok().map(|w| w.parse().expect("WINDOW")).unwrap_or(4096);
     let sizing = ArenaSizingKey::uniform(window, (window * 4096).max(16 << 20), (window * 4) as u32);
-    let shapes: [(&str, pto_device::orch::OrchestrationFn); 3] =
-        [("chain", chain), ("fan-out-32", fan_out), ("diamond", diamond)];
     let only = std::env::var("SHAPES").unwrap_or_default();
     println!("{tasks} tasks per run, {runs} runs; ns per task: wall median / wall best / CPU (all threads)");
     for mode in modes {
-        for (name, f) in shapes {
+        for shape in Shape::ALL {
+            let name = shape.name();
             if !only.is_empty() && !only.split(',').any(|s| s == name) {
                 continue;
             }
-            let args = [RunArg::Scalar(tasks)];
+            let args = graph_run_args(shape, TensorMode::Rt, 0, tasks);
             let req = RunRequest {
-                orchestration: f,
+                orchestration: graph_program,
                 kernels: &KERNELS,
                 args: &args,
                 sizing,

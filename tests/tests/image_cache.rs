@@ -1,4 +1,4 @@
-//! The prebuilt image cache (DESIGN §4.5): a hit writes nothing to the device, any sizing change
+//! The prebuilt image cache: a hit writes nothing to the device, any sizing change
 //! misses, a failed upload leaves no entry, and alternating sizings never rebuilds.
 
 mod image_support;

@@ -1,4 +1,4 @@
-//! `setup_static_arena` (DESIGN §3): grow-only reuse, 0 releases, 1024-aligned bases, and any
+//! `setup_static_arena`: grow-only reuse, 0 releases, 1024-aligned bases, and any
 //! failing allocation releases all three regions; the tracking allocator frees or abandons.
 
 mod image_support;

@@ -31,9 +31,9 @@ use pto_device::sched::deterministic::{run_with, DeterministicScheduler, Virtual
 use pto_device::testkit::HostRuntime;
 
 use super::baseline::{DescriptorTraffic, TaskTraffic};
-use super::report::GraphLine;
-use super::Plan;
+use super::{Plan, Sampled};
 use crate::backend::KernelFn;
+use crate::runner::RunArg;
 
 /// The ring the benchmark tasks live in (scope depth 1).
 pub const BENCH_RING: usize = 1;
@@ -171,6 +171,25 @@ impl GraphRun {
     pub fn ns_per_task(&self) -> f64 {
         self.elapsed_ns as f64 / self.timed_tasks.max(1) as f64
     }
+}
+
+/// One whole-cycle graph figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphLine {
+    /// Graph shape.
+    pub shape: Shape,
+    /// Tensor mode.
+    pub mode: TensorMode,
+    /// Timed tasks asked for (the run rounds up to whole scopes).
+    pub requested_tasks: u64,
+    /// Wall nanoseconds per task.
+    pub ns_per_task: Sampled,
+    /// Median CPU nanoseconds per task of the orchestrating thread (wall minus time descheduled).
+    pub cpu_ns_per_task: f64,
+    /// Nanoseconds per task of the descriptor-traffic baseline.
+    pub baseline_ns: Sampled,
+    /// The counts of the last run (tasks timed, submitted, completed).
+    pub run: GraphRun,
 }
 
 /// A task's output as its consumers see it.
@@ -394,6 +413,19 @@ pub fn graph_program(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Resul
         return Err(bad(5));
     }
     Job::new(shape, mode, (warmup, tasks), ext.buffer, seed.buffer).orchestrate(o)
+}
+
+/// The run arguments [`graph_program`] takes for `tasks` timed tasks of `shape` in `mode` after
+/// `warmup` tasks: the four scalars, the existing buffers and a zeroed seed tensor.
+pub fn graph_run_args(shape: Shape, mode: TensorMode, warmup: u64, tasks: u64) -> Vec<RunArg> {
+    vec![
+        RunArg::Scalar(shape.code()),
+        RunArg::Scalar(mode.code()),
+        RunArg::Scalar(warmup),
+        RunArg::Scalar(tasks),
+        RunArg::Output { bytes: EXT_BUFFERS * TENSOR_BYTES, dtype: DType::U8 },
+        RunArg::Input { data: vec![0; TENSOR_BYTES as usize], dtype: DType::U8 },
+    ]
 }
 
 /// Refuses a sizing whose ring [`BENCH_RING`] cannot hold two scopes (tasks and 1 KiB outputs).

@@ -19,7 +19,8 @@ pub mod report;
 pub mod tensor_map;
 pub mod threaded;
 
-pub use report::{GraphLine, Line, Report};
+pub use graph::GraphLine;
+pub use report::{Line, Report};
 
 use std::time::Instant;
 

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use pto_abi::sizing::ArenaSizingKey;
 use serde_json::{json, Value};
 
-use super::graph::{GraphRun, Shape, TensorMode, BENCH_RING, SCOPE_TASKS};
+use super::graph::{GraphLine, Shape, BENCH_RING, SCOPE_TASKS};
 use super::threaded::{ThreadedSetup, ThroughputLine};
 use super::{Plan, Sampled};
 
@@ -27,25 +27,6 @@ pub struct Line {
     pub baseline: &'static str,
     /// Nanoseconds per item of the baseline, measured in the same run.
     pub baseline_ns: Sampled,
-}
-
-/// One whole-cycle graph figure.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GraphLine {
-    /// Graph shape.
-    pub shape: Shape,
-    /// Tensor mode.
-    pub mode: TensorMode,
-    /// Timed tasks asked for (the run rounds up to whole scopes).
-    pub requested_tasks: u64,
-    /// Wall nanoseconds per task.
-    pub ns_per_task: Sampled,
-    /// Median CPU nanoseconds per task of the orchestrating thread (wall minus time descheduled).
-    pub cpu_ns_per_task: f64,
-    /// Nanoseconds per task of the descriptor-traffic baseline.
-    pub baseline_ns: Sampled,
-    /// The counts of the last run (tasks timed, submitted, completed).
-    pub run: GraphRun,
 }
 
 /// Everything one `pto bench` measured.
@@ -361,6 +342,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::graph::{GraphRun, TensorMode};
 
     #[test]
     fn thousands_separators() {

@@ -11,15 +11,14 @@
 use std::sync::Arc;
 
 use pto_abi::sizing::ArenaSizingKey;
-use pto_abi::task::DType;
 use pto_device::kernel::KernelInvocation;
 use pto_device::runtime::Budgets;
 
-use super::graph::{graph_program, Shape, TensorMode, EXT_BUFFERS, TENSOR_BYTES};
+use super::graph::{graph_program, graph_run_args, Shape, TensorMode};
 use super::Sampled;
 use crate::backend::sim::SimBackend;
 use crate::backend::{DeviceBackend, KernelFn};
-use crate::runner::{DeviceRunner, RunArg, RunMode, RunRequest};
+use crate::runner::{DeviceRunner, RunMode, RunRequest};
 
 /// The threaded configuration measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,14 +66,7 @@ impl ThreadedBench {
     /// One run of `tasks` tasks (rounded up to whole scopes); returns nanoseconds per task after
     /// checking that every task was submitted and completed.
     pub fn run(&mut self, shape: Shape, mode: TensorMode, tasks: u64, threaded: bool) -> Result<f64, String> {
-        let args = [
-            RunArg::Scalar(shape.code()),
-            RunArg::Scalar(mode.code()),
-            RunArg::Scalar(0),
-            RunArg::Scalar(tasks),
-            RunArg::Output { bytes: EXT_BUFFERS * TENSOR_BYTES, dtype: DType::U8 },
-            RunArg::Input { data: vec![0; TENSOR_BYTES as usize], dtype: DType::U8 },
-        ];
+        let args = graph_run_args(shape, mode, 0, tasks);
         let run_mode = if threaded {
             RunMode::Threaded { threads: self.setup.threads, clusters: self.setup.clusters }
         } else {

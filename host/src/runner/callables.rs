@@ -59,7 +59,7 @@ pub enum CallableRunError {
 
 /// The direction a run argument has in a chip signature: the run stages `Output` as an existing
 /// zeroed buffer the graph writes (`OutputExisting`), and a scalar carries no dependency (`NoDep`).
-pub fn run_arg_direction(arg: &RunArg) -> TensorDirection {
+fn run_arg_direction(arg: &RunArg) -> TensorDirection {
     match arg {
         RunArg::Input { .. } => TensorDirection::Input,
         RunArg::Output { .. } => TensorDirection::OutputExisting,
@@ -81,6 +81,26 @@ impl DeviceRunner {
     /// Registers `blob` as `cid` (0..64): the backend checks that it can resolve every name the
     /// blob carries, then the blob is uploaded unless an identical blob is resident on this
     /// runner; returns its artifacts.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use pto_host::examples::{define_vector_symbols, vector_example_callable};
+    /// use pto_host::sim::SimBackend;
+    /// use pto_host::{DeviceBackend, DeviceRunner, RegistryError};
+    ///
+    /// let sim = Arc::new(SimBackend::with_capacity(64 << 20)?);
+    /// let mut runner = DeviceRunner::new(sim.clone() as Arc<dyn DeviceBackend>);
+    /// let blob = vector_example_callable()?;
+    /// // The device does not know the example's names yet: nothing is uploaded.
+    /// assert!(matches!(runner.register_callable(0, &blob), Err(RegistryError::Code { cid: 0, .. })));
+    /// define_vector_symbols(&mut sim.symbols())?;
+    /// let a = runner.register_callable(0, &blob)?;
+    /// let b = runner.register_callable(1, &blob)?;
+    /// assert_eq!(a.device_base, b.device_base, "identical blobs share one device copy");
+    /// assert_eq!(a.func_table()?.len(), 3);
+    /// assert_eq!(runner.callable_counters().uploads, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn register_callable(
         &mut self,
         cid: u32,

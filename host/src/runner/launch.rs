@@ -66,7 +66,7 @@ pub(crate) struct LaunchBlockImage {
 }
 
 /// Bytes of the launch block.
-pub const LAUNCH_BLOCK_BYTES: u64 = size_of::<LaunchBlockImage>() as u64;
+pub(crate) const LAUNCH_BLOCK_BYTES: u64 = size_of::<LaunchBlockImage>() as u64;
 
 /// Where the parts of a runner's launch block lie in device memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +195,7 @@ pub enum BootOutcome {
 }
 
 /// Decodes a boot report read back from the device.
-pub fn decode_boot_report(r: &BootReport) -> BootOutcome {
+pub(crate) fn decode_boot_report(r: &BootReport) -> BootOutcome {
     match r.state {
         BOOT_STATE_READY => BootOutcome::Ready(BootSummary { epoch: r.epoch, boot_count: r.boot_count }),
         BOOT_STATE_FAILED => {

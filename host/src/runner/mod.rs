@@ -24,6 +24,7 @@ mod kernels;
 mod launch;
 mod request;
 mod run;
+mod staging;
 mod static_arena;
 
 use std::sync::Arc;
@@ -38,14 +39,14 @@ use crate::backend::{BackendError, DeviceBackend, DeviceIo, DeviceProgram, Kerne
 use crate::callable::CallableRegistry;
 use crate::image::{build_runtime_image, CacheKey, ImageCache, ImageError, ImageLru, ResidentImage};
 pub use allocator::TrackingAllocator;
-pub use callables::{run_arg_direction, CallableCounters, CallableRunConfig, CallableRunError};
+pub use callables::{CallableCounters, CallableRunConfig, CallableRunError};
 pub use failure::DeviceFailure;
 pub use kernels::{KernelLauncher, LaunchCounters, LaunchError, LaunchShape, LaunchStep};
-pub use launch::{
-    decode_boot_report, BootFailure, BootOutcome, BootSummary, LaunchBlock, LaunchParams, LAUNCH_BLOCK_BYTES,
-};
+use launch::decode_boot_report;
+pub use launch::{BootFailure, BootOutcome, BootSummary, LaunchBlock, LaunchParams};
 pub use request::{f32s, RunArg, RunError, RunMode, RunReport, RunRequest};
-pub use static_arena::{RegionKind, StaticArenaError, StaticArenas};
+use static_arena::StaticArenas;
+pub use static_arena::{RegionKind, StaticArenaError};
 
 /// A failed runner operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,7 +107,27 @@ pub struct BindStats {
     pub uploads: u64,
 }
 
-/// A device runner: the static regions, the resident image, the launch block.
+/// The runtime on one device: the static regions, the resident image, the launch block, the
+/// registered callables and the kernel launcher, over one backend (see the module doc).
+///
+/// ```
+/// use std::sync::Arc;
+/// use pto_host::sim::SimBackend;
+/// use pto_host::{ArenaSizingKey, DeviceBackend, DeviceRunner};
+///
+/// let backend: Arc<dyn DeviceBackend> = Arc::new(SimBackend::with_capacity(64 << 20)?);
+/// let mut runner = DeviceRunner::new(backend);
+/// let sizing = ArenaSizingKey::uniform(16, 64 << 10, 64);
+/// let cold = runner.bind(&sizing)?;
+/// assert!(!cold.cache_hit);
+/// // The same sizing again: the resident image serves it without a device write.
+/// let hit = runner.bind(&sizing)?;
+/// assert!(hit.cache_hit && hit.regions == cold.regions);
+/// assert_eq!(runner.bind_stats().uploads, 1);
+/// runner.finalize()?;
+/// assert_eq!(runner.allocator().live_allocations(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct DeviceRunner {
     alloc: TrackingAllocator,
     arenas: StaticArenas,
@@ -118,6 +139,7 @@ pub struct DeviceRunner {
     boot_stream: Option<StreamId>,
     registry: CallableRegistry,
     launcher: KernelLauncher,
+    deferred_frees: Vec<DevAddr>,
     faulted: bool,
 }
 
@@ -135,6 +157,7 @@ impl DeviceRunner {
             boot_stream: None,
             registry: CallableRegistry::new(),
             launcher: KernelLauncher::new(),
+            deferred_frees: Vec::new(),
             faulted: false,
         }
     }
@@ -191,6 +214,12 @@ impl DeviceRunner {
     pub fn forget_images(&mut self) {
         self.cache.invalidate();
         self.lru.clear();
+    }
+
+    /// Staged buffers whose free failed; the next run retries them (they stay counted in the
+    /// allocator's committed bytes meanwhile).
+    pub fn deferred_frees(&self) -> usize {
+        self.deferred_frees.len()
     }
 
     /// True after a backend call reported a device fault (finalize will abandon, not free).

@@ -492,11 +492,6 @@ impl SimBackend {
         lock(&self.faults).push(Fault { op, at, nth: n.max(1) });
     }
 
-    /// Disarms every fault not yet fired.
-    pub fn clear_faults(&self) {
-        lock(&self.faults).clear();
-    }
-
     /// A snapshot of the call counters.
     pub fn counters(&self) -> SimCounters {
         *lock(&self.counters)
