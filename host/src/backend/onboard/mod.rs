@@ -18,7 +18,8 @@
 //! [`BackendError::Unsupported`] listing every path tried and why each failed.
 //!
 //! How the backend drives the chip:
-//! * memory is HBM (`rtMalloc(&p, n, RT_MEMORY_HBM, 0)`, bases 1024-byte aligned); every copy and
+//! * memory is HBM (`rtMalloc(&p, n, RT_MEMORY_HBM, 0)`, whole 1024-byte granules at 1024-byte
+//!   aligned bases); every copy and
 //!   memset passes `destMax` = the bytes from the destination to the end of its allocation (a
 //!   host destination: its slice length), with the copy kind of its direction;
 //! * streams are vendor streams; a bounded wait is `rtStreamSynchronizeWithTimeout` (ms);
@@ -57,7 +58,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pto_abi::consts::REGION_BASE_ALIGN;
 use pto_abi::DevAddr;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -66,7 +66,7 @@ pub use safe::{Device, Runtime, Stream};
 
 use super::{
     BackendError, BackendOp, CodeError, CodeRef, DeviceBackend, DeviceProgram, KernelHandle, LoadedCode, RunCode,
-    StreamId,
+    StreamId, ALLOC_GRANULE,
 };
 
 /// File name of the vendor runtime library.
@@ -468,17 +468,21 @@ impl DeviceBackend for OnboardBackend {
         if size == 0 {
             return Err(BackendError::InvalidArgument { op, detail: "size 0".into() });
         }
+        // Whole granules, as every backend allocates.
+        let size = size
+            .checked_next_multiple_of(ALLOC_GRANULE)
+            .ok_or(BackendError::OutOfMemory { requested: size, available: 0 })?;
         self.current(op)?;
         let mut raw = result::malloc_hbm(self.api(), size).map_err(|e| self.vendor(op, e))?;
         let mut base = raw;
-        if raw % REGION_BASE_ALIGN != 0 {
+        if raw % ALLOC_GRANULE != 0 {
             // SAFETY: the allocation just made; nothing uses it.
             let _ = unsafe { result::free(self.api(), raw) };
             let padded = size
-                .checked_add(REGION_BASE_ALIGN - 1)
+                .checked_add(ALLOC_GRANULE - 1)
                 .ok_or(BackendError::OutOfMemory { requested: size, available: 0 })?;
             raw = result::malloc_hbm(self.api(), padded).map_err(|e| self.vendor(op, e))?;
-            base = raw.next_multiple_of(REGION_BASE_ALIGN);
+            base = raw.next_multiple_of(ALLOC_GRANULE);
         }
         lock(&self.allocs).insert(base, Alloc { raw, size });
         Ok(DevAddr(base))
