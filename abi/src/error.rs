@@ -1,4 +1,5 @@
-//! Error codes the device reports: runtime codes of DESIGN §5 and boot/image codes of our own.
+//! Error codes the device reports: runtime codes latched by the orchestrator or a scheduler while
+//! running, and boot/image codes found before anything in an image is trusted.
 //!
 //! Runtime codes are below 1000; boot codes start at [`BOOT_ERROR_BASE`], so they never collide.
 //! A run's status is `-(code)`.

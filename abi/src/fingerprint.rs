@@ -2,22 +2,23 @@
 //!
 //! [`ABI_TYPES`] lists every struct that crosses the host/device boundary with its size, alignment
 //! and every field's offset and size; [`ABI_CAPACITIES`] lists every compile-time capacity and
-//! magic value. [`ABI_FINGERPRINT`] is an FNV-1a 64 hash over both, so any layout change changes it.
-//! The same tables generate the golden assertions and the layout snapshot.
+//! magic value. [`ABI_FINGERPRINT`] is an FNV-1a 64 hash ([`crate::hash`]) over both, so any
+//! layout change changes it; every image, launch descriptor and SM header carries it, and the
+//! device refuses a fingerprint other than its own.
+//!
+//! The same tables generate the two golden files: the layout snapshot (`abi/layout.snapshot`, for
+//! review) and the const assertions (`abi/src/generated/assert_layouts.rs`), which fail the build
+//! on every target when a struct no longer matches them, with a message naming the type, the field,
+//! the golden and the found value, and the re-bless command. A const check here also fails the
+//! build when a struct has a byte not covered by a field listed in [`ABI_TYPES`].
 
 use core::fmt;
 use core::mem::{align_of, offset_of, size_of};
 
-use crate::addr::{DevAddr, ImageOffset};
-use crate::callable::*;
-use crate::consts::*;
-use crate::image::*;
-use crate::launch::*;
-use crate::layout::*;
-use crate::runtime::*;
-use crate::sizing::*;
-use crate::sm::*;
-use crate::task::*;
+use crate::{addr, arena, callable, consts, emu, image, launch, runtime, sizing, sm, task};
+
+pub use crate::drift::REBLESS_COMMAND;
+pub use crate::hash::{fnv1a64, FNV1A64_INIT};
 
 /// Version of the ABI; bumped on any deliberate incompatible change.
 pub const ABI_VERSION: u32 = 1;
@@ -38,6 +39,8 @@ pub struct FieldLayout {
 pub struct TypeLayout {
     /// Type name.
     pub name: &'static str,
+    /// The module of `pto_abi` that defines it (`launch` for `LaunchDescriptor`).
+    pub module: &'static str,
     /// `size_of`.
     pub size: usize,
     /// `align_of`.
@@ -51,27 +54,34 @@ const fn field_size<S, F>(_project: fn(&S) -> &F) -> usize {
 }
 
 macro_rules! abi_type {
-    ($t:ident { $($f:tt),* $(,)? }) => {
+    ($m:ident :: $t:ident { $($f:tt),* $(,)? }) => {
         TypeLayout {
             name: stringify!($t),
-            size: size_of::<$t>(),
-            align: align_of::<$t>(),
+            module: stringify!($m),
+            size: size_of::<$m::$t>(),
+            align: align_of::<$m::$t>(),
             fields: &[$(FieldLayout {
                 name: stringify!($f),
-                offset: offset_of!($t, $f),
-                size: field_size(|s: &$t| &s.$f),
+                offset: offset_of!($m::$t, $f),
+                size: field_size(|s: &$m::$t| &s.$f),
             }),*],
         }
     };
 }
 
+macro_rules! abi_capacities {
+    ($($m:ident :: $c:ident),* $(,)?) => {
+        &[$((stringify!($c), $m::$c as u64)),*]
+    };
+}
+
 /// Every ABI struct with every field.
 pub const ABI_TYPES: &[TypeLayout] = &[
-    abi_type!(DevAddr { 0 }),
-    abi_type!(ImageOffset { 0 }),
-    abi_type!(ArenaSizingKey { task_window_sizes, heap_sizes, dep_pool_capacities }),
-    abi_type!(Region { offset, size }),
-    abi_type!(ArenaOffsets {
+    abi_type!(addr::DevAddr { 0 }),
+    abi_type!(addr::ImageOffset { 0 }),
+    abi_type!(sizing::ArenaSizingKey { task_window_sizes, heap_sizes, dep_pool_capacities }),
+    abi_type!(arena::Region { offset, size }),
+    abi_type!(arena::ArenaOffsets {
         image_header,
         runtime_header,
         sm_handle,
@@ -95,8 +105,8 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         mailbox_capacity,
         arena_size,
     }),
-    abi_type!(RuntimeArenaLayout { sizing, offsets }),
-    abi_type!(ImageHeader {
+    abi_type!(arena::RuntimeArenaLayout { sizing, offsets }),
+    abi_type!(image::ImageHeader {
         magic,
         abi_version,
         header_size,
@@ -112,7 +122,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         layout,
         _pad_tail,
     }),
-    abi_type!(SmRingHeader {
+    abi_type!(sm::SmRingHeader {
         task_window,
         window_mask,
         heap_size,
@@ -122,11 +132,11 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         slot_states_offset,
         _pad,
     }),
-    abi_type!(RingFlowControl { current_task_index, _pad0, last_task_alive, heap_tail, _pad1 }),
-    abi_type!(OrchErrorWord { orchestrator_done, code, ring, _pad0, detail, tasks_submitted, _pad1 }),
-    abi_type!(SchedErrorWord { code, thread, stall_class, _pad0, stall_task, tasks_completed, tasks_ready, _pad1 }),
-    abi_type!(SmHeader { magic, abi_fingerprint, total_size, ring_count, _pad0, rings, flow, orch, sched }),
-    abi_type!(TensorDesc {
+    abi_type!(sm::RingFlowControl { current_task_index, _pad0, last_task_alive, heap_tail, _pad1 }),
+    abi_type!(sm::OrchErrorWord { orchestrator_done, code, ring, _pad0, detail, tasks_submitted, _pad1 }),
+    abi_type!(sm::SchedErrorWord { code, thread, stall_class, _pad0, stall_task, tasks_completed, tasks_ready, _pad1 }),
+    abi_type!(sm::SmHeader { magic, abi_fingerprint, total_size, ring_count, _pad0, rings, flow, orch, sched }),
+    abi_type!(task::TensorDesc {
         buffer,
         buffer_bytes,
         view_offset,
@@ -139,7 +149,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         direction,
         _pad,
     }),
-    abi_type!(TaskDescriptor {
+    abi_type!(task::TaskDescriptor {
         task_id,
         kernel_ids,
         block_num,
@@ -151,7 +161,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         scope_serial,
         _pad,
     }),
-    abi_type!(TaskPayload {
+    abi_type!(task::TaskPayload {
         tensor_count,
         scalar_count,
         fanin_count,
@@ -162,7 +172,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         scalars,
         fanin,
     }),
-    abi_type!(SlotState {
+    abi_type!(task::SlotState {
         task_id,
         fanout_lock,
         fanout_count,
@@ -179,8 +189,8 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         next_block,
         tensormap_chain,
     }),
-    abi_type!(DepListEntry { task_id, next, _pad }),
-    abi_type!(RuntimeHeader {
+    abi_type!(task::DepListEntry { task_id, next, _pad }),
+    abi_type!(runtime::RuntimeHeader {
         magic,
         abi_fingerprint,
         epoch,
@@ -216,8 +226,8 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         _pad1,
         _pad2,
     }),
-    abi_type!(SmHandle { sm_base, sm_size, heap_base, heap_size, _pad }),
-    abi_type!(OrchRingState {
+    abi_type!(runtime::SmHandle { sm_base, sm_size, heap_base, heap_size, _pad }),
+    abi_type!(runtime::OrchRingState {
         heap_head,
         heap_floor,
         heap_wraps,
@@ -226,7 +236,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         tensormap_cleaned,
         _pad
     }),
-    abi_type!(OrchState {
+    abi_type!(runtime::OrchState {
         scope_depth,
         scope_tasks_top,
         tensor_map_free,
@@ -236,9 +246,9 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         _pad,
         rings
     }),
-    abi_type!(ScopeFrame { first_task, ring, kind, serial }),
-    abi_type!(RingSchedState { advance_lock, advance_pending, dep_pool_tail, _pad }),
-    abi_type!(SchedThreadState {
+    abi_type!(runtime::ScopeFrame { first_task, ring, kind, serial }),
+    abi_type!(runtime::RingSchedState { advance_lock, advance_pending, dep_pool_tail, _pad }),
+    abi_type!(runtime::SchedThreadState {
         tasks_dispatched,
         tasks_completed,
         last_progress_ns,
@@ -249,9 +259,9 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         cores_busy,
         _pad
     }),
-    abi_type!(ReadyQueueHeader { capacity, mask, _pad0, enqueue_pos, _pad1, dequeue_pos, _pad2 }),
-    abi_type!(ReadyQueueCell { sequence, task_id }),
-    abi_type!(TensorMapEntry {
+    abi_type!(runtime::ReadyQueueHeader { capacity, mask, written, _pad0, enqueue_pos, _pad1, dequeue_pos, _pad2 }),
+    abi_type!(runtime::ReadyQueueCell { sequence, task_id }),
+    abi_type!(runtime::TensorMapEntry {
         buffer,
         range_start,
         range_end,
@@ -263,9 +273,9 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         live,
         _pad,
     }),
-    abi_type!(MailboxHeader { capacity, _pad0, head, _pad1, tail, _pad2 }),
-    abi_type!(MailboxMessage { sequence, task_id, kind, thread, _pad }),
-    abi_type!(LaunchDescriptor {
+    abi_type!(runtime::MailboxHeader { capacity, _pad0, head, _pad1, tail, _pad2 }),
+    abi_type!(runtime::MailboxMessage { sequence, task_id, kind, thread, _pad }),
+    abi_type!(launch::LaunchDescriptor {
         magic,
         abi_fingerprint,
         arena_base,
@@ -288,9 +298,9 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         _pad,
         func_table,
     }),
-    abi_type!(OrchArg { value, bytes, kind, dtype }),
-    abi_type!(BootReport { state, code, expected, found, limit, epoch, boot_count, _pad, subject }),
-    abi_type!(KernelArgs {
+    abi_type!(launch::OrchArg { value, bytes, kind, dtype }),
+    abi_type!(launch::BootReport { state, code, expected, found, limit, epoch, boot_count, _pad, subject }),
+    abi_type!(launch::KernelArgs {
         runtime_desc,
         register_table,
         handshake_table,
@@ -300,10 +310,10 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         flags,
         reserved,
     }),
-    abi_type!(CoreRegisters { dispatch, _pad0, condition, _pad1 }),
-    abi_type!(HandshakeRecord { core_id, lane, cluster, online, registers, payloads, faults, _pad }),
-    abi_type!(AicorePayload { kernel, task_id, block_idx, block_num, arg_count, _pad0, args, _pad1 }),
-    abi_type!(ChipCallableHeader {
+    abi_type!(launch::CoreRegisters { dispatch, _pad0, condition, _pad1 }),
+    abi_type!(launch::HandshakeRecord { core_id, lane, cluster, online, registers, payloads, faults, _pad }),
+    abi_type!(launch::AicorePayload { kernel, task_id, block_idx, block_num, arg_count, _pad0, args, _pad1 }),
+    abi_type!(callable::ChipCallableHeader {
         magic,
         version,
         arg_count,
@@ -318,83 +328,151 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         child_func_ids,
         child_offsets,
     }),
-    abi_type!(CoreCallableHeader { magic, arg_count, binary_size, resolved_addr, signature, name, reserved }),
+    abi_type!(callable::CoreCallableHeader { magic, arg_count, binary_size, resolved_addr, signature, name, reserved }),
+    abi_type!(emu::EmuAbiRecord {
+        magic,
+        abi_version,
+        record_size,
+        abi_fingerprint,
+        ram_base,
+        image_base,
+        image_limit,
+        control_block,
+        control_block_size,
+        log_ring,
+        log_ring_size,
+        heap_base,
+        mapped_ram_end,
+        min_ram_bytes,
+        names_offset,
+        name_count,
+        name_entry_size,
+        min_vcpus,
+        max_vcpus,
+        launch_slots,
+    }),
+    abi_type!(emu::EmuNameEntry { name, kind, index }),
+    abi_type!(emu::EmuControlBlock {
+        magic,
+        ready,
+        vcpu_count,
+        aicpu_vcpus,
+        aicore_vcpus,
+        cntfrq,
+        ready_ticks,
+        launches_taken,
+        _pad0,
+        doorbell,
+        shutdown,
+        _pad1,
+        fault,
+        panic,
+        launches,
+    }),
+    abi_type!(emu::EmuFaultRecord { valid, core, vector, claimed, esr, elr, far, spsr, launch_seq, _pad }),
+    abi_type!(emu::EmuPanicRecord {
+        valid,
+        core,
+        line,
+        column,
+        launch_seq,
+        claimed,
+        message_len,
+        file_len,
+        _pad,
+        file,
+        message
+    }),
+    abi_type!(emu::EmuLaunchSlot {
+        seq,
+        program,
+        block_dim,
+        kernel_args,
+        abort,
+        _pad0,
+        done_seq,
+        status,
+        failed_block,
+        detail,
+        started_seq,
+        start_ticks,
+        end_ticks,
+        _pad1,
+    }),
+    abi_type!(emu::EmuLogHeader { magic, capacity, write, dropped_frames, written_frames, _pad0, read, _pad1 }),
 ];
 
 /// Every compile-time capacity, alignment and magic value that shapes the ABI.
-pub const ABI_CAPACITIES: &[(&str, u64)] = &[
-    ("RING_COUNT", RING_COUNT as u64),
-    ("REGION_BASE_ALIGN", REGION_BASE_ALIGN),
-    ("CACHE_LINE", CACHE_LINE),
-    ("HEAP_OUTPUT_ALIGN", HEAP_OUTPUT_ALIGN),
-    ("LANE_COUNT", LANE_COUNT as u64),
-    ("MAX_TENSOR_ARGS", MAX_TENSOR_ARGS as u64),
-    ("MAX_SCALAR_ARGS", MAX_SCALAR_ARGS as u64),
-    ("INLINE_FANIN", INLINE_FANIN as u64),
-    ("MAX_TENSOR_DIMS", MAX_TENSOR_DIMS as u64),
-    ("MAX_AICPU_THREADS", MAX_AICPU_THREADS as u64),
-    ("MAX_CLUSTERS", MAX_CLUSTERS as u64),
-    ("MAX_CORES", MAX_CORES as u64),
-    ("MAX_SCOPE_DEPTH", MAX_SCOPE_DEPTH as u64),
-    ("MAX_FUNC_IDS", MAX_FUNC_IDS as u64),
-    ("MAX_KERNEL_ARGS", MAX_KERNEL_ARGS as u64),
-    ("READY_QUEUE_COUNT", READY_QUEUE_COUNT as u64),
-    ("TENSORMAP_ENTRIES_PER_TASK", TENSORMAP_ENTRIES_PER_TASK),
-    ("TENSORMAP_MIN_ENTRIES", TENSORMAP_MIN_ENTRIES),
-    ("MIN_TASK_WINDOW", MIN_TASK_WINDOW),
-    ("MAX_TASK_WINDOW", MAX_TASK_WINDOW),
-    ("HEAP_GRANULE", HEAP_GRANULE),
-    ("MIN_DEP_POOL_CAPACITY", MIN_DEP_POOL_CAPACITY as u64),
-    ("MAX_DEP_POOL_CAPACITY", MAX_DEP_POOL_CAPACITY as u64),
-    ("IMAGE_MAGIC", IMAGE_MAGIC),
-    ("SM_MAGIC", SM_MAGIC),
-    ("RUNTIME_MAGIC", RUNTIME_MAGIC),
-    ("LAUNCH_MAGIC", LAUNCH_MAGIC),
-    ("DISPATCH_IDLE", DISPATCH_IDLE),
-    ("DISPATCH_EXIT", DISPATCH_EXIT),
-    ("COND_ACK", COND_ACK),
-    ("COND_FIN", COND_FIN),
-    ("COND_EXITED", COND_EXITED),
-    ("COND_FAULT", COND_FAULT),
-    ("FAULT_REASON_BITS", FAULT_REASON_BITS as u64),
-    ("LAUNCH_FLAG_DETERMINISTIC", LAUNCH_FLAG_DETERMINISTIC),
-    ("LAUNCH_FLAG_NOOP_CORES", LAUNCH_FLAG_NOOP_CORES),
-    ("THREAD_NOT_STARTED", THREAD_NOT_STARTED as u64),
-    ("THREAD_RUNNING", THREAD_RUNNING as u64),
-    ("THREAD_EXITED", THREAD_EXITED as u64),
-    ("ORCH_ARG_TENSOR", ORCH_ARG_TENSOR as u64),
-    ("ORCH_ARG_SCALAR", ORCH_ARG_SCALAR as u64),
-    ("BOOT_STATE_PENDING", BOOT_STATE_PENDING as u64),
-    ("BOOT_STATE_READY", BOOT_STATE_READY as u64),
-    ("BOOT_STATE_FAILED", BOOT_STATE_FAILED as u64),
-    ("BOOT_SUBJECT_BYTES", BOOT_SUBJECT_BYTES as u64),
-    ("MAX_CHIP_ARGS", MAX_CHIP_ARGS as u64),
-    ("MAX_CHILDREN", MAX_CHILDREN as u64),
-    ("MAX_CORE_ARGS", MAX_CORE_ARGS as u64),
-    ("NAME_BYTES", NAME_BYTES as u64),
-    ("CORE_CODE_OFFSET", CORE_CODE_OFFSET),
-    ("CHILD_ALIGN", CHILD_ALIGN),
-    ("CHIP_CALLABLE_MAGIC", CHIP_CALLABLE_MAGIC as u64),
-    ("CORE_CALLABLE_MAGIC", CORE_CALLABLE_MAGIC as u64),
-    ("CALLABLE_FORMAT_VERSION", CALLABLE_FORMAT_VERSION as u64),
+pub const ABI_CAPACITIES: &[(&str, u64)] = abi_capacities![
+    consts::RING_COUNT,
+    consts::REGION_BASE_ALIGN,
+    consts::CACHE_LINE,
+    consts::HEAP_OUTPUT_ALIGN,
+    consts::LANE_COUNT,
+    consts::MAX_TENSOR_ARGS,
+    consts::MAX_SCALAR_ARGS,
+    consts::INLINE_FANIN,
+    consts::MAX_TENSOR_DIMS,
+    consts::MAX_AICPU_THREADS,
+    consts::MAX_CLUSTERS,
+    consts::MAX_CORES,
+    consts::MAX_SCOPE_DEPTH,
+    consts::MAX_FUNC_IDS,
+    consts::MAX_KERNEL_ARGS,
+    consts::READY_QUEUE_COUNT,
+    consts::TENSORMAP_ENTRIES_PER_TASK,
+    consts::TENSORMAP_MIN_ENTRIES,
+    sizing::MIN_TASK_WINDOW,
+    sizing::MAX_TASK_WINDOW,
+    sizing::HEAP_GRANULE,
+    sizing::MIN_DEP_POOL_CAPACITY,
+    sizing::MAX_DEP_POOL_CAPACITY,
+    image::IMAGE_MAGIC,
+    sm::SM_MAGIC,
+    runtime::RUNTIME_MAGIC,
+    launch::LAUNCH_MAGIC,
+    launch::DISPATCH_IDLE,
+    launch::DISPATCH_EXIT,
+    launch::COND_ACK,
+    launch::COND_FIN,
+    launch::COND_EXITED,
+    launch::COND_FAULT,
+    launch::FAULT_REASON_BITS,
+    launch::LAUNCH_FLAG_DETERMINISTIC,
+    launch::LAUNCH_FLAG_NOOP_CORES,
+    runtime::THREAD_NOT_STARTED,
+    runtime::THREAD_RUNNING,
+    runtime::THREAD_EXITED,
+    launch::ORCH_ARG_TENSOR,
+    launch::ORCH_ARG_SCALAR,
+    launch::BOOT_STATE_PENDING,
+    launch::BOOT_STATE_READY,
+    launch::BOOT_STATE_FAILED,
+    launch::BOOT_SUBJECT_BYTES,
+    callable::MAX_CHIP_ARGS,
+    callable::MAX_CHILDREN,
+    callable::MAX_CORE_ARGS,
+    callable::NAME_BYTES,
+    callable::CORE_CODE_OFFSET,
+    callable::CHILD_ALIGN,
+    callable::CHIP_CALLABLE_MAGIC,
+    callable::CORE_CALLABLE_MAGIC,
+    callable::CALLABLE_FORMAT_VERSION,
+    emu::EMU_GUEST_RAM_BASE,
+    emu::EMU_ABI_MAGIC,
+    emu::EMU_CONTROL_MAGIC,
+    emu::EMU_LOG_MAGIC,
+    emu::EMU_LAUNCH_SLOTS,
+    emu::EMU_MAX_VCPUS,
+    emu::EMU_MIN_VCPUS,
+    emu::EMU_PANIC_FILE_BYTES,
+    emu::EMU_PANIC_MESSAGE_BYTES,
+    emu::EMU_READY,
+    emu::EMU_SHUTDOWN_REQUESTED,
+    emu::EMU_ABORT_REQUESTED,
+    emu::EMU_NO_BLOCK,
+    emu::EMU_RECORD_VALID,
 ];
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// FNV-1a 64 over `bytes`, continuing from `hash`.
-pub const fn fnv1a64(mut hash: u64, bytes: &[u8]) -> u64 {
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(FNV_PRIME);
-        i += 1;
-    }
-    hash
-}
-
-/// FNV-1a 64 offset basis (the hash of nothing).
-pub const FNV1A64_INIT: u64 = FNV_OFFSET;
 
 const fn mix_str(h: u64, s: &str) -> u64 {
     // A terminator keeps ("ab","c") and ("a","bc") apart.
@@ -407,7 +485,7 @@ const fn mix_u64(h: u64, v: u64) -> u64 {
 
 /// The fingerprint of an ABI described by a version, a type table and a capacity table.
 pub const fn fingerprint(version: u32, types: &[TypeLayout], capacities: &[(&str, u64)]) -> u64 {
-    let mut h = mix_u64(FNV_OFFSET, version as u64);
+    let mut h = mix_u64(FNV1A64_INIT, version as u64);
     let mut t = 0;
     while t < types.len() {
         let ty = &types[t];
@@ -455,30 +533,129 @@ pub fn write_layout_snapshot(out: &mut dyn fmt::Write) -> fmt::Result {
 
 /// Writes the golden assertion file `abi/src/generated/assert_layouts.rs`.
 pub fn write_assert_layouts(out: &mut dyn fmt::Write) -> fmt::Result {
-    writeln!(out, "// @generated by `abi/tests/abi_golden.rs` (see there to regenerate). Do not edit by hand.")?;
-    writeln!(out, "//! Golden size, alignment and field-offset assertions for every ABI struct.")?;
+    writeln!(
+        out,
+        "// @generated by `abi/tests/abi_golden.rs` from `ABI_TYPES` (abi/src/fingerprint.rs). Do not edit by hand."
+    )?;
+    writeln!(out, "//! Golden size, alignment and field-offset assertions for every ABI struct, and the golden")?;
+    writeln!(out, "//! fingerprint. A struct that drifted fails the build with a message naming the type, the field,")?;
+    writeln!(out, "//! the offset found and the golden one, and the re-bless command:")?;
+    writeln!(out, "//! `{REBLESS_COMMAND}`.")?;
     writeln!(out)?;
-    writeln!(out, "#![allow(unused_imports)]")?;
-    writeln!(out, "use core::mem::{{align_of, offset_of, size_of}};")?;
-    writeln!(out, "use static_assertions::const_assert_eq;")?;
-    writeln!(out)?;
-    writeln!(out, "use crate::addr::*;")?;
-    writeln!(out, "use crate::callable::*;")?;
-    writeln!(out, "use crate::image::*;")?;
-    writeln!(out, "use crate::launch::*;")?;
-    writeln!(out, "use crate::layout::*;")?;
-    writeln!(out, "use crate::runtime::*;")?;
-    writeln!(out, "use crate::sizing::*;")?;
-    writeln!(out, "use crate::sm::*;")?;
-    writeln!(out, "use crate::task::*;")?;
+    writeln!(out, "use crate::drift::{{assert_fingerprint, assert_layout, assert_offset}};")?;
     for ty in ABI_TYPES {
+        let (m, t) = (ty.module, ty.name);
         writeln!(out)?;
-        writeln!(out, "const_assert_eq!(size_of::<{}>(), {});", ty.name, ty.size)?;
-        writeln!(out, "const_assert_eq!(align_of::<{}>(), {});", ty.name, ty.align)?;
+        writeln!(out, "assert_layout!({m}::{t}, size = {}, align = {});", ty.size, ty.align)?;
         for f in ty.fields {
-            writeln!(out, "const_assert_eq!(offset_of!({}, {}), {});", ty.name, f.name, f.offset)?;
+            writeln!(out, "assert_offset!({m}::{t}.{} == {});", f.name, f.offset)?;
         }
     }
     writeln!(out)?;
-    writeln!(out, "const_assert_eq!(crate::ABI_FINGERPRINT, {:#018x});", ABI_FINGERPRINT)
+    writeln!(out, "assert_fingerprint!(fingerprint::ABI_FINGERPRINT == {ABI_FINGERPRINT:#018x});")
 }
+
+/// Why the registry does not describe a struct byte for byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryProblem {
+    /// Bytes `[from, to)` of `ty` are not covered by any listed field: a field is missing from
+    /// [`ABI_TYPES`] (`before` names the listed field after the gap, `None` for trailing bytes).
+    Uncovered {
+        /// The type.
+        ty: &'static str,
+        /// First uncovered byte.
+        from: usize,
+        /// End of the uncovered bytes.
+        to: usize,
+        /// The listed field after the gap, if any.
+        before: Option<&'static str>,
+    },
+    /// `field` starts before the end of the field listed before it: fields are listed out of
+    /// declaration order, or twice.
+    OutOfOrder {
+        /// The type.
+        ty: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Its offset.
+        offset: usize,
+        /// Where the previous listed field ends.
+        previous_end: usize,
+    },
+}
+
+impl RegistryProblem {
+    const fn message(&self) -> crate::drift::Message {
+        let m = crate::drift::Message::new().str("pto-abi: ABI registry: ");
+        let m = match *self {
+            RegistryProblem::Uncovered { ty, from, to, before } => {
+                let m = m.str(ty).str(" bytes ").dec(from as u64).str("..").dec(to as u64);
+                let m = match before {
+                    Some(field) => m.str(" (before field ").str(field).str(")"),
+                    None => m.str(" (after the last listed field)"),
+                };
+                m.str(" are not covered by a field listed in ABI_TYPES")
+            }
+            RegistryProblem::OutOfOrder { ty, field, offset, previous_end } => m
+                .str(ty)
+                .str(".")
+                .str(field)
+                .str(" at offset ")
+                .dec(offset as u64)
+                .str(" starts before the previous listed field ends (")
+                .dec(previous_end as u64)
+                .str("): fields are listed out of declaration order or twice"),
+        };
+        m.str(". List every field of the struct, `_pad` fields included, in declaration order in ABI_TYPES (abi/src/fingerprint.rs)")
+    }
+}
+
+impl fmt::Display for RegistryProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message().as_str())
+    }
+}
+
+/// Checks that the fields listed for each type cover every byte of it, in order, with no gap.
+///
+/// Together with zerocopy's `IntoBytes` derive (no hidden padding) this proves that every byte of
+/// every ABI struct is a field the fingerprint and the golden files see.
+pub const fn check_registry(types: &[TypeLayout]) -> Result<(), RegistryProblem> {
+    let mut t = 0;
+    while t < types.len() {
+        let ty = &types[t];
+        let mut at = 0;
+        let mut f = 0;
+        while f < ty.fields.len() {
+            let field = &ty.fields[f];
+            if field.offset > at {
+                return Err(RegistryProblem::Uncovered {
+                    ty: ty.name,
+                    from: at,
+                    to: field.offset,
+                    before: Some(field.name),
+                });
+            }
+            if field.offset < at {
+                return Err(RegistryProblem::OutOfOrder {
+                    ty: ty.name,
+                    field: field.name,
+                    offset: field.offset,
+                    previous_end: at,
+                });
+            }
+            at += field.size;
+            f += 1;
+        }
+        if at < ty.size {
+            return Err(RegistryProblem::Uncovered { ty: ty.name, from: at, to: ty.size, before: None });
+        }
+        t += 1;
+    }
+    Ok(())
+}
+
+const _: () = match check_registry(ABI_TYPES) {
+    Ok(()) => {}
+    Err(problem) => panic!("{}", problem.message().as_str()),
+};

@@ -3,7 +3,7 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::addr::DevAddr;
-use crate::layout::RuntimeArenaLayout;
+use crate::arena::RuntimeArenaLayout;
 
 /// `ImageHeader::magic`: "PTOIMAGE" little-endian.
 pub const IMAGE_MAGIC: u64 = u64::from_le_bytes(*b"PTOIMAGE");

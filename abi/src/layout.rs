@@ -1,16 +1,40 @@
 //! The layout engine: a pure, deterministic function from an [`ArenaSizingKey`] to the offset of
-//! every arena sub-region, plus the SM and GM-heap layouts. Host and device call the same code.
+//! every arena sub-region ([`reserve_layout`]), plus the SM ([`sm_layout`]) and GM-heap
+//! ([`heap_layout`]) layouts. Host and device call the same code.
+//!
+//! Rules every layout keeps, on every target:
+//!
+//! - the same key gives the same offsets on every call (no state, no target-dependent sizes: every
+//!   element size is the `size_of` of a fixed-layout ABI struct);
+//! - regions are placed in a fixed order by a bump cursor, each at a 64-byte (cache-line) aligned
+//!   offset, so two structures written by different threads never share a line; a region base the
+//!   host allocates is 1024-aligned ([`REGION_BASE_ALIGN`](crate::consts::REGION_BASE_ALIGN));
+//! - regions never overlap and all lie inside `[0, arena_size)`;
+//! - all arithmetic is checked: an overflow is [`LayoutError::Overflow`] naming the region, never a
+//!   wrap;
+//! - capacities that follow from the sizing (ready-queue cells, tensor-map entries and buckets, the
+//!   mailbox, the scope task list) are derived here, so a small sizing gives a small arena.
+//!
+//! SM size = the [`SmHeader`] (rounded up to 64) plus, per ring, `window` task descriptors,
+//! `window` task payloads and `window` slot states, each array rounded up to 64. The GM heap is the
+//! four ring heaps back to back: ring r starts at the sum of the earlier rings' heap sizes.
+//!
+//! The engine's output types live in [`crate::arena`]; they are re-exported here because every
+//! caller of the engine names them.
 
 use core::fmt;
 use core::mem::size_of;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::addr::align_up;
+use crate::addr::DevAddr;
+pub use crate::arena::{ArenaOffsets, NamedRegion, Region, RuntimeArenaLayout, ARENA_REGION_COUNT};
+use crate::arena::{DEP_POOL_NAMES, READY_QUEUE_NAMES};
 use crate::consts::{
     CACHE_LINE, MAX_AICPU_THREADS, MAX_CORES, MAX_SCOPE_DEPTH, READY_QUEUE_COUNT, RING_COUNT,
     TENSORMAP_ENTRIES_PER_TASK, TENSORMAP_MIN_ENTRIES,
 };
-use crate::image::ImageHeader;
+use crate::fingerprint::{ABI_FINGERPRINT, ABI_VERSION};
+use crate::image::{ImageHeader, IMAGE_MAGIC};
 use crate::launch::{AicorePayload, CoreRegisters, HandshakeRecord};
 use crate::runtime::{
     MailboxHeader, MailboxMessage, OrchState, ReadyQueueCell, ReadyQueueHeader, RingSchedState, RuntimeHeader,
@@ -19,139 +43,6 @@ use crate::runtime::{
 use crate::sizing::{ArenaSizingKey, SizingError};
 use crate::sm::SmHeader;
 use crate::task::{DepListEntry, SlotState, TaskDescriptor, TaskPayload};
-
-/// A byte range `[offset, offset + size)` inside a region.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct Region {
-    /// Start, in bytes from the region base.
-    pub offset: u64,
-    /// Length in bytes.
-    pub size: u64,
-}
-
-impl Region {
-    /// End (exclusive) of the range; never overflows for ranges built by the layout engine.
-    pub const fn end(&self) -> u64 {
-        self.offset.saturating_add(self.size)
-    }
-
-    /// True when the two ranges share at least one byte.
-    pub const fn overlaps(&self, other: &Region) -> bool {
-        self.size != 0 && other.size != 0 && self.offset < other.end() && other.offset < self.end()
-    }
-}
-
-/// Offsets of every arena sub-region, the capacities derived from the sizing, and the arena size.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct ArenaOffsets {
-    /// [`ImageHeader`] (always at offset 0).
-    pub image_header: Region,
-    /// [`RuntimeHeader`].
-    pub runtime_header: Region,
-    /// [`SmHandle`].
-    pub sm_handle: Region,
-    /// [`OrchState`].
-    pub orch_state: Region,
-    /// `MAX_SCOPE_DEPTH` × [`ScopeFrame`].
-    pub scope_stack: Region,
-    /// `scope_task_capacity` task ids (u64).
-    pub scope_tasks: Region,
-    /// `RING_COUNT` × [`RingSchedState`].
-    pub ring_sched: Region,
-    /// `MAX_AICPU_THREADS` × [`SchedThreadState`].
-    pub sched_threads: Region,
-    /// Per queue: [`ReadyQueueHeader`] + `ready_queue_capacity` × [`ReadyQueueCell`].
-    pub ready_queues: [Region; READY_QUEUE_COUNT],
-    /// `tensor_map_bucket_count` × u32 bucket heads.
-    pub tensor_map_buckets: Region,
-    /// (`tensor_map_entry_count` + 1) × [`TensorMapEntry`]; entry 0 is the null sentinel.
-    pub tensor_map_entries: Region,
-    /// Per ring: (capacity + 1) × [`DepListEntry`]; entry 0 is the null sentinel.
-    pub dep_pools: [Region; RING_COUNT],
-    /// [`MailboxHeader`] + `mailbox_capacity` × [`MailboxMessage`].
-    pub mailbox: Region,
-    /// `MAX_CORES` × [`CoreRegisters`].
-    pub core_registers: Region,
-    /// `MAX_CORES` × [`HandshakeRecord`].
-    pub handshakes: Region,
-    /// `MAX_CORES` × 2 × [`AicorePayload`].
-    pub core_payloads: Region,
-    /// Cells per ready queue (power of two).
-    pub ready_queue_capacity: u64,
-    /// Usable tensor-map entries (excluding the sentinel).
-    pub tensor_map_entry_count: u64,
-    /// Tensor-map buckets (power of two).
-    pub tensor_map_bucket_count: u64,
-    /// Task ids the open scopes can hold.
-    pub scope_task_capacity: u64,
-    /// Messages in the completion mailbox (power of two).
-    pub mailbox_capacity: u64,
-    /// Bytes of the whole arena (and of its image).
-    pub arena_size: u64,
-}
-
-/// Number of regions listed by [`ArenaOffsets::regions`].
-pub const ARENA_REGION_COUNT: usize = 8 + READY_QUEUE_COUNT + 2 + RING_COUNT + 4;
-
-/// A region with its name, for listings and checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NamedRegion {
-    /// Region name, e.g. `ready_queue[2]`.
-    pub name: &'static str,
-    /// Where it lies.
-    pub region: Region,
-    /// Alignment the layout guarantees for its offset.
-    pub align: u64,
-}
-
-const READY_QUEUE_NAMES: [&str; READY_QUEUE_COUNT] =
-    ["ready_queue[aic]", "ready_queue[aiv]", "ready_queue[mix]", "ready_queue[dep_only]"];
-const DEP_POOL_NAMES: [&str; RING_COUNT] = ["dep_pool[0]", "dep_pool[1]", "dep_pool[2]", "dep_pool[3]"];
-
-impl ArenaOffsets {
-    /// Every region, in placement order.
-    pub fn regions(&self) -> [NamedRegion; ARENA_REGION_COUNT] {
-        let mut out = [NamedRegion { name: "", region: Region::default(), align: CACHE_LINE }; ARENA_REGION_COUNT];
-        let mut i = 0;
-        let mut push = |name: &'static str, region: Region| {
-            out[i] = NamedRegion { name, region, align: CACHE_LINE };
-            i += 1;
-        };
-        push("image_header", self.image_header);
-        push("runtime_header", self.runtime_header);
-        push("sm_handle", self.sm_handle);
-        push("orch_state", self.orch_state);
-        push("scope_stack", self.scope_stack);
-        push("scope_tasks", self.scope_tasks);
-        push("ring_sched", self.ring_sched);
-        push("sched_threads", self.sched_threads);
-        for (q, name) in READY_QUEUE_NAMES.iter().enumerate() {
-            push(name, self.ready_queues[q]);
-        }
-        push("tensor_map_buckets", self.tensor_map_buckets);
-        push("tensor_map_entries", self.tensor_map_entries);
-        for (r, name) in DEP_POOL_NAMES.iter().enumerate() {
-            push(name, self.dep_pools[r]);
-        }
-        push("mailbox", self.mailbox);
-        push("core_registers", self.core_registers);
-        push("handshakes", self.handshakes);
-        push("core_payloads", self.core_payloads);
-        out
-    }
-}
-
-/// A sizing key together with the layout it produces; stored inside every image.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct RuntimeArenaLayout {
-    /// The input.
-    pub sizing: ArenaSizingKey,
-    /// The output.
-    pub offsets: ArenaOffsets,
-}
 
 /// Why a layout could not be computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,6 +180,35 @@ pub fn reserve_layout(sizing: &ArenaSizingKey) -> Result<RuntimeArenaLayout, Lay
     })
 }
 
+/// The [`ImageHeader`] of an image of `layout` built for the given region bases: this ABI's
+/// magic, version, header size and fingerprint, the image size and runtime-header offset of the
+/// layout, and the SM and heap sizes of the sizing ([`sm_layout`], [`heap_layout`] totals).
+pub const fn image_header(
+    layout: &RuntimeArenaLayout,
+    built_arena_base: DevAddr,
+    built_sm_base: DevAddr,
+    built_heap_base: DevAddr,
+    sm_size: u64,
+    heap_size: u64,
+) -> ImageHeader {
+    ImageHeader {
+        magic: IMAGE_MAGIC,
+        abi_version: ABI_VERSION,
+        header_size: size_of::<ImageHeader>() as u32,
+        abi_fingerprint: ABI_FINGERPRINT,
+        image_size: layout.offsets.arena_size,
+        built_arena_base,
+        built_sm_base,
+        built_heap_base,
+        sm_size,
+        heap_size,
+        runtime_header_offset: layout.offsets.runtime_header.offset,
+        _pad: [0; 48],
+        layout: *layout,
+        _pad_tail: [0; 32],
+    }
+}
+
 /// Where one ring's arrays lie inside SM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SmRingLayout {
@@ -371,7 +291,7 @@ mod tests {
     #[test]
     fn default_sm_is_close_to_reference() {
         let sm = sm_layout(&ArenaSizingKey::default()).unwrap();
-        // Reference: 325.6 MB at default sizing.
+        // The C++ reference runtime's SM is 325.6 MB at default sizing.
         assert!(sm.total_size > 300_000_000 && sm.total_size < 340_000_000, "{}", sm.total_size);
     }
 }

@@ -231,8 +231,12 @@ pub struct ReadyQueueHeader {
     pub capacity: u64,
     /// `capacity - 1`.
     pub mask: u64,
+    /// Cells below this index hold values the device wrote since boot (boot sets 0 and the queue
+    /// writes cells ahead of the producers, a chunk at a time); bit 63 is set while a thread writes
+    /// the next chunk. Cells at and above it are never read, whatever the image holds there.
+    pub written: u64,
     /// Explicit padding.
-    pub _pad0: [u8; 48],
+    pub _pad0: [u8; 40],
     /// Producer cursor (own line).
     pub enqueue_pos: u64,
     /// Explicit padding.

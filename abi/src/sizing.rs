@@ -27,6 +27,18 @@ pub const MAX_DEP_POOL_CAPACITY: u32 = (1 << 31) - 1;
 pub const SIZING_KEY_BYTES: usize = core::mem::size_of::<ArenaSizingKey>();
 
 /// The sizing of the four task rings. Plain data: equal keys give equal layouts.
+///
+/// Rules ([`ArenaSizingKey::validate`]; an invalid key is a [`SizingError`] naming the field, the
+/// ring, the value and the rule), per ring r:
+///
+/// | field | default | valid |
+/// |---|---|---|
+/// | `task_window_sizes[r]` | 16,384 | power of two in `4 ..= 2^31-1`; the four sum to at most `2^31-1` |
+/// | `heap_sizes[r]` | 256 MiB | at least 1024 and a multiple of 1024 (ring heaps lie back to back, so a non-multiple misaligns every later ring); the sum does not overflow |
+/// | `dep_pool_capacities[r]` | 16,384 | `4 ..= 2^31-1` |
+///
+/// [`ArenaSizingKey::to_key_bytes`] serialises it to a fixed little-endian byte string, the key of
+/// the host's image cache.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ArenaSizingKey {
@@ -140,7 +152,7 @@ impl ArenaSizingKey {
         Self::uniform(MIN_TASK_WINDOW, HEAP_GRANULE, MIN_DEP_POOL_CAPACITY)
     }
 
-    /// Checks every rule of DESIGN §4.1; the first broken rule is returned.
+    /// Checks every rule (see [`ArenaSizingKey`]); the first broken rule is returned.
     pub const fn validate(&self) -> Result<(), SizingError> {
         let mut window_sum: u64 = 0;
         let mut heap_sum: u64 = 0;

@@ -8,13 +8,15 @@
 //! RUSTFLAGS="--cfg pto_abi_bless" PTO_BLESS=1 cargo test -p pto-abi --test abi_golden
 //! ```
 //!
-//! (`--cfg pto_abi_bless` leaves out the stale const assertions so the crate compiles.) Then
-//! review the diff of `abi/layout.snapshot` and commit both files.
+//! (`--cfg pto_abi_bless` leaves out the stale const assertions so the crate compiles.) Blessing
+//! refuses to write while the registry check fails (a struct byte not covered by a field listed in
+//! `ABI_TYPES`). Then review the diff of `abi/layout.snapshot` and commit both files.
 
 use std::path::PathBuf;
 
 use pto_abi::fingerprint::{
-    fingerprint, write_assert_layouts, write_layout_snapshot, FieldLayout, TypeLayout, ABI_CAPACITIES, ABI_TYPES,
+    check_registry, fingerprint, write_assert_layouts, write_layout_snapshot, FieldLayout, RegistryProblem, TypeLayout,
+    ABI_CAPACITIES, ABI_TYPES, REBLESS_COMMAND,
 };
 use pto_abi::{ABI_FINGERPRINT, ABI_VERSION};
 
@@ -45,14 +47,16 @@ fn line_diff(expected: &str, actual: &str) -> String {
 fn check_golden(rel: &str, actual: &str) {
     let path = crate_file(rel);
     if std::env::var_os("PTO_BLESS").is_some() {
+        if let Err(problem) = check_registry(ABI_TYPES) {
+            panic!("refusing to bless {rel}: {problem}");
+        }
         std::fs::write(&path, actual).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         expected == actual,
-        "{rel} is out of date (- checked in, + current):\n{}\nIf the change is deliberate, re-bless: \
-         RUSTFLAGS=\"--cfg pto_abi_bless\" PTO_BLESS=1 cargo test -p pto-abi --test abi_golden",
+        "{rel} is out of date (- checked in, + current):\n{}\nIf the change is deliberate, re-bless: {REBLESS_COMMAND}",
         line_diff(&expected, actual)
     );
 }
@@ -82,6 +86,63 @@ fn every_byte_of_every_struct_is_a_listed_field() {
         assert_eq!(at, ty.size, "{}: trailing bytes not covered by listed fields", ty.name);
         assert!(ty.size % ty.align == 0, "{}", ty.name);
     }
+}
+
+#[test]
+fn the_registry_check_finds_a_missing_field_a_trailing_one_and_an_out_of_order_one() {
+    assert_eq!(check_registry(ABI_TYPES), Ok(()));
+    let header = ABI_TYPES.iter().position(|t| t.name == "ImageHeader").unwrap();
+    let without = |skip: usize| {
+        let mut types = ABI_TYPES.to_vec();
+        let fields: Vec<FieldLayout> =
+            ABI_TYPES[header].fields.iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, f)| *f).collect();
+        types[header].fields = Box::leak(fields.into_boxed_slice());
+        leak_types(types)
+    };
+    // `image_size` left out of the registry.
+    let fields = ABI_TYPES[header].fields;
+    let image_size = fields.iter().position(|f| f.name == "image_size").unwrap();
+    let (from, to) = (fields[image_size].offset, fields[image_size + 1].offset);
+    let problem = check_registry(without(image_size)).unwrap_err();
+    assert_eq!(
+        problem,
+        RegistryProblem::Uncovered { ty: "ImageHeader", from, to, before: Some(fields[image_size + 1].name) }
+    );
+    assert_eq!(
+        problem.to_string(),
+        format!(
+            "pto-abi: ABI registry: ImageHeader bytes {from}..{to} (before field {}) are not covered by a field \
+             listed in ABI_TYPES. List every field of the struct, `_pad` fields included, in declaration order in \
+             ABI_TYPES (abi/src/fingerprint.rs)",
+            fields[image_size + 1].name
+        )
+    );
+    let last = fields.len() - 1;
+    assert_eq!(
+        check_registry(without(last)).unwrap_err(),
+        RegistryProblem::Uncovered {
+            ty: "ImageHeader",
+            from: fields[last].offset,
+            to: ABI_TYPES[header].size,
+            before: None
+        }
+    );
+    let mut types = ABI_TYPES.to_vec();
+    let mut swapped = fields.to_vec();
+    swapped.swap(0, 1);
+    types[header].fields = Box::leak(swapped.into_boxed_slice());
+    assert!(matches!(
+        check_registry(leak_types(types)),
+        Err(RegistryProblem::Uncovered { ty: "ImageHeader", from: 0, to, before: Some("abi_version") }) if to == fields[1].offset
+    ));
+    let mut types = ABI_TYPES.to_vec();
+    let mut twice = fields.to_vec();
+    twice.insert(1, fields[0]);
+    types[header].fields = Box::leak(twice.into_boxed_slice());
+    assert_eq!(
+        check_registry(leak_types(types)),
+        Err(RegistryProblem::OutOfOrder { ty: "ImageHeader", field: "magic", offset: 0, previous_end: fields[0].size })
+    );
 }
 
 fn leak_types(types: Vec<TypeLayout>) -> &'static [TypeLayout] {

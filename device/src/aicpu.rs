@@ -220,10 +220,11 @@ pub unsafe fn report_orchestrator_abort(desc: *const LaunchDescriptor) {
     // SAFETY: the caller's contract.
     let d = unsafe { &*desc };
     let report: *mut BootReport = dev_ptr(d.boot_report);
-    // SAFETY: the launch's boot report.
-    if report.is_null()
-        || unsafe { AtomicU32::from_ptr(addr_of_mut!((*report).state)) }.load(Ordering::Acquire) != BOOT_STATE_READY
-    {
+    if report.is_null() {
+        return;
+    }
+    // SAFETY: the launch's boot report, whose state word is read atomically.
+    if unsafe { AtomicU32::from_ptr(addr_of_mut!((*report).state)) }.load(Ordering::Acquire) != BOOT_STATE_READY {
         return;
     }
     let image: *const ImageHeader = dev_ptr(d.arena_base);

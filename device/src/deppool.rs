@@ -6,6 +6,11 @@
 //! (`dep_pool_mark`), and once the task is consumed every node up to that mark is free again.
 //! Entry 0 is the null sentinel. A node is named across rings by a [`NodeRef`]: ring in the top
 //! two bits, index in the low 30 bits.
+//!
+//! The pool lives in device memory: [`DepPool::read`] and [`DepPool::write`] check every index
+//! against the pool in every build (an index outside it reads as an empty node and is never
+//! written), and walks of a list stop after [`DepPools::max_list_len`] nodes, so a corrupted link
+//! ends a walk instead of leaving the pool or looping.
 
 use core::ptr::addr_of_mut;
 use core::sync::atomic::Ordering;
@@ -76,17 +81,20 @@ impl DepPool {
         self.capacity
     }
 
+    /// Node `index`, or `None` for the sentinel and for any index outside the pool.
     #[inline(always)]
-    fn entry(&self, index: u32) -> *mut DepListEntry {
-        debug_assert!(index >= 1 && index <= self.capacity);
-        // SAFETY: index is within `1..=capacity` (callers hold allocator-issued indices).
-        unsafe { self.entries.add(index as usize) }
+    fn entry(&self, index: u32) -> Option<*mut DepListEntry> {
+        if index == 0 || index > self.capacity {
+            return None;
+        }
+        // SAFETY: `1 <= index <= capacity`, inside the `capacity + 1` entries.
+        Some(unsafe { self.entries.add(index as usize) })
     }
 
-    /// Writes node `index`.
+    /// Writes node `index` (an index outside the pool is not written).
     #[inline(always)]
     pub fn write(&self, index: u32, task_id: u64, next: u32) {
-        let e = self.entry(index);
+        let Some(e) = self.entry(index) else { return };
         // SAFETY: `e` is a valid entry; its fields are naturally aligned.
         unsafe {
             atomic_u64(addr_of_mut!((*e).task_id)).store(task_id, Ordering::Relaxed);
@@ -94,10 +102,11 @@ impl DepPool {
         }
     }
 
-    /// Reads node `index`: `(task id, next)`.
+    /// Reads node `index`: `(task id, next)`; an index outside the pool reads as
+    /// `(NO_TASK, 0)`, the end of a list.
     #[inline(always)]
     pub fn read(&self, index: u32) -> (u64, u32) {
-        let e = self.entry(index);
+        let Some(e) = self.entry(index) else { return (pto_abi::task::NO_TASK, 0) };
         // SAFETY: as in `write`.
         unsafe {
             (
@@ -116,6 +125,11 @@ pub struct DepPools {
 }
 
 impl DepPools {
+    /// The most nodes any list can hold (every node of every pool): walks stop after this many.
+    pub fn max_list_len(&self) -> u64 {
+        self.rings.iter().map(|p| p.capacity as u64).sum()
+    }
+
     /// Writes the node `node`.
     #[inline(always)]
     pub fn write(&self, node: NodeRef, task_id: u64, next: NodeRef) {
@@ -216,9 +230,12 @@ mod tests {
     #[test]
     fn pools_store_lists_across_rings() {
         let regions: std::vec::Vec<HostRegion> = (0..RING_COUNT).map(|_| HostRegion::new(5 * 16)).collect();
-        // SAFETY: each region holds 5 entries and outlives the pools.
-        let pools =
-            DepPools { rings: core::array::from_fn(|r| unsafe { DepPool::from_raw(regions[r].ptr().cast(), 4) }) };
+        let pools = DepPools {
+            rings: core::array::from_fn(|r| {
+                // SAFETY: each region holds 5 entries and outlives the pools.
+                unsafe { DepPool::from_raw(regions[r].ptr().cast(), 4) }
+            }),
+        };
         let a = NodeRef::new(0, 1);
         let b = NodeRef::new(3, 4);
         pools.write(a, 100, NodeRef::NULL);

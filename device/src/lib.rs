@@ -11,9 +11,11 @@ pub mod aicpu;
 pub mod boot;
 pub mod deppool;
 pub mod examples;
-#[cfg(any(test, feature = "std"))]
+#[cfg(any(test, feature = "testkit"))]
 pub mod hostmem;
 pub mod kernel;
+#[macro_use]
+pub mod log;
 pub mod orch;
 pub mod platform;
 pub mod queue;
@@ -24,6 +26,6 @@ pub mod sched;
 pub mod slot;
 pub mod sync;
 pub mod tensormap;
-#[cfg(any(test, feature = "std"))]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod view;

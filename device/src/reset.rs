@@ -1,12 +1,11 @@
 //! The runtime's part of preparing a resident arena for the next run.
 //!
-//! Boot (`boot::reset`) zeroes the orchestrator, scheduler and flow-control state at every boot, so
-//! task ids, heap and dep-pool positions restart at zero each run; slot states and descriptors are
-//! only read for tasks of the current run. What remains is the structures whose representation the
-//! runtime owns: ready-queue entries a failed run left behind are drained (the cursors keep their
-//! values: a zeroed or drained queue is valid at any position), and the tensor-map buckets are
-//! cleared only when the previous run did not end with an empty map (a dirty mark in the map's
-//! sentinel entry). A clean previous run therefore costs O(1).
+//! Boot (`boot::reset`) zeroes the orchestrator, scheduler and flow-control state and regenerates
+//! the ready queues and the tensor-map bucket heads at every boot, from the layout alone, because
+//! the arena's contents are untrusted. [`reset_runtime_structures`] does the same for a runtime
+//! that was not booted from an image (host-memory runtimes of tests and tools). The tensor map's
+//! sentinel entry carries a dirty mark that says whether a run ended with entries still linked;
+//! it is informational only (nothing at boot trusts it).
 
 use core::ptr::addr_of_mut;
 
@@ -57,18 +56,20 @@ pub fn tensor_map_dirty(view: &RuntimeView) -> bool {
     unsafe { *dirty_mark(view) != 0 }
 }
 
-/// The runtime hook of boot's reset for reuse: drains leftover queue entries and clears the
-/// tensor-map buckets after a run that left entries linked. Called after boot zeroed the
-/// orchestrator state (the map's allocation state restarts empty).
-pub fn reset_runtime_structures(view: &RuntimeView) {
+/// Regenerates the runtime's structures of `view` the way boot does: every ready queue empty
+/// (header, cursors and cells), the tensor-map bucket heads cleared and the map marked clean.
+/// Call after the orchestrator state was zeroed (the map's allocation state restarts empty).
+///
+/// # Safety
+/// No other thread uses the runtime during the call, and `view` describes this runtime's memory.
+pub unsafe fn reset_runtime_structures(view: &RuntimeView) {
     for q in &view.queues {
-        q.drain();
+        // SAFETY: no other thread uses the queues (the caller's contract).
+        unsafe { q.init() };
     }
-    if tensor_map_dirty(view) {
-        // SAFETY: boot runs before any other thread touches the runtime.
-        unsafe { tensor_map(view) }.init();
-        mark_tensor_map_clean(view);
-    }
+    // SAFETY: as above.
+    unsafe { tensor_map(view) }.init();
+    mark_tensor_map_clean(view);
 }
 
 /// End of a run, once every task completed and the watermarks advanced: reclaims the tensor-map

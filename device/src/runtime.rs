@@ -6,6 +6,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use pto_abi::consts::RING_COUNT;
+use pto_abi::error::StallClass;
 use pto_abi::task::{task_id_local, task_id_ring, TaskState, FANOUT_SCOPE_REF, NO_TASK, SLOT_FLAG_READY_CLAIMED};
 use pto_abi::DevAddr;
 
@@ -283,22 +284,36 @@ impl<'p> Runtime<'p> {
         self.push_ready(shape, task);
     }
 
-    /// Pushes onto a ready queue. The queues hold every live task, so a push cannot fail for
-    /// long; a transient refusal is waited out.
+    /// Pushes onto a ready queue. The queues hold every live task, so a consistent queue refuses
+    /// a push only for the moment another thread is between claiming a cell and releasing it;
+    /// that refusal is waited out for at most the scheduler budget (not at all in the
+    /// single-thread mode, where nobody else can free a cell). A queue that stays full is
+    /// corrupted: the run fails with `SCHEDULER_TIMEOUT`, stall class ready-but-idle, naming the
+    /// task, and the task is not queued.
     #[inline]
     pub fn push_ready(&self, shape: Shape, task: u64) {
         let q = &self.view.queues[shape.index()];
         if self.exclusive {
-            if q.push_exclusive(task).is_ok() {
+            if q.push_exclusive(task).is_ok() || q.push(task).is_ok() {
                 return;
             }
-        } else if q.push(task).is_ok() {
-            return;
+        } else {
+            if q.push(task).is_ok() {
+                return;
+            }
+            let mut backoff = Backoff::new();
+            let since = self.platform.now_ns();
+            loop {
+                backoff.snooze(self.platform);
+                if q.push(task).is_ok() {
+                    return;
+                }
+                if self.platform.now_ns().saturating_sub(since) > self.budgets.sched_ns {
+                    break;
+                }
+            }
         }
-        let mut backoff = Backoff::new();
-        while q.push(task).is_err() {
-            backoff.snooze(self.platform);
-        }
+        crate::sched::threaded::latch_sched_error(self, u32::MAX, StallClass::ReadyButIdle, task);
     }
 
     /// Pops the oldest ready task of `shape`.
@@ -362,10 +377,14 @@ impl<'p> Runtime<'p> {
         // Every node of the list belongs to a consumer still waiting for this task, so none is
         // reclaimed before it is read; each node is read before its consumer is notified.
         let mut node = head;
-        while !node.is_null() {
+        let mut left = self.view.dep_pools.max_list_len();
+        while !node.is_null() && left > 0 {
             let (consumer, next) = self.view.dep_pools.read(node);
-            self.add_fanin(consumer, 1);
+            if consumer != NO_TASK {
+                self.add_fanin(consumer, 1);
+            }
             node = next;
+            left -= 1;
         }
         if consumed {
             rings.add_task(task);
@@ -389,12 +408,14 @@ impl<'p> Runtime<'p> {
             }
         }
         let mut node = NodeRef(spill_head);
-        while !node.is_null() {
+        let mut left = self.view.dep_pools.max_list_len();
+        while !node.is_null() && left > 0 {
             let (p, next) = self.view.dep_pools.read(node);
             if p != NO_TASK {
                 rings.merge(self.defer_release(p, batch));
             }
             node = next;
+            left -= 1;
         }
         rings
     }

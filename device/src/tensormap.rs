@@ -8,6 +8,16 @@
 //! A new writer whose range covers an older entry of the same buffer entirely supersedes it: the
 //! older entry leaves its bucket at once (lookups stay short) and returns to the pool with its
 //! task's chain.
+//!
+//! The map lives in device memory and trusts none of it: every index read from it (bucket heads,
+//! links, chains, an entry's bucket) is checked against the pool or the bucket array before it is
+//! used, in every build, and every walk visits at most `capacity` entries, so a corrupted link ends
+//! a walk instead of leaving the map's memory or looping. Boot clears no bucket (O(1)): entries are
+//! handed out fresh from index 1 (or from this run's free list) and fully written on insert, and a
+//! bucket head counts only when it names an entry this run handed out (`index <= fresh`) that is
+//! linked, in that bucket, at the head of its chain ([`TensorMap::first`]). A head this run never
+//! wrote fails that test whatever it holds (no linked entry of this run names a bucket whose head
+//! it did not write), and a head it wrote always passes it, so stale heads read as empty buckets.
 
 use pto_abi::runtime::{OrchState, TensorMapEntry};
 
@@ -76,7 +86,7 @@ impl TensorMap {
 
     /// Empties the map: every bucket cleared, every entry free. O(buckets).
     pub fn init(&mut self) {
-        let count = 1usize << (64 - self.bucket_shift);
+        let count = self.bucket_count() as usize;
         // SAFETY: the bucket array holds `count` heads.
         unsafe { core::ptr::write_bytes(self.buckets, 0, count) };
         self.free = 0;
@@ -119,28 +129,65 @@ impl TensorMap {
         (buffer.wrapping_mul(HASH_MULTIPLIER) >> self.bucket_shift) as u32
     }
 
+    /// Entry `index`, or `None` for 0 (the end of a list) and for any index outside the pool.
     #[inline(always)]
-    fn e(&self, index: u32) -> *mut TensorMapEntry {
-        debug_assert!(index >= 1 && index <= self.capacity);
-        // SAFETY: allocator-issued indices are within `1..=capacity`.
-        unsafe { self.entries.add(index as usize) }
+    fn e(&self, index: u32) -> Option<*mut TensorMapEntry> {
+        if index == 0 || index > self.capacity {
+            return None;
+        }
+        // SAFETY: `1 <= index <= capacity`, inside the pool of `capacity + 1` entries.
+        Some(unsafe { self.entries.add(index as usize) })
     }
 
+    fn bucket_count(&self) -> u64 {
+        1u64 << (64 - self.bucket_shift)
+    }
+
+    /// The head of `bucket`, or `None` for an index outside the bucket array.
     #[inline(always)]
-    fn head(&self, bucket: u32) -> *mut u32 {
-        // SAFETY: bucket indices come from `bucket_of`, below the bucket count.
-        unsafe { self.buckets.add(bucket as usize) }
+    fn head(&self, bucket: u32) -> Option<*mut u32> {
+        if bucket as u64 >= self.bucket_count() {
+            return None;
+        }
+        // SAFETY: `bucket` is below the bucket count.
+        Some(unsafe { self.buckets.add(bucket as usize) })
+    }
+
+    /// The first entry of `bucket`'s chain given its head word `head`: `head` when it names an
+    /// entry handed out this run that is linked at the head of `bucket`, else 0 (an empty bucket).
+    #[inline(always)]
+    fn first(&self, bucket: u32, head: u32) -> u32 {
+        let Some(p) = self.e(head) else { return 0 };
+        // SAFETY: `p` is an entry of the pool (`e` bounds-checked `head`).
+        let linked_at_head = unsafe { (*p).live != 0 && (*p).bucket == bucket && (*p).prev_in_bucket == 0 };
+        if head <= self.fresh && linked_at_head {
+            head
+        } else {
+            0
+        }
+    }
+
+    /// The head word of the bucket of `buffer` (always in range; see [`TensorMap::first`]).
+    #[inline(always)]
+    fn head_of(&self, buffer: u64) -> *mut u32 {
+        // SAFETY: `bucket_of` is below the bucket count (the hash keeps its top bits only).
+        unsafe { self.buckets.add(self.bucket_of(buffer) as usize) }
     }
 
     /// Calls `visit(producer)` for every linked entry of `buffer` whose range overlaps
     /// `[start, end)`, newest first.
     #[inline]
     pub fn lookup(&self, buffer: u64, start: u64, end: u64, mut visit: impl FnMut(u64)) {
-        // SAFETY: heads and links only ever hold valid entry indices (or 0).
+        // SAFETY: the head lies in the bucket array; `e` only yields entries inside the pool.
         unsafe {
-            let mut i = *self.head(self.bucket_of(buffer));
-            while i != 0 {
-                let e = &*self.e(i);
+            let mut i = self.first(self.bucket_of(buffer), *self.head_of(buffer));
+            let mut steps = 0u32;
+            while let Some(p) = self.e(i) {
+                if steps >= self.capacity {
+                    break;
+                }
+                steps += 1;
+                let e = &*p;
                 if e.buffer.0 == buffer
                     && Overlap::classify(e.range_start, e.range_end, start, end) != Overlap::Disjoint
                 {
@@ -152,10 +199,10 @@ impl TensorMap {
     }
 
     fn take_entry(&mut self) -> Result<u32, TensorMapFull> {
-        if self.free != 0 {
+        if let Some(p) = self.e(self.free) {
             let i = self.free;
-            // SAFETY: free entries link the free list through `next_in_bucket`.
-            self.free = unsafe { (*self.e(i)).next_in_bucket };
+            // SAFETY: free entries link the free list through `next_in_bucket`; `p` is in the pool.
+            self.free = unsafe { (*p).next_in_bucket };
             self.used += 1;
             Ok(i)
         } else if self.fresh < self.capacity {
@@ -168,19 +215,21 @@ impl TensorMap {
     }
 
     fn unlink(&mut self, i: u32) {
-        // SAFETY: `i` is a linked entry; its neighbours are valid indices or 0.
+        let Some(p) = self.e(i) else { return };
+        // SAFETY: every pointer comes from `e` or `head`, which only yield memory of the map.
         unsafe {
-            let e = &mut *self.e(i);
-            let (prev, next) = (e.prev_in_bucket, e.next_in_bucket);
-            if prev == 0 {
-                *self.head(e.bucket) = next;
-            } else {
-                (*self.e(prev)).next_in_bucket = next;
+            let (prev, next, bucket) = ((*p).prev_in_bucket, (*p).next_in_bucket, (*p).bucket);
+            if let Some(pp) = self.e(prev) {
+                (*pp).next_in_bucket = next;
+            } else if let Some(h) = self.head(bucket) {
+                if *h == i {
+                    *h = next;
+                }
             }
-            if next != 0 {
-                (*self.e(next)).prev_in_bucket = prev;
+            if let Some(np) = self.e(next) {
+                (*np).prev_in_bucket = prev;
             }
-            e.live = 0;
+            (*p).live = 0;
         }
     }
 
@@ -197,13 +246,23 @@ impl TensorMap {
         chain: &mut u32,
     ) -> Result<(), TensorMapFull> {
         let i = self.take_entry()?;
+        let Some(fresh) = self.e(i) else { return Err(TensorMapFull) };
+        // SAFETY: `fresh` is an entry of the pool. Unlinked until written below, so a stale head
+        // naming it does not count (see `first`).
+        unsafe { (*fresh).live = 0 };
         let bucket = self.bucket_of(buffer);
-        // SAFETY: `i` is a fresh entry; the bucket head and chain hold valid indices.
+        let head_ptr = self.head_of(buffer);
+        // SAFETY: `fresh` and `head_ptr` lie in the map; `e` checks every linked index.
         unsafe {
-            let mut j = *self.head(bucket);
-            while j != 0 {
-                let next = (*self.e(j)).next_in_bucket;
-                let old = &*self.e(j);
+            let mut j = self.first(bucket, *head_ptr);
+            let mut steps = 0u32;
+            while let Some(p) = self.e(j) {
+                if steps >= self.capacity {
+                    break;
+                }
+                steps += 1;
+                let old = &*p;
+                let next = old.next_in_bucket;
                 if old.buffer.0 == buffer
                     && Overlap::classify(old.range_start, old.range_end, start, end) == Overlap::Covered
                 {
@@ -211,8 +270,8 @@ impl TensorMap {
                 }
                 j = next;
             }
-            let head = *self.head(bucket);
-            let e = &mut *self.e(i);
+            let head = self.first(bucket, *head_ptr);
+            let e = &mut *fresh;
             e.buffer = pto_abi::DevAddr(buffer);
             e.range_start = start;
             e.range_end = end;
@@ -222,10 +281,10 @@ impl TensorMap {
             e.bucket = bucket;
             e.live = 1;
             e.next_in_task = *chain;
-            if head != 0 {
-                (*self.e(head)).prev_in_bucket = i;
+            if let Some(hp) = self.e(head) {
+                (*hp).prev_in_bucket = i;
             }
-            *self.head(bucket) = i;
+            *head_ptr = i;
         }
         *chain = i;
         Ok(())
@@ -234,14 +293,19 @@ impl TensorMap {
     /// Returns every entry of a task chain to the pool (unlinking those still in a bucket).
     pub fn release_chain(&mut self, head: u32) {
         let mut i = head;
-        while i != 0 {
-            // SAFETY: chains hold valid entry indices.
-            let (next, live) = unsafe { ((*self.e(i)).next_in_task, (*self.e(i)).live) };
+        let mut steps = 0u32;
+        while let Some(p) = self.e(i) {
+            if steps >= self.capacity || self.used == 0 {
+                break;
+            }
+            steps += 1;
+            // SAFETY: `p` is an entry of the pool.
+            let (next, live) = unsafe { ((*p).next_in_task, (*p).live) };
             if live != 0 {
                 self.unlink(i);
             }
             // SAFETY: as above; the entry now joins the free list.
-            unsafe { (*self.e(i)).next_in_bucket = self.free };
+            unsafe { (*p).next_in_bucket = self.free };
             self.free = i;
             self.used -= 1;
             i = next;
@@ -341,6 +405,36 @@ mod tests {
         f.map.release_chain(b);
         f.map.release_chain(c);
         assert_eq!(f.map.used(), 0);
+    }
+
+    #[test]
+    fn stale_bucket_heads_read_as_empty_buckets() {
+        let mut f = map(8, 8);
+        // Whatever the heads hold before the first insert (entries of an earlier run, garbage),
+        // a map with an empty allocation state finds nothing and links correctly.
+        for b in 0..8u64 {
+            // SAFETY: the bucket region holds 8 heads.
+            unsafe { f._b.ptr().cast::<u32>().add(b as usize).write((b as u32 * 3) % 10) };
+        }
+        for i in 1..=8u64 {
+            // SAFETY: the entry region holds 9 entries; mark each as a linked head of every bucket.
+            unsafe {
+                let e = f._e.ptr().cast::<TensorMapEntry>().add(i as usize);
+                (*e).live = 1;
+                (*e).bucket = (i % 8) as u32;
+                (*e).buffer = pto_abi::DevAddr(0x1000);
+                (*e).range_end = 1 << 20;
+            }
+        }
+        assert!(producers(&f.map, 0x1000, 0, 64).is_empty(), "no producer from stale heads");
+        let mut c = 0;
+        f.map.insert(0x1000, 0, 64, 5, &mut c).unwrap();
+        f.map.insert(0x2000, 0, 64, 6, &mut c).unwrap();
+        assert_eq!(producers(&f.map, 0x1000, 0, 64), [5]);
+        assert_eq!(producers(&f.map, 0x2000, 0, 64), [6]);
+        f.map.release_chain(c);
+        assert_eq!(f.map.used(), 0);
+        assert!(producers(&f.map, 0x1000, 0, 64).is_empty());
     }
 
     #[test]

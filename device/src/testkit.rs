@@ -1,144 +1,193 @@
-//! A runtime laid out in host memory, for tests and host tools that exercise device code without
-//! a backend: zeroed 1024-aligned regions for arena, SM and GM heap, an image header and a runtime
-//! header wired the way boot wires them, then `reset_for_reuse`.
+//! A runtime booted in host memory, for tests and benchmarks that exercise device code without a
+//! backend (feature `testkit`).
+//!
+//! [`HostRuntime::new`] plays the host's part and then the device's, with the device's own code:
+//! it allocates zeroed 1024-aligned regions for the arena, SM and GM heap, writes the image the
+//! way the host's image builder does (image header, runtime-header identity, pointers baked by
+//! [`wire_arena_pointers`] and [`rebind_device_pointers_from_layout`] for these bases), writes a
+//! launch descriptor for the regions, and calls [`boot::boot`]: validation, the pointer audit,
+//! wiring, rebinding, [`reset_for_reuse`](crate::boot::reset::reset_for_reuse) and "runtime
+//! ready". A last [`audit_pointers`] checks every pointer against the regions. [`HostRuntime::reset`]
+//! boots the resident image again, the device's reset between two runs. A new region or pointer
+//! therefore needs no change here.
 
 extern crate std;
 
-use pto_abi::image::{ImageHeader, IMAGE_MAGIC};
-use pto_abi::layout::RuntimeArenaLayout;
-use pto_abi::runtime::{RuntimeHeader, RUNTIME_MAGIC};
-use pto_abi::sizing::ArenaSizingKey;
-use pto_abi::sm::{SmHeader, SM_MAGIC};
-use pto_abi::{heap_layout, reserve_layout, sm_layout, DevAddr, LayoutError, ABI_FINGERPRINT, ABI_VERSION};
+use core::mem::size_of;
+use core::ptr;
 
+use pto_abi::consts::CACHE_LINE;
+use pto_abi::launch::{BootReport, LaunchDescriptor, LAUNCH_MAGIC};
+use pto_abi::layout::image_header;
+use pto_abi::runtime::{RuntimeHeader, SmHandle, RUNTIME_MAGIC};
+use pto_abi::sizing::ArenaSizingKey;
+use pto_abi::{heap_layout, reserve_layout, sm_layout, DevAddr, LayoutError, RuntimeArenaLayout, ABI_FINGERPRINT};
+use zerocopy::FromZeros;
+
+use crate::boot::audit::audit_pointers;
+use crate::boot::rebind::rebind_device_pointers_from_layout;
+use crate::boot::wire::wire_arena_pointers;
+use crate::boot::{self, dev_ptr, BootError, BootedRuntime, DeviceRegions, RegionSpan};
 use crate::hostmem::HostRegion;
 use crate::view::RuntimeView;
 
-/// A runtime in host memory.
+/// Offset of the boot report after the launch descriptor in the launch region.
+const REPORT_OFFSET: usize = size_of::<LaunchDescriptor>().next_multiple_of(CACHE_LINE as usize);
+
+/// A runtime in host memory, booted by the device's boot code.
 pub struct HostRuntime {
     arena: HostRegion,
     _sm: HostRegion,
     _heap: HostRegion,
-    layout: RuntimeArenaLayout,
+    /// The launch descriptor, then the boot report.
+    launch: HostRegion,
+    booted: BootedRuntime,
 }
 
 impl HostRuntime {
-    /// Lays out and wires a runtime for `sizing`, then resets it for a first run.
+    /// Lays out a runtime for `sizing`, builds its image in host memory and boots it.
+    ///
+    /// # Errors
+    /// The sizing's layout error. Boot itself cannot fail on an image built here; if it does, that
+    /// is a bug and this panics with the boot error.
     pub fn new(sizing: &ArenaSizingKey) -> Result<Self, LayoutError> {
         let layout = reserve_layout(sizing)?;
-        let sm_l = sm_layout(sizing)?;
-        let heap_l = heap_layout(sizing)?;
-        let o = layout.offsets;
+        let sm = sm_layout(sizing)?;
+        let heap = heap_layout(sizing)?;
+        let o = &layout.offsets;
         let arena = HostRegion::new(o.arena_size);
-        let sm = HostRegion::new(sm_l.total_size);
-        let heap = HostRegion::new(heap_l.total_size);
-        let (a, s, h) = (arena.addr(), sm.addr(), heap.addr());
-        let at = |base: DevAddr, off: u64| DevAddr(base.0 + off);
-        // SAFETY: the regions are zeroed, aligned and large enough for the structures written.
+        let sm_region = HostRegion::new(sm.total_size);
+        let heap_region = HostRegion::new(heap.total_size);
+        let regions = DeviceRegions {
+            arena: RegionSpan::new(arena.addr(), o.arena_size),
+            sm: RegionSpan::new(sm_region.addr(), sm.total_size),
+            heap: RegionSpan::new(heap_region.addr(), heap.total_size),
+        };
+
+        // The image, as the host's builder writes it: header, runtime-header identity and the
+        // pointers baked for these bases by the device's own wiring functions.
+        let header =
+            image_header(&layout, arena.addr(), sm_region.addr(), heap_region.addr(), sm.total_size, heap.total_size);
+        let mut rt = RuntimeHeader::new_zeroed();
+        rt.magic = RUNTIME_MAGIC;
+        rt.abi_fingerprint = ABI_FINGERPRINT;
+        let mut handle = SmHandle::new_zeroed();
+        wire_arena_pointers(&mut rt, arena.addr(), o);
+        rebind_device_pointers_from_layout(&mut rt, &mut handle, &regions, &sm, &heap);
+        // SAFETY: the arena is zeroed, 1024-aligned and `arena_size` bytes long; the layout puts
+        // each of the three structures at a 64-aligned offset inside it; nobody else holds it.
         unsafe {
-            let img = arena.ptr().cast::<ImageHeader>();
-            (*img).magic = IMAGE_MAGIC;
-            (*img).abi_version = ABI_VERSION;
-            (*img).header_size = core::mem::size_of::<ImageHeader>() as u32;
-            (*img).abi_fingerprint = ABI_FINGERPRINT;
-            (*img).image_size = o.arena_size;
-            (*img).built_arena_base = a;
-            (*img).built_sm_base = s;
-            (*img).built_heap_base = h;
-            (*img).sm_size = sm_l.total_size;
-            (*img).heap_size = heap_l.total_size;
-            (*img).runtime_header_offset = o.runtime_header.offset;
-            (*img).layout = layout;
-
-            let rh = arena.ptr().add(o.runtime_header.offset as usize).cast::<RuntimeHeader>();
-            let r = &mut *rh;
-            r.magic = RUNTIME_MAGIC;
-            r.abi_fingerprint = ABI_FINGERPRINT;
-            r.arena_base = a;
-            r.image_header = at(a, o.image_header.offset);
-            r.sm_handle = at(a, o.sm_handle.offset);
-            r.orch_state = at(a, o.orch_state.offset);
-            r.scope_stack = at(a, o.scope_stack.offset);
-            r.scope_tasks = at(a, o.scope_tasks.offset);
-            r.ring_sched = at(a, o.ring_sched.offset);
-            r.sched_threads = at(a, o.sched_threads.offset);
-            for q in 0..o.ready_queues.len() {
-                r.ready_queues[q] = at(a, o.ready_queues[q].offset);
-            }
-            r.tensor_map_buckets = at(a, o.tensor_map_buckets.offset);
-            r.tensor_map_entries = at(a, o.tensor_map_entries.offset);
-            for p in 0..o.dep_pools.len() {
-                r.dep_pools[p] = at(a, o.dep_pools[p].offset);
-            }
-            r.mailbox = at(a, o.mailbox.offset);
-            r.core_registers = at(a, o.core_registers.offset);
-            r.handshakes = at(a, o.handshakes.offset);
-            r.core_payloads = at(a, o.core_payloads.offset);
-            r.sm_base = s;
-            r.heap_base = h;
-            for ring in 0..sm_l.rings.len() {
-                r.ring_descriptors[ring] = at(s, sm_l.rings[ring].descriptors.offset);
-                r.ring_payloads[ring] = at(s, sm_l.rings[ring].payloads.offset);
-                r.ring_slot_states[ring] = at(s, sm_l.rings[ring].slot_states.offset);
-                r.ring_heaps[ring] = at(h, heap_l.rings[ring].offset);
-            }
-            r.epoch = 1;
-            r.ready = 1;
-
-            let smh = sm.ptr().cast::<SmHeader>();
-            (*smh).magic = SM_MAGIC;
-            (*smh).abi_fingerprint = ABI_FINGERPRINT;
-            (*smh).total_size = sm_l.total_size;
-            (*smh).ring_count = sm_l.rings.len() as u32;
-            for ring in 0..sm_l.rings.len() {
-                let rr = &mut (*smh).rings[ring];
-                rr.task_window = sizing.task_window_sizes[ring];
-                rr.window_mask = sizing.task_window_sizes[ring] - 1;
-                rr.heap_size = sizing.heap_sizes[ring];
-                rr.heap_offset = heap_l.rings[ring].offset;
-                rr.descriptors_offset = sm_l.rings[ring].descriptors.offset;
-                rr.payloads_offset = sm_l.rings[ring].payloads.offset;
-                rr.slot_states_offset = sm_l.rings[ring].slot_states.offset;
-            }
+            ptr::write(arena.ptr().cast(), header);
+            ptr::write(arena.ptr().add(o.runtime_header.offset as usize).cast(), rt);
+            ptr::write(arena.ptr().add(o.sm_handle.offset as usize).cast(), handle);
         }
-        let rt = HostRuntime { arena, _sm: sm, _heap: heap, layout };
-        rt.reset();
-        Ok(rt)
+
+        let launch = HostRegion::new((REPORT_OFFSET + size_of::<BootReport>()) as u64);
+        let mut desc = LaunchDescriptor::new_zeroed();
+        desc.magic = LAUNCH_MAGIC;
+        desc.abi_fingerprint = ABI_FINGERPRINT;
+        desc.arena_base = regions.arena.base;
+        desc.arena_region_size = regions.arena.size;
+        desc.sm_base = regions.sm.base;
+        desc.sm_region_size = regions.sm.size;
+        desc.heap_base = regions.heap.base;
+        desc.heap_region_size = regions.heap.size;
+        desc.aicpu_thread_count = 1;
+        desc.boot_report = DevAddr(launch.addr().get() + REPORT_OFFSET as u64);
+        desc.image_bytes = o.arena_size;
+        // SAFETY: the launch region is zeroed, 1024-aligned and holds a descriptor and a report.
+        unsafe { ptr::write(launch.ptr().cast(), desc) };
+
+        // SAFETY: the descriptor names the three regions this function owns; no other thread
+        // touches them.
+        let booted = unsafe { Self::boot(&launch) }.unwrap_or_else(|e| panic!("booting a host runtime: {e}"));
+        Ok(HostRuntime { arena, _sm: sm_region, _heap: heap_region, launch, booted })
+    }
+
+    /// Boots (again) from the launch descriptor at the start of `launch`, then audits every pointer.
+    ///
+    /// # Safety
+    /// `launch` holds a launch descriptor whose regions are live, and no other thread touches them.
+    unsafe fn boot(launch: &HostRegion) -> Result<BootedRuntime, BootError> {
+        // SAFETY: the caller's contract.
+        let booted = unsafe { boot::boot(launch.ptr().cast::<LaunchDescriptor>()) }?;
+        // SAFETY: boot wired the header; the SM handle lies at its layout offset in the arena.
+        let (rt, handle) =
+            unsafe { (&*booted.header(), &*booted.arena_ptr::<SmHandle>(booted.layout().offsets.sm_handle)) };
+        audit_pointers(rt, handle, booted.regions())?;
+        Ok(booted)
     }
 
     /// The runtime header.
     pub fn header(&self) -> *mut RuntimeHeader {
-        // SAFETY: the offset lies inside the arena.
-        unsafe { self.arena.ptr().add(self.layout.offsets.runtime_header.offset as usize).cast() }
+        self.booted.header()
     }
 
     /// A view of the runtime.
     pub fn view(&self) -> RuntimeView {
-        // SAFETY: the header was wired in `new` and the regions live as long as `self`.
-        unsafe { RuntimeView::from_header(self.header()) }.expect("a host runtime is always wired")
+        // SAFETY: boot wired and audited the header; the regions live as long as `self`.
+        unsafe { RuntimeView::from_header(self.header()) }.expect("a booted host runtime has a valid view")
     }
 
-    /// Resets for the next run the way boot does on a resident image: orchestrator, scheduler,
-    /// per-thread and flow-control state and the SM error words zeroed, then the runtime's hook.
-    pub fn reset(&self) {
-        let v = self.view();
-        // SAFETY: no other thread uses the runtime between runs; every pointer is valid.
-        unsafe {
-            core::ptr::write_bytes(v.orch_state, 0, 1);
-            for r in 0..pto_abi::consts::RING_COUNT {
-                core::ptr::write_bytes(v.rings[r].sched, 0, 1);
-                core::ptr::write_bytes(v.rings[r].flow, 0, 1);
-            }
-            core::ptr::write_bytes(v.sched_threads, 0, pto_abi::consts::MAX_AICPU_THREADS);
-            core::ptr::write_bytes(core::ptr::addr_of_mut!((*v.sm).orch), 0, 1);
-            core::ptr::write_bytes(core::ptr::addr_of_mut!((*v.sm).sched), 0, 1);
-            (*self.header()).epoch += 1;
-        }
-        crate::reset::reset_runtime_structures(&v);
+    /// Prepares the runtime for the next run the way the device does between two launches of a
+    /// resident image: it boots the image again (validation, wiring, rebinding, the O(1)
+    /// [`reset_for_reuse`](crate::boot::reset::reset_for_reuse) with a new epoch, "ready"), then
+    /// audits every pointer.
+    ///
+    /// # Safety
+    /// No other thread uses the runtime (no orchestrator, scheduler or core runs on it) until this
+    /// returns, and nothing keeps a reference into the runtime's memory across the call.
+    ///
+    /// # Panics
+    /// When boot refuses the resident image: something overwrote the image header or a pointer.
+    pub unsafe fn reset(&self) {
+        // SAFETY: the caller guarantees exclusive use; the launch descriptor is the one `new` wrote.
+        let booted = unsafe { Self::boot(&self.launch) }.unwrap_or_else(|e| panic!("re-booting a host runtime: {e}"));
+        debug_assert_eq!(booted.header(), self.booted.header());
     }
 
     /// The layout.
     pub fn layout(&self) -> &RuntimeArenaLayout {
-        &self.layout
+        self.booted.layout()
+    }
+
+    /// The regions of the runtime (arena, SM, heap).
+    pub fn regions(&self) -> &DeviceRegions {
+        self.booted.regions()
+    }
+
+    /// The boot report of the latest boot.
+    pub fn boot_report(&self) -> BootReport {
+        // SAFETY: the report lies in the launch region; boot wrote it and no one writes it now.
+        unsafe { ptr::read_volatile(dev_ptr::<BootReport>(DevAddr(self.launch.addr().get() + REPORT_OFFSET as u64))) }
+    }
+
+    /// Base of the arena.
+    pub fn arena_base(&self) -> DevAddr {
+        self.arena.addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pto_abi::launch::BOOT_STATE_READY;
+
+    use super::*;
+
+    #[test]
+    fn a_host_runtime_is_booted_and_each_reset_is_a_reuse_boot_with_a_new_epoch() {
+        let host = HostRuntime::new(&ArenaSizingKey::uniform(16, 64 << 10, 64)).unwrap();
+        let r = host.boot_report();
+        assert_eq!((r.state, r.code, r.epoch, r.boot_count), (BOOT_STATE_READY, 0, 1, 1));
+        // SAFETY: the header is wired and no other thread runs.
+        let rt = unsafe { &*host.header() };
+        assert_eq!((rt.ready, rt.epoch, rt.arena_base), (1, 1, host.arena_base()));
+        for _ in 0..2 {
+            // SAFETY: no other thread uses the runtime.
+            unsafe { host.reset() };
+        }
+        let r = host.boot_report();
+        assert_eq!((r.state, r.epoch, r.boot_count), (BOOT_STATE_READY, 3, 3));
+        assert_eq!(host.booted.reset_kind(), boot::ResetKind::Full, "the first boot clears slot states");
     }
 }

@@ -43,11 +43,8 @@ fn run_once(
     // SAFETY: the launch descriptor was just uploaded into the sim pool.
     let booted = unsafe { boot(dev_ptr::<LaunchDescriptor>(block.descriptor())) }.unwrap();
     // SAFETY: the header is wired by this boot.
-    assert_eq!(
-        CoreTables::from_header(unsafe { &*booted.header() }),
-        tables,
-        "boot wired the tables the host computed"
-    );
+    let wired = CoreTables::from_header(unsafe { &*booted.header() });
+    assert_eq!(wired, tables, "boot wired the tables the host computed");
 
     // SAFETY: tables of this boot; one scheduler owns every core.
     let mut ch = unsafe { CoreChannels::for_scheduler(tables, 0, 1, CLUSTERS).unwrap() };

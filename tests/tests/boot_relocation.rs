@@ -129,3 +129,40 @@ fn boot_through_a_backend_launch_reports_ready() {
     assert_eq!((s2.epoch, s2.boot_count), (2, 2));
     assert_eq!(sim.counters().launches, 2);
 }
+
+#[test]
+fn a_relocated_image_reboots_at_its_new_bases_with_reuse() {
+    let sim = sim();
+    let mut a = runner(&sim);
+    let s = sizing(8);
+    let bound_a = a.bind(&s).unwrap();
+    let image = read_bytes(&a, bound_a.regions.arena.base, bound_a.image_size);
+    let mut b = runner(&sim);
+    let regions_b =
+        b.setup_static_arena(bound_a.regions.heap.size, bound_a.regions.sm.size, image.len() as u64).unwrap();
+    assert_ne!(regions_b.arena.base, bound_a.regions.arena.base);
+    sim.copy_to_device(regions_b.arena.base, &image).unwrap();
+    let bound_b = BoundImage { regions: regions_b, cache_hit: false, ..bound_a };
+
+    // In debug and `pointer-audit` builds both boots run the pre-wire audit: the second one must
+    // check the pointers against the bases the first one wired, not the image's build-time bases.
+    let first = boot_direct(&mut b, &bound_b).expect("first boot at the new bases");
+    let second = boot_direct(&mut b, &bound_b).expect("second boot at the new bases");
+    assert_eq!((first.boot_count(), second.boot_count()), (1, 2));
+    assert_eq!(second.reset_kind(), ResetKind::Reuse, "the resident image reboots with reuse");
+    let (rt, handle) = header_and_handle(&b, &bound_b);
+    audit_pointers(&rt, &handle, &regions_b).expect("every pointer points into the new regions");
+}
+
+#[test]
+fn a_cleared_stall_record_names_no_task() {
+    let sim = sim();
+    let mut r = runner(&sim);
+    let bound = r.bind(&sizing(4)).unwrap();
+    for boot in 0..2 {
+        boot_direct(&mut r, &bound).unwrap();
+        let smh: SmHeader = r.backend().read_obj(bound.regions.sm.base).unwrap();
+        assert_eq!(smh.sched.code, 0);
+        assert_eq!(smh.sched.stall_task, pto_abi::task::NO_TASK, "boot {boot}: task 0 is a real task id");
+    }
+}

@@ -27,7 +27,8 @@ fn run_dag(host: &HostRuntime, dag: &Dag, shuffle: u64, release_limit: usize) ->
     let addrs: Vec<u64> = regions.iter().map(|r| r.addr().0).collect();
     let args = run_args(dag, &addrs);
     let (table, kernels) = dag_kernels();
-    host.reset();
+    // SAFETY: no thread of an earlier run still uses the runtime.
+    unsafe { host.reset() };
     // SAFETY: the table outlives the run.
     let funcs = unsafe { FuncTable::from_raw(table.as_ptr(), table.len() as u32) };
     let mut rt = Runtime::new(host.view(), &HostPlatform, funcs, Budgets::DEFAULT);

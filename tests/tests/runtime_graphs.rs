@@ -16,49 +16,44 @@ use pto_device::runtime::Budgets;
 use pto_host::sim::SimBackend;
 use pto_host::{DeviceBackend, DeviceRunner, RunArg, RunMode, RunReport, RunRequest};
 
-/// # Safety
-/// `addr` is a buffer of at least `n` u32 the running block may access.
-unsafe fn words<'a>(addr: u64, n: usize) -> &'a mut [u32] {
-    // SAFETY: the caller's contract.
-    unsafe { std::slice::from_raw_parts_mut(addr as usize as *mut u32, n) }
-}
-
 /// `[buf, n]`: every word += 1.
 fn k_inc(inv: &KernelInvocation<'_>) {
-    // SAFETY: the task's tensor of n words.
-    unsafe { words(inv.args[0], inv.args[1] as usize) }.iter_mut().for_each(|w| *w += 1);
+    // SAFETY: an INOUT tensor of n words; this block touches only its share.
+    unsafe { inv.output_share::<u32>(0, inv.arg(1) as usize) }.iter_mut().for_each(|w| *w += 1);
 }
 
 /// `[src, dst, n]`: dst = src + 1.
 fn k_step(inv: &KernelInvocation<'_>) {
-    let n = inv.args[2] as usize;
-    // SAFETY: two tensors of n words.
-    let (s, d) = unsafe { (words(inv.args[0], n), words(inv.args[1], n)) };
-    for i in 0..n {
-        d[i] = s[i] + 1;
+    let n = inv.arg(2) as usize;
+    let lo = inv.block_range(n).start;
+    // SAFETY: src is an INPUT and dst an OUTPUT of n words; this block writes only its share.
+    let (s, d) = unsafe { (inv.input::<u32>(0, n), inv.output_share::<u32>(1, n)) };
+    for (k, d) in d.iter_mut().enumerate() {
+        *d = s[lo + k] + 1;
     }
 }
 
 /// `[buf, n]`: word `block_idx` = block_idx + 1 (each block its own word).
 fn k_block(inv: &KernelInvocation<'_>) {
-    // SAFETY: a tensor of n words, one per block.
-    let w = unsafe { words(inv.args[0], inv.args[1] as usize) };
-    w[inv.block_idx as usize] = inv.block_idx + 1;
+    // SAFETY: a tensor of n words, one per block; each block writes only its own word.
+    let w = unsafe { inv.tensor::<u32>(0, inv.arg(1) as usize) };
+    w.write(inv.block_idx as usize, inv.block_idx + 1);
 }
 
 /// `[src, dst, n]`: waits 20 ms, then dst = src (a slow reader).
 fn k_slow_copy(inv: &KernelInvocation<'_>) {
     std::thread::sleep(Duration::from_millis(20));
-    let n = inv.args[2] as usize;
-    // SAFETY: two tensors of n words.
-    let (s, d) = unsafe { (words(inv.args[0], n), words(inv.args[1], n)) };
-    d.copy_from_slice(s);
+    let n = inv.arg(2) as usize;
+    let r = inv.block_range(n);
+    // SAFETY: src is an INPUT and dst an OUTPUT of n words; this block writes only its share.
+    let (s, d) = unsafe { (inv.input::<u32>(0, n), inv.output_share::<u32>(1, n)) };
+    d.copy_from_slice(&s[r]);
 }
 
 /// `[buf, n, v]`: every word = v.
 fn k_fill(inv: &KernelInvocation<'_>) {
-    // SAFETY: a tensor of n words.
-    unsafe { words(inv.args[0], inv.args[1] as usize) }.iter_mut().for_each(|w| *w = inv.args[2] as u32);
+    // SAFETY: an OUTPUT of n words; this block writes only its share.
+    unsafe { inv.output_share::<u32>(0, inv.arg(1) as usize) }.iter_mut().for_each(|w| *w = inv.arg(2) as u32);
 }
 
 static ARRIVED: AtomicU32 = AtomicU32::new(0);
@@ -67,32 +62,34 @@ static ARRIVED: AtomicU32 = AtomicU32::new(0);
 /// number that had arrived into every word: only tasks that can run at the same time all see
 /// `parties`.
 fn k_rendezvous(inv: &KernelInvocation<'_>) {
-    let parties = inv.args[2] as u32;
+    let parties = inv.arg(2) as u32;
     ARRIVED.fetch_add(1, Ordering::AcqRel);
     let give_up = Instant::now() + Duration::from_secs(10);
     while ARRIVED.load(Ordering::Acquire) < parties && Instant::now() < give_up {
         std::thread::sleep(Duration::from_micros(200));
     }
     let seen = ARRIVED.load(Ordering::Acquire).min(parties);
-    // SAFETY: a tensor of n words.
-    unsafe { words(inv.args[0], inv.args[1] as usize) }.iter_mut().for_each(|w| *w = seen);
+    // SAFETY: an OUTPUT of n words; this block writes only its share.
+    unsafe { inv.output_share::<u32>(0, inv.arg(1) as usize) }.iter_mut().for_each(|w| *w = seen);
+}
+
+/// Adds `v` to word `block_idx` of `[buf, n]` atomically: the lanes of a mixed task run the same
+/// block at the same time.
+fn add_to_block_word(inv: &KernelInvocation<'_>, v: u32) {
+    // SAFETY: a tensor of n words; the lanes update word `block_idx` only through atomics.
+    let w = unsafe { inv.tensor::<u32>(0, inv.arg(1) as usize) };
+    w.atomic_u32(inv.block_idx as usize).fetch_add(v, Ordering::Relaxed);
 }
 
 /// Per-lane kernels of a mixed task: `[buf, n]`, lane l adds 10^l to word `block_idx`.
 fn k_lane0(inv: &KernelInvocation<'_>) {
-    // SAFETY: a tensor of n words; each lane adds to it under the runtime's one-block-per-core rule.
-    unsafe { &*(words(inv.args[0], inv.args[1] as usize).as_ptr().add(inv.block_idx as usize) as *const AtomicU32) }
-        .fetch_add(1, Ordering::Relaxed);
+    add_to_block_word(inv, 1);
 }
 fn k_lane1(inv: &KernelInvocation<'_>) {
-    // SAFETY: as in `k_lane0`.
-    unsafe { &*(words(inv.args[0], inv.args[1] as usize).as_ptr().add(inv.block_idx as usize) as *const AtomicU32) }
-        .fetch_add(10, Ordering::Relaxed);
+    add_to_block_word(inv, 10);
 }
 fn k_lane2(inv: &KernelInvocation<'_>) {
-    // SAFETY: as in `k_lane0`.
-    unsafe { &*(words(inv.args[0], inv.args[1] as usize).as_ptr().add(inv.block_idx as usize) as *const AtomicU32) }
-        .fetch_add(100, Ordering::Relaxed);
+    add_to_block_word(inv, 100);
 }
 
 const INC: i32 = 0;

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::addr::DevAddr;
 use crate::consts::MAX_FUNC_IDS;
-use crate::fingerprint::{fnv1a64, FNV1A64_INIT};
+use crate::hash::{fnv1a64, FNV1A64_INIT};
 use crate::task::TensorDirection;
 
 /// The part of a blob an error is about.

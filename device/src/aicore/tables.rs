@@ -12,7 +12,11 @@ use pto_abi::layout::ArenaOffsets;
 use pto_abi::runtime::RuntimeHeader;
 use pto_abi::DevAddr;
 
-use crate::boot::dev_ptr;
+/// The pointer a device address stands for (identity on the firmware and on the simulated
+/// device). Local so that this module, which boot's reset calls, does not depend on boot.
+const fn dev_ptr<T>(addr: DevAddr) -> *mut T {
+    addr.get() as usize as *mut T
+}
 
 /// Device addresses of the three per-core tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

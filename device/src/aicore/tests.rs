@@ -115,6 +115,7 @@ fn tokens_alternate_payload_buffers_and_complete_in_order_with_their_task() {
         assert!(ch.is_idle(4));
         let token = ch.prepare(4, &work(RECORD, 100 + task, &[task * 10, 7])).unwrap();
         assert_eq!(token, task, "tokens count 1, 2, 3 … per core");
+        // SAFETY: the payload table of the test tables; the core does not run.
         let p = unsafe { read_payload(&t.tables, 4, (token & 1) as usize) };
         assert_eq!(
             (p.task_id, p.arg_count, p.args[0]),
@@ -250,10 +251,12 @@ fn a_condition_value_the_protocol_forbids_is_an_error_naming_the_core_and_value(
     let mut ch = t.channels(&[6]);
     let regs = t.tables.registers_of(6);
     // FIN of a token never published.
+    // SAFETY: the test owns the register table; no core thread runs.
     unsafe { (*regs).condition = COND_FIN | 3 };
     let e = ch.poll(6).unwrap_err();
     assert_eq!(e, ChannelError::BadCondition { core: 6, value: COND_FIN | 3, published: 0, finished: 0 });
     assert!(std::format!("{e}").contains("core 6 condition register holds 0x200000000000003"), "{e}");
+    // SAFETY: as above.
     unsafe { (*regs).condition = 0x7700 };
     assert!(matches!(ch.poll(6), Err(ChannelError::BadCondition { value: 0x7700, .. })));
 }
@@ -293,6 +296,7 @@ fn shutdown_waits_for_every_exit_and_names_the_cores_that_miss_the_deadline() {
     assert_eq!(e.not_exited.iter().collect::<Vec<_>>(), [3, 4, 5]);
     assert_eq!(std::format!("{e}"), "cores 3, 4, 5 did not acknowledge exit within 50000 ns");
     assert_eq!(ch.exited().iter().collect::<Vec<_>>(), [0, 1, 2]);
+    // SAFETY: the test owns the register table; no core thread runs.
     assert_eq!(unsafe { (*t.tables.registers_of(4)).dispatch }, DISPATCH_EXIT, "exit was written to every core");
     assert_eq!(ch.prepare(0, &work(RECORD, 1, &[])), Err(ChannelError::ShutDown));
     // The late cores exit; a second shutdown call only waits for them.
@@ -301,6 +305,7 @@ fn shutdown_waits_for_every_exit_and_names_the_cores_that_miss_the_deadline() {
         assert_eq!(c.step(&Table), Step::Exited);
     }
     assert_eq!(ch.shutdown(&platform, 0), Ok(()));
+    // SAFETY: as above.
     let cond = unsafe { (*t.tables.registers_of(5)).condition };
     assert_eq!(Condition::decode(cond), Condition::Exited);
 }
@@ -310,6 +315,7 @@ fn a_core_seen_exited_by_poll_refuses_new_work() {
     let t = TestTables::new();
     let mut ch = t.channels(&[7]);
     let mut core = t.endpoint(7);
+    // SAFETY: the test owns the register table; no core thread runs.
     unsafe { (*t.tables.registers_of(7)).dispatch = DISPATCH_EXIT };
     assert_eq!(core.step(&Table), Step::Exited);
     let p = ch.poll(7).unwrap();
@@ -328,6 +334,7 @@ fn wait_online_checks_every_announced_identity() {
         t.endpoint(c).announce();
     }
     assert_eq!(ch.wait_online(&platform, 0), Ok(()));
+    // SAFETY: the test owns the handshake table; no core thread runs.
     unsafe { (*t.tables.handshake_of(10)).lane = 0 };
     let e = ch.wait_online(&platform, 0).unwrap_err();
     assert_eq!(e, HandshakeError::Mismatch { core: 10, field: "lane", expected: 1, found: 0 });

@@ -2,9 +2,12 @@
 //! it must point into; a violation names the field.
 //!
 //! Boot runs it twice in test and debug builds (or with the `pointer-audit` feature): on the image
-//! as received (class B must point into the regions the image says it was built for, class A into
-//! the arena it was built at), and after wiring and rebinding (into this launch's regions). A host
-//! address left in an image, or a pointer a wiring step forgot, fails it.
+//! as received, and after wiring and rebinding (into this launch's regions). An image as received
+//! points into the regions it was built for until a boot rewires it; from then on (a resident
+//! image, `boot_count > 0`) it points into the regions of the boot that last wired it, which may
+//! lie elsewhere (an image copied to new bases and booted there), so the first audit uses
+//! [`regions_before_wiring`]. A host address left in an image, or a pointer a wiring step forgot,
+//! fails it.
 
 use pto_abi::error::BootErrorCode;
 use pto_abi::runtime::{RuntimeHeader, SmHandle};
@@ -12,6 +15,23 @@ use pto_abi::DevAddr;
 
 use super::error::BootError;
 use super::regions::{DeviceRegions, RegionSpan};
+use super::validate::ValidatedImage;
+
+/// The regions the pointers of `rt` (the runtime header of `image`, as received) must point into
+/// before this boot wires them: the regions the image was built for on its first boot
+/// (`boot_count == 0`), otherwise the regions the last boot wired it for (its own `arena_base`,
+/// `sm_base` and `heap_base`, with the sizes of the layout).
+pub fn regions_before_wiring(image: &ValidatedImage, rt: &RuntimeHeader) -> DeviceRegions {
+    let built = image.built_regions();
+    if rt.boot_count == 0 {
+        return built;
+    }
+    DeviceRegions {
+        arena: RegionSpan::new(rt.arena_base, built.arena.size),
+        sm: RegionSpan::new(rt.sm_base, built.sm.size),
+        heap: RegionSpan::new(rt.heap_base, built.heap.size),
+    }
+}
 
 /// True when boot runs the audit automatically.
 pub const AUDIT_AT_BOOT: bool = cfg!(any(debug_assertions, feature = "pointer-audit"));

@@ -14,7 +14,8 @@
 //!    [`BootReport`] state.
 //!
 //! In test and debug builds the [`audit`] checks every pointer before wiring (against the regions
-//! the image was built for) and after rebinding (against this launch's regions).
+//! the image was built for, or, for an image a boot already rewired, the regions of that boot:
+//! [`audit::regions_before_wiring`]) and after rebinding (against this launch's regions).
 //!
 //! Every failure is a [`BootError`] that boot also writes into the launch's `BootReport`, so the
 //! host can print it in words. AICPU threads other than the booting one wait on
@@ -185,7 +186,8 @@ unsafe fn boot_validated(d: &LaunchDescriptor, regions: &DeviceRegions) -> Resul
     // offsets), and the booting thread owns the arena until it publishes ready.
     let (rt, handle) = unsafe { (&mut *header, &mut *sm_handle) };
     if audit::AUDIT_AT_BOOT {
-        audit::audit_pointers(rt, handle, &image.built_regions()).inspect_err(|e| rt.boot_status = e.code as u32)?;
+        let before = audit::regions_before_wiring(&image, rt);
+        audit::audit_pointers(rt, handle, &before).inspect_err(|e| rt.boot_status = e.code as u32)?;
     }
     // SAFETY: `ready` is a u32 in the runtime header; inspectors may read it concurrently.
     unsafe { AtomicU32::from_ptr(&mut rt.ready).store(0, Ordering::Release) };

@@ -1,22 +1,41 @@
-//! Reset for reuse: make a resident runtime logically empty for the next run, in O(1).
+//! Reset for reuse: make a resident runtime logically empty for the next run.
 //!
 //! Run-time links (class D) are made unreachable by bumping the epoch and resetting counters, not
 //! by clearing memory. Per-slot state is cleared in full (O(window)) only when it cannot be told
 //! apart by epoch: on the first boot of a freshly uploaded image (its epoch restarts at 0 while SM
 //! may hold slots of an earlier image) and when the 32-bit slot epoch wraps.
 //!
-//! Structures whose contents the device can generate (ready-queue cell sequence ramps, tensor-map
-//! buckets and free list, dep-pool nodes) are left zero in the image and are not touched here
-//! except for their O(1) headers; the runtime initialises them lazily or in
-//! [`reset_runtime_structures`], the hook this module calls last.
+//! **Device memory is untrusted.** Validation proves that the image header and the layout are the
+//! ones this firmware computes; it proves nothing about the rest of the arena. So every boot puts
+//! every arena structure the runtime reads before writing it into a known state derived from the
+//! layout alone, never from what the image holds:
+//!
+//! | structure | at every boot |
+//! |---|---|
+//! | SM header (ring metadata, flow-control counters, error words, stall record) | rewritten; the stall record names no task ([`NO_TASK`]) |
+//! | orchestrator state, per-ring scheduler state, per-thread scheduler state | zeroed (first fault task [`NO_TASK`]) |
+//! | ready queues: header, both cursors, the `written` mark | regenerated as an empty queue in O(1); cells are written ahead of their first use and never read before (see [`crate::queue::ReadyQueue`]) |
+//! | tensor-map sentinel entry, free list, fresh cursor | sentinel zeroed; free list and fresh cursor restart empty with the orchestrator state; bucket heads are validated on every read, so none is cleared (see [`crate::tensormap`]) |
+//! | dep-pool free state | restarts with the orchestrator and scheduler state (head, cursor, tail 0); nodes are written before they are read |
+//! | scope stack | zeroed (512 bytes) |
+//! | mailbox tickets | consumer ticket = producer ticket (an empty mailbox at any ticket) |
+//! | AICore registers and handshakes | boot state, O(`MAX_CORES`) |
+//!
+//! Structures left as the image holds them are only ever read after this run wrote them: task
+//! descriptors, payloads and slot states of the run's own tasks, tensor-map entries (handed out
+//! fresh from index 1 and fully written on insert), dep-pool nodes (handed out from index 1 and
+//! written before they are linked) and the scope task list (written at submit).
 
 use core::ptr;
 
-use pto_abi::consts::{READY_QUEUE_COUNT, RING_COUNT};
-use pto_abi::runtime::{MailboxHeader, OrchState, ReadyQueueHeader, RingSchedState, SchedThreadState};
+use pto_abi::consts::{MAX_SCOPE_DEPTH, READY_QUEUE_COUNT, RING_COUNT};
+use pto_abi::runtime::{MailboxHeader, OrchState, RingSchedState, SchedThreadState, ScopeFrame, TensorMapEntry};
 use pto_abi::sm::{SmHeader, SmRingHeader, SM_MAGIC};
+use pto_abi::task::NO_TASK;
 use pto_abi::ABI_FINGERPRINT;
 use zerocopy::FromZeros;
+
+use crate::queue::ReadyQueue;
 
 use super::{dev_ptr, BootedRuntime};
 
@@ -75,6 +94,8 @@ pub unsafe fn init_sm_header(rt: &BootedRuntime) {
     h.abi_fingerprint = ABI_FINGERPRINT;
     h.total_size = sm.total_size;
     h.ring_count = RING_COUNT as u32;
+    // A cleared stall record names no task (task id 0 is ring 0's first task).
+    h.sched.stall_task = NO_TASK;
     for r in 0..RING_COUNT {
         let window = sizing.task_window_sizes[r];
         h.rings[r] = SmRingHeader {
@@ -120,43 +141,42 @@ pub unsafe fn reset_orchestrator_and_scheduler_state(rt: &BootedRuntime) {
         }
         let threads = dev_ptr::<SchedThreadState>(h.sched_threads);
         for t in 0..pto_abi::consts::MAX_AICPU_THREADS {
-            ptr::write(threads.add(t), SchedThreadState::new_zeroed());
+            let mut st = SchedThreadState::new_zeroed();
+            st.first_fault_task = NO_TASK;
+            ptr::write(threads.add(t), st);
         }
     }
 }
 
-/// Hook for the runtime's own structures, called last by [`reset_for_reuse`] on every boot.
-///
-/// Writes the O(1) headers whose values follow from the layout (ready-queue capacity and mask,
-/// mailbox capacity), drops stale mailbox messages by moving the consumer ticket up to the producer
-/// ticket (tickets are monotonic, so a stale message never matches a fresh ticket), puts every
-/// AICore's registers and handshake in their boot state ([`crate::aicore::reset_core_tables`],
-/// O(`MAX_CORES`)), then hands over to the runtime ([`crate::reset::reset_runtime_structures`]):
-/// leftover ready-queue entries of a failed run are drained and the tensor-map buckets are cleared
-/// only if the previous run left entries linked, so a boot after a clean run stays O(1).
+/// Regenerates the runtime's own arena structures from the layout, called last by
+/// [`reset_for_reuse`] on every boot, in O(1) of the window: every ready queue (header, cursors
+/// and `written` mark: an empty queue that never reads a cell it did not write), the tensor-map
+/// sentinel entry, the scope stack, the mailbox tickets (consumer = producer), and every AICore's
+/// registers and handshake ([`crate::aicore::reset_core_tables`], O(`MAX_CORES`)). No image
+/// content in these structures survives or is read, so none beyond the header and the layout can
+/// steer a run.
 ///
 /// # Safety
 /// As for [`reset_for_reuse`].
 pub unsafe fn reset_runtime_structures(rt: &BootedRuntime, _kind: ResetKind) {
     let o = &rt.layout().offsets;
-    // SAFETY: the header is wired; each pointer is the base of a validated arena sub-region that
-    // starts with the header type written.
+    // SAFETY: the header is wired; each pointer is the base of a validated arena sub-region of
+    // the layout's size, and the booting thread owns the arena until it publishes ready.
     unsafe {
         let h = &*rt.header();
         for q in 0..READY_QUEUE_COUNT {
-            let qh = dev_ptr::<ReadyQueueHeader>(h.ready_queues[q]);
-            (*qh).capacity = o.ready_queue_capacity;
-            (*qh).mask = o.ready_queue_capacity - 1;
+            // SAFETY: the region holds a queue header plus `ready_queue_capacity` cells (the
+            // layout reserves exactly that), 64-aligned; nobody else uses it during boot.
+            let queue = ReadyQueue::from_raw(dev_ptr::<u8>(h.ready_queues[q]), o.ready_queue_capacity);
+            queue.init();
         }
+        ptr::write(dev_ptr::<TensorMapEntry>(h.tensor_map_entries), TensorMapEntry::new_zeroed());
+        ptr::write_bytes(dev_ptr::<ScopeFrame>(h.scope_stack), 0, MAX_SCOPE_DEPTH);
         let mb = dev_ptr::<MailboxHeader>(h.mailbox);
         (*mb).capacity = o.mailbox_capacity;
         (*mb).tail = (*mb).head;
         // AICore registers and handshakes start every run idle, so tokens restart at 1.
         crate::aicore::reset_core_tables(&crate::aicore::CoreTables::from_header(h));
-    }
-    // SAFETY: the header is wired and rebound (every pointer the view takes is this boot's).
-    if let Ok(view) = unsafe { crate::view::RuntimeView::from_header(rt.header()) } {
-        crate::reset::reset_runtime_structures(&view);
     }
 }
 

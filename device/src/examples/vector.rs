@@ -18,51 +18,38 @@ pub const ADD_SCALAR: i32 = 1;
 /// Func id of `mul`.
 pub const MUL: i32 = 2;
 
-/// This block's share `[lo, hi)` of `n` elements.
-fn block_range(inv: &KernelInvocation<'_>, n: usize) -> (usize, usize) {
-    let b = inv.block_num.max(1) as usize;
-    let i = inv.block_idx as usize;
-    (i * n / b, (i + 1) * n / b)
-}
-
-/// # Safety
-/// `addr` is a tensor of at least `n` f32s that the running block may access.
-unsafe fn f32s<'a>(addr: u64, n: usize) -> &'a mut [f32] {
-    // SAFETY: the caller's contract.
-    unsafe { core::slice::from_raw_parts_mut(addr as usize as *mut f32, n) }
-}
-
 /// `out = a + b`; args `[a, b, out, n]`.
 pub fn add(inv: &KernelInvocation<'_>) {
-    let n = inv.args[3] as usize;
-    let (lo, hi) = block_range(inv, n);
-    // SAFETY: the runtime passes three tensors of n f32s; outputs are this task's alone.
-    let (a, b, o) = unsafe { (f32s(inv.args[0], n), f32s(inv.args[1], n), f32s(inv.args[2], n)) };
-    for i in lo..hi {
-        o[i] = a[i] + b[i];
+    let n = inv.arg(3) as usize;
+    let lo = inv.block_range(n).start;
+    // SAFETY: the orchestration passes a and b as INPUTs and out as an OUTPUT, each of n f32s;
+    // this block touches only its own share of out.
+    let (a, b, o) = unsafe { (inv.input::<f32>(0, n), inv.input::<f32>(1, n), inv.output_share::<f32>(2, n)) };
+    for (k, o) in o.iter_mut().enumerate() {
+        *o = a[lo + k] + b[lo + k];
     }
 }
 
 /// `out = a + s`; args `[a, out, n, s as f32 bits]`.
 pub fn add_scalar(inv: &KernelInvocation<'_>) {
-    let n = inv.args[2] as usize;
-    let s = f32::from_bits(inv.args[3] as u32);
-    let (lo, hi) = block_range(inv, n);
-    // SAFETY: as in `add`.
-    let (a, o) = unsafe { (f32s(inv.args[0], n), f32s(inv.args[1], n)) };
-    for i in lo..hi {
-        o[i] = a[i] + s;
+    let n = inv.arg(2) as usize;
+    let s = inv.arg_f32(3);
+    let lo = inv.block_range(n).start;
+    // SAFETY: as in `add`: a is an INPUT, out an OUTPUT, each of n f32s.
+    let (a, o) = unsafe { (inv.input::<f32>(0, n), inv.output_share::<f32>(1, n)) };
+    for (k, o) in o.iter_mut().enumerate() {
+        *o = a[lo + k] + s;
     }
 }
 
 /// `out = a · b`; args `[a, b, out, n]`.
 pub fn mul(inv: &KernelInvocation<'_>) {
-    let n = inv.args[3] as usize;
-    let (lo, hi) = block_range(inv, n);
+    let n = inv.arg(3) as usize;
+    let lo = inv.block_range(n).start;
     // SAFETY: as in `add`.
-    let (a, b, o) = unsafe { (f32s(inv.args[0], n), f32s(inv.args[1], n), f32s(inv.args[2], n)) };
-    for i in lo..hi {
-        o[i] = a[i] * b[i];
+    let (a, b, o) = unsafe { (inv.input::<f32>(0, n), inv.input::<f32>(1, n), inv.output_share::<f32>(2, n)) };
+    for (k, o) in o.iter_mut().enumerate() {
+        *o = a[lo + k] * b[lo + k];
     }
 }
 

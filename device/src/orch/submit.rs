@@ -48,10 +48,17 @@ impl Orchestrator<'_, '_> {
     }
 
     /// Allocates runtime tensors without running a kernel (a dependency-only task with outputs).
+    /// Like every orchestrator API error, a rejected allocation is latched: the run fails with its
+    /// code and later calls are refused.
     pub fn alloc(&mut self, outputs: &[super::OutputSpec]) -> Result<Submitted, OrchError> {
+        self.check_running()?;
+        if outputs.len() > MAX_TENSOR_ARGS {
+            return Err(self.latch(OrchError::invalid(InvalidArgs::TooManyTensors, outputs.len() as u32)));
+        }
         let mut args: Vec<Arg, MAX_TENSOR_ARGS> = Vec::new();
-        for (i, o) in outputs.iter().enumerate() {
-            args.push(Arg::Output(*o)).map_err(|_| OrchError::invalid(InvalidArgs::TooManyTensors, i as u32))?;
+        for o in outputs {
+            // Cannot fail: `outputs.len() <= MAX_TENSOR_ARGS`.
+            let _ = args.push(Arg::Output(*o));
         }
         self.submit(&TaskSpec::dep_only(&args))
     }
@@ -169,35 +176,13 @@ impl Orchestrator<'_, '_> {
 
         // Producers: explicit dependencies, creators, and earlier overlapping writers.
         let mut fanin = Fanin { count: 0, spill_head: NodeRef::NULL };
-        for d in spec.deps {
-            self.add_producer(ring, payload, &mut fanin, d.0)?;
-        }
-        for a in spec.args {
-            let (t, lookup) = match a {
-                Arg::Input(t) | Arg::InOut(t) => (t, true),
-                Arg::OutputExisting(t) | Arg::NoDep(t) => (t, false),
-                Arg::Output(_) => continue,
-            };
-            if self.manual_local(&frame, t) {
-                continue;
+        if let Err(mut e) = self.collect_producers(ring, payload, &mut fanin, spec, &frame) {
+            if e.code == RuntimeErrorCode::DepPoolOverflow {
+                // The pool ran out part-way: report every edge the task needs, not the one that
+                // did not fit.
+                e.detail = self.count_producers(spec, &frame);
             }
-            self.add_producer(ring, payload, &mut fanin, t.creator.0)?;
-            if lookup {
-                let (s, e) = (t.offset, t.offset + t.bytes);
-                let mut found: Vec<u64, 16> = Vec::new();
-                let mut more = false;
-                self.tensor_map.lookup(t.buffer.0, s, e, |p| {
-                    if found.push(p).is_err() {
-                        more = true;
-                    }
-                });
-                for p in found.iter() {
-                    self.add_producer(ring, payload, &mut fanin, *p)?;
-                }
-                if more {
-                    self.add_overflowing_lookup(ring, payload, &mut fanin, (t.buffer.0, s, e), found.len())?;
-                }
-            }
+            return Err(e);
         }
 
         // Room for one fanout node per producer still pending (wiring appends to those lists
@@ -314,6 +299,91 @@ impl Orchestrator<'_, '_> {
         Ok(submitted)
     }
 
+    /// Lists every producer of the new task in its fanin (explicit dependencies, creators, and
+    /// earlier overlapping writers), taking spill nodes from the ring's dep pool as needed.
+    fn collect_producers(
+        &mut self,
+        ring: usize,
+        payload: *mut TaskPayload,
+        fanin: &mut Fanin,
+        spec: &TaskSpec<'_>,
+        frame: &ScopeFrame,
+    ) -> Result<(), OrchError> {
+        for d in spec.deps {
+            self.add_producer(ring, payload, fanin, d.0)?;
+        }
+        for a in spec.args {
+            let (t, lookup) = match a {
+                Arg::Input(t) | Arg::InOut(t) => (t, true),
+                Arg::OutputExisting(t) | Arg::NoDep(t) => (t, false),
+                Arg::Output(_) => continue,
+            };
+            if self.manual_local(frame, t) {
+                continue;
+            }
+            self.add_producer(ring, payload, fanin, t.creator.0)?;
+            if lookup {
+                let (s, e) = (t.offset, t.offset + t.bytes);
+                let mut found: Vec<u64, 16> = Vec::new();
+                let mut more = false;
+                self.tensor_map.lookup(t.buffer.0, s, e, |p| {
+                    if found.push(p).is_err() {
+                        more = true;
+                    }
+                });
+                for p in found.iter() {
+                    self.add_producer(ring, payload, fanin, *p)?;
+                }
+                if more {
+                    self.add_overflowing_lookup(ring, payload, fanin, (t.buffer.0, s, e), found.len())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `visit` with every candidate producer of `spec`, in the order
+    /// [`Orchestrator::collect_producers`] considers them (duplicates and finished tasks included).
+    fn for_each_producer(&self, spec: &TaskSpec<'_>, frame: &ScopeFrame, visit: &mut dyn FnMut(u64)) {
+        for d in spec.deps {
+            visit(d.0);
+        }
+        for a in spec.args {
+            let (t, lookup) = match a {
+                Arg::Input(t) | Arg::InOut(t) => (t, true),
+                Arg::OutputExisting(t) | Arg::NoDep(t) => (t, false),
+                Arg::Output(_) => continue,
+            };
+            if self.manual_local(frame, t) {
+                continue;
+            }
+            visit(t.creator.0);
+            if lookup {
+                self.tensor_map.lookup(t.buffer.0, t.offset, t.offset + t.bytes, &mut *visit);
+            }
+        }
+    }
+
+    /// The number of distinct live producers of `spec`: the fanin edges it needs. Quadratic in
+    /// the candidates and allocation-free; only error reports use it.
+    fn count_producers(&self, spec: &TaskSpec<'_>, frame: &ScopeFrame) -> u64 {
+        let mut distinct = 0u64;
+        let mut k = 0u64;
+        self.for_each_producer(spec, frame, &mut |p| {
+            if p != NO_TASK && self.rt.is_live(p) {
+                let mut j = 0u64;
+                let mut seen = false;
+                self.for_each_producer(spec, frame, &mut |q| {
+                    seen |= j < k && q == p;
+                    j += 1;
+                });
+                distinct += u64::from(!seen);
+            }
+            k += 1;
+        });
+        distinct
+    }
+
     fn alloc_heap(&mut self, ring: usize, bytes: u64) -> Result<(u64, u64), OrchError> {
         // The wait state is built only once the heap is full (the common submit never waits).
         let mut w: Option<Waiter> = None;
@@ -358,12 +428,14 @@ impl Orchestrator<'_, '_> {
             unsafe { (*payload).fanin[f.count as usize] = p };
         } else {
             let mut node = f.spill_head;
-            while !node.is_null() {
+            let mut left = self.rt.view.dep_pools.max_list_len();
+            while !node.is_null() && left > 0 {
                 let (q, next) = self.rt.view.dep_pools.read(node);
                 if q == p {
                     return Ok(());
                 }
                 node = next;
+                left -= 1;
             }
             // A spill node now, and room for the fanout nodes later.
             let mut w = Waiter::new();
@@ -420,10 +492,12 @@ impl Orchestrator<'_, '_> {
         // SAFETY: the payload is the new task's (its slot is free); `i < INLINE_FANIN`.
         let mut n = (0..inline).filter(|i| pending(unsafe { (*payload).fanin[*i] })).count() as u64;
         let mut node = f.spill_head;
-        while !node.is_null() {
+        let mut left = self.rt.view.dep_pools.max_list_len();
+        while !node.is_null() && left > 0 {
             let (p, next) = self.rt.view.dep_pools.read(node);
             n += pending(p) as u64;
             node = next;
+            left -= 1;
         }
         n
     }
@@ -442,12 +516,14 @@ impl Orchestrator<'_, '_> {
             }
         }
         let mut node = f.spill_head;
-        while !node.is_null() {
+        let mut left = self.rt.view.dep_pools.max_list_len();
+        while !node.is_null() && left > 0 {
             let (p, next) = self.rt.view.dep_pools.read(node);
             if !self.wire_one(ring, id, p, &mut observed) {
                 self.rt.view.dep_pools.write(node, NO_TASK, next);
             }
             node = next;
+            left -= 1;
         }
         observed
     }

@@ -17,6 +17,7 @@ use crate::aicore::KernelResolver;
 use crate::examples::vector;
 use crate::hostmem::HostRegion;
 use crate::kernel::{KernelInvocation, SimKernelFn};
+use crate::orch::InvalidArgs;
 use crate::platform::HostPlatform;
 use crate::runtime::{Budgets, FuncTable, Runtime};
 use crate::sched::deterministic::{run_deterministic, DeterministicOutcome, VirtualCores};
@@ -27,29 +28,35 @@ unsafe fn f32s<'a>(addr: u64, n: usize) -> &'a mut [f32] {
     unsafe { core::slice::from_raw_parts_mut(addr as *mut f32, n) }
 }
 
-/// args [buf, n]: element `block_idx` of the block range gets `block_idx + 1` (SPMD check).
+/// args [buf, n]: element `block_idx` of the block range gets `block_idx + 1` (SPMD check). Each
+/// block touches only its own element, through a raw pointer (blocks of one task never hold
+/// references over the whole buffer).
 fn k_mark_block(inv: &KernelInvocation<'_>) {
-    let n = inv.args[1] as usize;
-    // SAFETY: args are [buf, n].
-    let o = unsafe { f32s(inv.args[0], n) };
-    o[inv.block_idx as usize] += (inv.block_idx + 1) as f32;
+    let n = inv.arg(1) as usize;
+    // SAFETY: args are [buf, n]; each block touches only element `block_idx`.
+    let o = unsafe { inv.tensor::<f32>(0, n) };
+    let i = inv.block_idx as usize;
+    o.write(i, o.read(i) + (inv.block_idx + 1) as f32);
 }
 
 /// args [buf, n, v]: every element = v (an INOUT/OUTPUT_EXISTING writer).
 fn k_fill(inv: &KernelInvocation<'_>) {
-    let n = inv.args[1] as usize;
-    // SAFETY: args are [buf, n, v].
-    let o = unsafe { f32s(inv.args[0], n) };
-    o.iter_mut().for_each(|x| *x = f32::from_bits(inv.args[2] as u32));
+    let n = inv.arg(1) as usize;
+    // SAFETY: args are [buf, n, v]; buf is written by this task alone, each block its own share.
+    let o = unsafe { inv.output_share::<f32>(0, n) };
+    o.iter_mut().for_each(|x| *x = inv.arg_f32(2));
 }
 
-/// args [src, dst, n]: dst = src * 2 + 1.
+/// args [src, dst, n]: dst = src * 2 + 1. `src` and `dst` may be one buffer (an input and an
+/// in-out of the same tensor), so the kernel holds no reference over either: it reads and writes
+/// element by element through raw pointers.
 fn k_step(inv: &KernelInvocation<'_>) {
-    let n = inv.args[2] as usize;
-    // SAFETY: args are [src, dst, n].
-    let (s, d) = unsafe { (f32s(inv.args[0], n), f32s(inv.args[1], n)) };
+    let n = inv.arg(2) as usize;
+    // SAFETY: args are [src, dst, n], each a tensor of n f32s; both are raw device slices, so no
+    // reference over either buffer exists even when they are one tensor.
+    let (s, d) = unsafe { (inv.tensor::<f32>(0, n), inv.tensor::<f32>(1, n)) };
     for i in 0..n {
-        d[i] = s[i] * 2.0 + 1.0;
+        d.write(i, s.read(i) * 2.0 + 1.0);
     }
 }
 
@@ -84,7 +91,8 @@ impl Env {
     }
 
     fn run(&self, f: OrchestrationFn, args: &[OrchArg]) -> DeterministicOutcome {
-        self.host.reset();
+        // SAFETY: no thread of an earlier run still uses the runtime.
+        unsafe { self.host.reset() };
         // SAFETY: the table outlives the runtime context.
         let funcs = unsafe { FuncTable::from_raw(self.funcs.as_ptr(), self.funcs.len() as u32) };
         let mut rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
@@ -547,4 +555,63 @@ fn every_output_is_returned_in_argument_order_packed_in_the_task_block() {
     let env = Env::new(small());
     let buf = HostRegion::new(64);
     assert_eq!(env.run(four, &[tensor_arg(&buf, 16)]).error, None);
+}
+
+#[test]
+fn an_alloc_with_too_many_outputs_latches_invalid_args_and_stops_the_run() {
+    fn too_many(o: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
+        let outputs = [OutputSpec { bytes: 64, dtype: DType::U8 }; 33];
+        let e = o.alloc(&outputs).expect_err("33 outputs exceed the tensor arguments of a task");
+        assert_eq!(e.invalid_reason(), Some(InvalidArgs::TooManyTensors));
+        // The orchestration ignores the error; the next call is refused with the latched code.
+        let next = o.submit(&TaskSpec::dep_only(&[])).expect_err("the run stopped");
+        assert_eq!(next.code, RuntimeErrorCode::InvalidArgs);
+        Ok(())
+    }
+    let env = Env::new(small());
+    let e = expect_code(&env, too_many, &[], RuntimeErrorCode::InvalidArgs);
+    assert_eq!(e.invalid_reason(), Some(InvalidArgs::TooManyTensors));
+    assert_eq!(e.detail as u32, 33);
+}
+
+#[test]
+fn a_dep_pool_overflow_reports_every_edge_the_task_needs() {
+    fn fan_in(o: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
+        let mut ids = Vec::new();
+        for _ in 0..128 {
+            ids.push(o.submit(&TaskSpec::dep_only(&[]))?.task);
+        }
+        o.submit(&TaskSpec::dep_only(&[]).deps(&ids))?;
+        Ok(())
+    }
+    let env = Env::new(ArenaSizingKey::uniform(256, 1 << 20, 4));
+    let e = expect_code(&env, fan_in, &[], RuntimeErrorCode::DepPoolOverflow);
+    assert_eq!(e.detail, 128, "a consumer of 128 producers needs 128 edges");
+    assert_eq!(e.ring, 0);
+}
+
+/// Window 4, eight nested scopes of three tasks each: scopes at depth 3 and deeper share ring 3,
+/// where the depth-3 scope's tasks pin the window while the depth-4 scope waits.
+fn nested_scopes(o: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
+    fn level(o: &mut Orchestrator<'_, '_>, depth: u32) -> Result<(), OrchError> {
+        o.scope(ScopeKind::Auto, |o| {
+            for _ in 0..3 {
+                o.submit(&TaskSpec::dep_only(&[]))?;
+            }
+            if depth < 8 {
+                level(o, depth + 1)?;
+            }
+            Ok(())
+        })
+    }
+    level(o, 1)
+}
+
+#[test]
+fn a_window_pinned_by_an_ancestor_scope_is_a_flow_control_deadlock() {
+    let mut sizing = small();
+    sizing.task_window_sizes = [4; 4];
+    let env = Env::new(sizing);
+    let e = expect_code(&env, nested_scopes, &[], RuntimeErrorCode::FlowControlDeadlock);
+    assert_eq!(e.ring, 3);
 }

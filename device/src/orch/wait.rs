@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 
 use pto_abi::consts::RING_COUNT;
 use pto_abi::error::RuntimeErrorCode;
-use pto_abi::task::FANOUT_SCOPE_REF;
+use pto_abi::task::{make_task_id, FANOUT_SCOPE_REF};
 
 use super::{OrchError, Orchestrator};
 use crate::platform::Backoff;
@@ -73,9 +73,31 @@ impl Orchestrator<'_, '_> {
         }
     }
 
+    /// True when ring `ring`'s oldest live task (at watermark `alive`) was submitted by the
+    /// current (innermost open) scope, which therefore pins it.
+    fn oldest_in_current_scope(&self, ring: usize, alive: u64) -> bool {
+        if alive >= self.rings[ring].current {
+            return false;
+        }
+        let oldest = make_task_id(ring as u32, alive as u32);
+        // SAFETY: the frame at the current depth was written by `push_frame`.
+        let first = unsafe { (*self.frame(self.depth)).first_task };
+        // SAFETY: `first..scope_top` lies inside the scope task region (`scope_top <= capacity`).
+        (first..self.scope_top).any(|i| unsafe { *self.rt.view.scope_tasks.add(i as usize) } == oldest)
+    }
+
+    /// The error of a wait for `what` in ring `ring` that can never end.
+    ///
+    /// A full task window is `SCOPE_DEADLOCK` only when the *current* scope pins it: the ring's
+    /// oldest live task belongs to the innermost open scope, so that scope holds every task of
+    /// the window it may still submit into (window − 1 of them besides the one it waits to add)
+    /// and can never release them, because it cannot end while it waits. A full window pinned by
+    /// an *ancestor* scope (nested scopes sharing ring 3, each smaller than the window) or not
+    /// pinned at all is `FLOW_CONTROL_DEADLOCK`.
     fn deadlock(&mut self, ring: usize, what: Resource, amount: u64) -> OrchError {
-        let alive = core::array::from_fn(|r| self.rt.last_alive(r));
-        let pinned = self.pinned(ring, what, &alive);
+        let alive: [u64; RING_COUNT] = core::array::from_fn(|r| self.rt.last_alive(r));
+        let pinned = self.pinned(ring, what, &alive)
+            && (what != Resource::Window || self.oldest_in_current_scope(ring, alive[ring]));
         let ring = if what == Resource::TensorMap { u32::MAX } else { ring as u32 };
         OrchError::new(what.deadlock_code(pinned), ring, amount)
     }

@@ -2,9 +2,24 @@
 //!
 //! Every cell carries a sequence number that tells producers and consumers whose turn it is
 //! (D. Vyukov's bounded MPMC queue). The number is stored relative to the cell index
-//! (`position - index`, i.e. the "lap" of the position), so an all-zero region is a valid empty
-//! queue and the device never needs a ramp of initial values. The producer and consumer cursors
-//! live on separate cache lines of [`ReadyQueueHeader`].
+//! (`position - index`, i.e. the "lap" of the position), so a zeroed cell is an empty cell of the
+//! first lap and the device never needs a ramp of initial values. The producer and consumer
+//! cursors live on separate cache lines of [`ReadyQueueHeader`].
+//!
+//! **The queue never trusts its memory.** [`ReadyQueue::init`] (what boot runs) is O(1): it writes
+//! the header, both cursors and the `written` mark, and no cell. Cells below `written` hold values
+//! this queue wrote since `init`; the first lap writes cells ahead of the producers, a chunk of
+//! [`WRITE_AHEAD`] at a time (the thread that needs the next chunk sets bit 63 of `written`, zeroes
+//! the chunk and publishes the new mark with release ordering), and a position of the first lap at
+//! or above the mark is never read: producers write the chunk first, consumers report the queue
+//! empty there (nothing can have been pushed there yet). So whatever an image holds in the cells,
+//! a queue after `init` behaves like a zeroed one, and regeneration costs what a run uses instead
+//! of the whole capacity at every boot. Cursors and the mark are never trusted either: a cell
+//! whose sequence number says "another thread is ahead of you" while the cursor does not move is
+//! retried at most [`STALE_RETRIES`] times, after which a push reports the queue full and a pop
+//! reports it empty (the callers turn a queue that stays full, or work that stays queued, into an
+//! error code), and every cell index is the position reduced by the mask, so no value read from
+//! the queue can address memory outside it.
 
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +27,17 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use pto_abi::runtime::{ReadyQueueCell, ReadyQueueHeader};
 
 use crate::sync::atomic_u64;
+
+/// Times an operation re-reads an unchanged cursor whose cell claims another thread is ahead (or
+/// waits for another thread writing the next chunk), before it gives up; a consistent queue never
+/// needs more than a handful.
+pub const STALE_RETRIES: u32 = 1 << 12;
+
+/// Cells the first lap writes ahead of the producers at a time.
+pub const WRITE_AHEAD: u64 = 64;
+
+/// Bit of `written` set while a thread writes the next chunk.
+const WRITING: u64 = 1 << 63;
 
 /// A ready queue in the arena (a view: header plus `capacity` cells).
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +83,11 @@ impl ReadyQueue {
         unsafe { atomic_u64(addr_of_mut!((*self.header).dequeue_pos)) }
     }
 
+    fn written_word(&self) -> &AtomicU64 {
+        // SAFETY: as above.
+        unsafe { atomic_u64(addr_of_mut!((*self.header).written)) }
+    }
+
     #[inline(always)]
     fn cell(&self, pos: u64) -> (&AtomicU64, &AtomicU64) {
         // SAFETY: `pos & mask` is below the capacity promised to `from_raw`.
@@ -66,9 +97,48 @@ impl ReadyQueue {
         }
     }
 
-    /// Resets the queue to empty: cursors and every cell to zero, capacity and mask written.
-    /// Only while no other thread uses the queue.
-    pub fn init(&self) {
+    /// True when the cell of `pos` may be read: every position after the first lap, and first-lap
+    /// positions below the `written` mark.
+    #[inline(always)]
+    fn readable(&self, pos: u64) -> bool {
+        pos > self.mask || pos < self.written_word().load(Ordering::Acquire) & !WRITING
+    }
+
+    /// Makes the cell of `pos` readable, writing the chunk that holds it (and the cells before it)
+    /// if needed; false when another thread kept writing for [`STALE_RETRIES`] rounds.
+    #[cold]
+    fn write_ahead(&self, pos: u64) -> bool {
+        let w = self.written_word();
+        for _ in 0..STALE_RETRIES {
+            let cur = w.load(Ordering::Acquire);
+            if cur & WRITING != 0 {
+                core::hint::spin_loop();
+                continue;
+            }
+            if pos > self.mask || pos < cur {
+                return true;
+            }
+            if w.compare_exchange(cur, cur | WRITING, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            let end = cur.saturating_add(WRITE_AHEAD).max(pos + 1).min(self.capacity());
+            for i in cur..end {
+                let (seq, task) = self.cell(i);
+                seq.store(0, Ordering::Relaxed);
+                task.store(0, Ordering::Relaxed);
+            }
+            w.store(end, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    /// Resets the queue to empty in O(1): capacity and mask, both cursors and the `written` mark
+    /// (no cell is read before the queue writes it again).
+    ///
+    /// # Safety
+    /// No other thread uses the queue (through any view) during the call.
+    pub unsafe fn init(&self) {
         // SAFETY: exclusive use is the caller's contract; the memory lies in the region.
         unsafe {
             (*self.header).capacity = self.capacity();
@@ -76,11 +146,7 @@ impl ReadyQueue {
         }
         self.enqueue_pos().store(0, Ordering::Relaxed);
         self.dequeue_pos().store(0, Ordering::Relaxed);
-        for i in 0..self.capacity() {
-            let (seq, task) = self.cell(i);
-            seq.store(0, Ordering::Relaxed);
-            task.store(0, Ordering::Relaxed);
-        }
+        self.written_word().store(0, Ordering::Release);
     }
 
     /// Appends `task`; `Err(task)` when the queue is full.
@@ -88,16 +154,20 @@ impl ReadyQueue {
     pub fn push(&self, task: u64) -> Result<(), u64> {
         let enq = self.enqueue_pos();
         let mut pos = enq.load(Ordering::Relaxed);
+        let mut stale = 0u32;
         loop {
+            if !self.readable(pos) && !self.write_ahead(pos) {
+                return Err(task);
+            }
             let (seq, slot) = self.cell(pos);
             let lap = pos & !self.mask;
             let s = seq.load(Ordering::Acquire);
             let diff = s.wrapping_sub(lap) as i64;
             if diff == 0 {
-                match enq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                match enq.compare_exchange_weak(pos, pos.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => {
                         slot.store(task, Ordering::Relaxed);
-                        seq.store(lap + 1, Ordering::Release);
+                        seq.store(lap.wrapping_add(1), Ordering::Release);
                         return Ok(());
                     }
                     Err(now) => pos = now,
@@ -105,7 +175,14 @@ impl ReadyQueue {
             } else if diff < 0 {
                 return Err(task);
             } else {
-                pos = enq.load(Ordering::Relaxed);
+                let now = enq.load(Ordering::Relaxed);
+                if now == pos {
+                    stale += 1;
+                    if stale > STALE_RETRIES {
+                        return Err(task);
+                    }
+                }
+                pos = now;
             }
         }
     }
@@ -115,16 +192,20 @@ impl ReadyQueue {
     pub fn pop(&self) -> Option<u64> {
         let deq = self.dequeue_pos();
         let mut pos = deq.load(Ordering::Relaxed);
+        let mut stale = 0u32;
         loop {
+            if !self.readable(pos) {
+                return None; // nothing was pushed at this first-lap position yet
+            }
             let (seq, slot) = self.cell(pos);
             let lap = pos & !self.mask;
             let s = seq.load(Ordering::Acquire);
-            let diff = s.wrapping_sub(lap + 1) as i64;
+            let diff = s.wrapping_sub(lap.wrapping_add(1)) as i64;
             if diff == 0 {
-                match deq.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                match deq.compare_exchange_weak(pos, pos.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed) {
                     Ok(_) => {
                         let task = slot.load(Ordering::Relaxed);
-                        seq.store(lap + self.mask + 1, Ordering::Release);
+                        seq.store(lap.wrapping_add(self.mask).wrapping_add(1), Ordering::Release);
                         return Some(task);
                     }
                     Err(now) => pos = now,
@@ -132,25 +213,35 @@ impl ReadyQueue {
             } else if diff < 0 {
                 return None;
             } else {
-                pos = deq.load(Ordering::Relaxed);
+                let now = deq.load(Ordering::Relaxed);
+                if now == pos {
+                    stale += 1;
+                    if stale > STALE_RETRIES {
+                        return None;
+                    }
+                }
+                pos = now;
             }
         }
     }
 
     /// [`ReadyQueue::push`] for a queue only the calling thread uses (same memory effects, no
-    /// read-modify-write instructions).
+    /// read-modify-write instructions on the cursor).
     #[inline]
     pub fn push_exclusive(&self, task: u64) -> Result<(), u64> {
         let enq = self.enqueue_pos();
         let pos = enq.load(Ordering::Relaxed);
+        if !self.readable(pos) && !self.write_ahead(pos) {
+            return Err(task);
+        }
         let (seq, slot) = self.cell(pos);
         let lap = pos & !self.mask;
         if seq.load(Ordering::Relaxed) != lap {
             return Err(task);
         }
         slot.store(task, Ordering::Relaxed);
-        seq.store(lap + 1, Ordering::Relaxed);
-        enq.store(pos + 1, Ordering::Relaxed);
+        seq.store(lap.wrapping_add(1), Ordering::Relaxed);
+        enq.store(pos.wrapping_add(1), Ordering::Relaxed);
         Ok(())
     }
 
@@ -159,14 +250,17 @@ impl ReadyQueue {
     pub fn pop_exclusive(&self) -> Option<u64> {
         let deq = self.dequeue_pos();
         let pos = deq.load(Ordering::Relaxed);
+        if !self.readable(pos) {
+            return None;
+        }
         let (seq, slot) = self.cell(pos);
         let lap = pos & !self.mask;
-        if seq.load(Ordering::Relaxed) != lap + 1 {
+        if seq.load(Ordering::Relaxed) != lap.wrapping_add(1) {
             return None;
         }
         let task = slot.load(Ordering::Relaxed);
-        seq.store(lap + self.mask + 1, Ordering::Relaxed);
-        deq.store(pos + 1, Ordering::Relaxed);
+        seq.store(lap.wrapping_add(self.mask).wrapping_add(1), Ordering::Relaxed);
+        deq.store(pos.wrapping_add(1), Ordering::Relaxed);
         Some(task)
     }
 
@@ -174,11 +268,15 @@ impl ReadyQueue {
     pub fn push_batch(&self, tasks: &[u64]) -> usize {
         let enq = self.enqueue_pos();
         let mut pos = enq.load(Ordering::Relaxed);
+        let mut stale = 0u32;
         loop {
+            if tasks.is_empty() || (!self.readable(pos) && !self.write_ahead(pos)) {
+                return 0;
+            }
             let mut n = 0u64;
             while (n as usize) < tasks.len() {
-                let p = pos + n;
-                if self.cell(p).0.load(Ordering::Acquire) != p & !self.mask {
+                let p = pos.wrapping_add(n);
+                if !self.readable(p) || self.cell(p).0.load(Ordering::Acquire) != p & !self.mask {
                     break;
                 }
                 n += 1;
@@ -186,19 +284,21 @@ impl ReadyQueue {
             if n == 0 {
                 let (seq, _) = self.cell(pos);
                 let diff = seq.load(Ordering::Acquire).wrapping_sub(pos & !self.mask) as i64;
-                if diff < 0 || tasks.is_empty() {
+                if diff < 0 || stale > STALE_RETRIES {
                     return 0;
                 }
-                pos = enq.load(Ordering::Relaxed);
+                let now = enq.load(Ordering::Relaxed);
+                stale += u32::from(now == pos);
+                pos = now;
                 continue;
             }
-            match enq.compare_exchange_weak(pos, pos + n, Ordering::Relaxed, Ordering::Relaxed) {
+            match enq.compare_exchange_weak(pos, pos.wrapping_add(n), Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => {
                     for (i, &task) in tasks[..n as usize].iter().enumerate() {
-                        let p = pos + i as u64;
+                        let p = pos.wrapping_add(i as u64);
                         let (seq, slot) = self.cell(p);
                         slot.store(task, Ordering::Relaxed);
-                        seq.store((p & !self.mask) + 1, Ordering::Release);
+                        seq.store((p & !self.mask).wrapping_add(1), Ordering::Release);
                     }
                     return n as usize;
                 }
@@ -211,31 +311,37 @@ impl ReadyQueue {
     pub fn pop_batch(&self, out: &mut [u64]) -> usize {
         let deq = self.dequeue_pos();
         let mut pos = deq.load(Ordering::Relaxed);
+        let mut stale = 0u32;
         loop {
+            if out.is_empty() || !self.readable(pos) {
+                return 0;
+            }
             let mut n = 0u64;
             while (n as usize) < out.len() {
-                let p = pos + n;
-                if self.cell(p).0.load(Ordering::Acquire) != (p & !self.mask) + 1 {
+                let p = pos.wrapping_add(n);
+                if !self.readable(p) || self.cell(p).0.load(Ordering::Acquire) != (p & !self.mask).wrapping_add(1) {
                     break;
                 }
                 n += 1;
             }
             if n == 0 {
                 let (seq, _) = self.cell(pos);
-                let diff = seq.load(Ordering::Acquire).wrapping_sub((pos & !self.mask) + 1) as i64;
-                if diff < 0 || out.is_empty() {
+                let diff = seq.load(Ordering::Acquire).wrapping_sub((pos & !self.mask).wrapping_add(1)) as i64;
+                if diff < 0 || stale > STALE_RETRIES {
                     return 0;
                 }
-                pos = deq.load(Ordering::Relaxed);
+                let now = deq.load(Ordering::Relaxed);
+                stale += u32::from(now == pos);
+                pos = now;
                 continue;
             }
-            match deq.compare_exchange_weak(pos, pos + n, Ordering::Relaxed, Ordering::Relaxed) {
+            match deq.compare_exchange_weak(pos, pos.wrapping_add(n), Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => {
                     for (i, o) in out[..n as usize].iter_mut().enumerate() {
-                        let p = pos + i as u64;
+                        let p = pos.wrapping_add(i as u64);
                         let (seq, slot) = self.cell(p);
                         *o = slot.load(Ordering::Relaxed);
-                        seq.store((p & !self.mask) + self.mask + 1, Ordering::Release);
+                        seq.store((p & !self.mask).wrapping_add(self.mask).wrapping_add(1), Ordering::Release);
                     }
                     return n as usize;
                 }
@@ -256,10 +362,10 @@ impl ReadyQueue {
         self.len() == 0
     }
 
-    /// Drops every queued task (reset for reuse after a failed run); returns how many.
+    /// Drops queued tasks, at most one capacity's worth; returns how many.
     pub fn drain(&self) -> u64 {
         let mut n = 0;
-        while self.pop().is_some() {
+        while n < self.capacity() && self.pop().is_some() {
             n += 1;
         }
         n
@@ -273,6 +379,7 @@ mod tests {
     use crate::hostmem::HostRegion;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+    use std::vec;
     use std::vec::Vec;
 
     fn queue(capacity: u64) -> (HostRegion, ReadyQueue) {
@@ -340,11 +447,112 @@ mod tests {
         assert_eq!(q.drain(), 2);
         assert!(q.is_empty());
         q.push(3).unwrap();
-        q.init();
+        // SAFETY: no other thread uses the queue.
+        unsafe { q.init() };
         assert!(q.is_empty());
         assert_eq!(q.pop(), None);
         q.push(4).unwrap();
         assert_eq!(q.pop(), Some(4));
+    }
+
+    fn fill_garbage(region: &HostRegion, capacity: u64, seed: u64) {
+        let words = (core::mem::size_of::<ReadyQueueHeader>() as u64 + capacity * 16) / 8;
+        let mut x = seed | 1;
+        for i in 0..words {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Every pattern a stale or corrupted image may hold: small laps, huge values, copies
+            // of plausible sequence numbers.
+            let v = match i % 4 {
+                0 => x % 4,
+                1 => x,
+                2 => 1,
+                _ => x % 64,
+            };
+            // SAFETY: `i` words lie inside the region.
+            unsafe { region.ptr().cast::<u64>().add(i as usize).write(v) };
+        }
+    }
+
+    #[test]
+    fn after_init_a_queue_ignores_whatever_its_memory_held() {
+        for seed in 1..50u64 {
+            let (region, q) = queue(8);
+            fill_garbage(&region, 8, seed);
+            // SAFETY: no other thread uses the queue.
+            unsafe { q.init() };
+            assert_eq!(q.pop(), None, "seed {seed}: no work from the image");
+            assert_eq!(q.pop_exclusive(), None);
+            assert_eq!(q.pop_batch(&mut [0; 4]), 0);
+            for lap in 0..3u64 {
+                for i in 0..8 {
+                    if i % 2 == 0 {
+                        q.push(lap * 100 + i).unwrap();
+                    } else {
+                        q.push_exclusive(lap * 100 + i).unwrap();
+                    }
+                }
+                assert_eq!(q.push(9), Err(9), "seed {seed}: full after 8");
+                for i in 0..8 {
+                    let got = if i % 2 == 0 { q.pop() } else { q.pop_exclusive() };
+                    assert_eq!(got, Some(lap * 100 + i), "seed {seed}, lap {lap}");
+                }
+                assert_eq!(q.pop(), None);
+            }
+        }
+    }
+
+    #[test]
+    fn batches_write_ahead_across_chunks() {
+        let capacity = 4 * WRITE_AHEAD;
+        let (region, q) = queue(capacity);
+        fill_garbage(&region, capacity, 7);
+        // SAFETY: no other thread uses the queue.
+        unsafe { q.init() };
+        let tasks: Vec<u64> = (0..capacity).collect();
+        let mut pushed = 0;
+        while pushed < tasks.len() {
+            let n = q.push_batch(&tasks[pushed..]);
+            assert!(n > 0);
+            pushed += n;
+        }
+        let mut out = vec![0u64; capacity as usize];
+        let mut popped = 0;
+        while popped < out.len() {
+            let n = q.pop_batch(&mut out[popped..]);
+            assert!(n > 0);
+            popped += n;
+        }
+        assert_eq!(out, tasks);
+    }
+
+    #[test]
+    fn corrupted_cells_and_cursors_end_every_operation_and_init_repairs_them() {
+        let (region, q) = queue(4);
+        q.push(5).unwrap();
+        assert_eq!(q.pop(), Some(5));
+        // A written cell whose sequence number claims a later lap: pop and push give up instead
+        // of spinning.
+        // SAFETY: the second cell's sequence number lies after the header and the first cell.
+        let seq1 = unsafe { &*region.ptr().add(core::mem::size_of::<ReadyQueueHeader>() + 16).cast::<AtomicU64>() };
+        seq1.store(0x55, Ordering::Relaxed);
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.pop_batch(&mut [0; 2]), 0);
+        assert_eq!(q.push(7), Err(7));
+        assert_eq!(q.push_batch(&[7]), 0);
+        // A dequeue cursor beyond the enqueue cursor.
+        q.dequeue_pos().store(1 << 40, Ordering::Relaxed);
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.drain(), 0);
+        // A `written` mark left in the writing state.
+        q.written_word().store(WRITING | 1, Ordering::Relaxed);
+        q.enqueue_pos().store(1, Ordering::Relaxed);
+        assert_eq!(q.push(8), Err(8), "a writer that never finishes ends the wait");
+        // SAFETY: no other thread uses the queue.
+        unsafe { q.init() };
+        q.push(1).unwrap();
+        assert_eq!(q.pop(), Some(1));
     }
 
     #[test]

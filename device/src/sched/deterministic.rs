@@ -5,14 +5,16 @@
 use core::sync::atomic::Ordering;
 
 use pto_abi::consts::{LANE_COUNT, MAX_KERNEL_ARGS};
+use pto_abi::error::{RuntimeErrorCode, StallClass};
 use pto_abi::launch::OrchArg;
+use pto_abi::task::NO_TASK;
 
 use crate::aicore::KernelResolver;
 use crate::kernel::KernelInvocation;
 use crate::orch::{run_orchestration, Drain, OrchError, OrchestrationFn};
 use crate::queue::Shape;
 use crate::runtime::{ReleaseBatch, RingSet, Runtime};
-use crate::sync::atomic_u64;
+use crate::sync::{atomic_u32, atomic_u64};
 
 /// What a virtual core does with a dispatched task.
 #[derive(Clone, Copy)]
@@ -189,6 +191,12 @@ impl Drain for DeterministicScheduler<'_> {
     }
 }
 
+/// True when a scheduler error is latched.
+fn sched_error(rt: &Runtime<'_>) -> bool {
+    // SAFETY: the SM header is valid; the word is read atomically.
+    unsafe { atomic_u32(core::ptr::addr_of_mut!((*rt.view.sm).sched.code)) }.load(Ordering::Acquire) != 0
+}
+
 /// The result of a deterministic run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeterministicOutcome {
@@ -196,7 +204,8 @@ pub struct DeterministicOutcome {
     pub tasks_submitted: u64,
     /// Tasks completed.
     pub tasks_completed: u64,
-    /// The orchestrator's error, if any.
+    /// The run's error, if any: the orchestrator's, or the latched scheduler error of a run that
+    /// ended with work missing.
     pub error: Option<OrchError>,
     /// Blocks whose kernel could not be resolved or failed.
     pub kernel_faults: u64,
@@ -230,12 +239,22 @@ pub unsafe fn run_with(
     // SAFETY: the caller guarantees no other thread uses the runtime.
     unsafe { rt.set_exclusive(true) };
     let rt = &*rt;
-    let summary = run_orchestration(rt, f, args, Some(&mut sched));
+    let mut summary = run_orchestration(rt, f, args, Some(&mut sched));
     if summary.error.is_none() {
         sched.drain(rt);
         rt.advance_all();
-        // SAFETY: this thread is the only one using the runtime.
-        unsafe { crate::reset::reclaim_after_run(&rt.view) };
+        if sched.completed < summary.tasks_submitted || sched_error(rt) {
+            // Work is missing (a task never became ready, or a queue refused it): the run fails
+            // with a code instead of ending as if it had finished.
+            super::threaded::latch_sched_error(rt, 0, StallClass::DependencyDeadlock, NO_TASK);
+            // SAFETY: the SM header is valid; this thread is the only one using it.
+            let code = unsafe { atomic_u32(core::ptr::addr_of_mut!((*rt.view.sm).sched.code)) }.load(Ordering::Acquire);
+            let code = RuntimeErrorCode::try_from(code).unwrap_or(RuntimeErrorCode::SchedulerTimeout);
+            summary.error = Some(OrchError::new(code, u32::MAX, 0));
+        } else {
+            // SAFETY: this thread is the only one using the runtime.
+            unsafe { crate::reset::reclaim_after_run(&rt.view) };
+        }
     }
     let t = rt.view.sched_threads;
     // SAFETY: thread state 0 is this thread's; the host reads it after the run.

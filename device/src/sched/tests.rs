@@ -42,7 +42,8 @@ fn assert_state(rt: &Runtime<'_>, task: u64, s: TaskState) {
 
 /// A runtime in host memory, reset for a run, with every kernel id accepted.
 fn manual_runtime(host: &HostRuntime) -> Runtime<'static> {
-    host.reset();
+    // SAFETY: no thread of an earlier run still uses the runtime.
+    unsafe { host.reset() };
     Runtime::new(host.view(), &HostPlatform, FuncTable::EMPTY, Budgets::DEFAULT)
 }
 
@@ -280,7 +281,8 @@ fn run_threaded(
     corrupt: Option<u32>,
     budgets: Budgets,
 ) -> (Runtime<'static>, ThreadedRun) {
-    host.reset();
+    // SAFETY: no thread of an earlier run still uses the runtime.
+    unsafe { host.reset() };
     // SAFETY: the header is wired; no other thread uses the runtime between runs.
     let tables = CoreTables::from_header(unsafe { &*host.header() });
     // SAFETY: as above: the tables are this runtime's, and no core runs yet.
@@ -522,7 +524,8 @@ fn deterministic_passes_end_with_an_empty_batch() {
     use super::deterministic::{run_with, DeterministicScheduler, VirtualCores};
     let host = HostRuntime::new(&ArenaSizingKey::uniform(64, 1 << 20, 256)).unwrap();
     for limit in [1, 2, 5, RELEASE_BATCH] {
-        host.reset();
+        // SAFETY: no thread of an earlier run still uses the runtime.
+        unsafe { host.reset() };
         let mut rt = Runtime::new(host.view(), &HostPlatform, FuncTable::EMPTY, Budgets::DEFAULT);
         let sched = DeterministicScheduler::new(VirtualCores::Instant).with_release_limit(limit);
         // SAFETY: only this thread uses the runtime.

@@ -81,8 +81,8 @@ fn error_latched(rt: &Runtime<'_>) -> bool {
 /// Tasks completed by every scheduler thread so far.
 pub fn total_completed(rt: &Runtime<'_>) -> u64 {
     (0..MAX_AICPU_THREADS)
-        // SAFETY: thread states are valid; each counter is read atomically.
         .map(|t| {
+            // SAFETY: thread states are valid; each counter is read atomically.
             unsafe { atomic_u64(addr_of_mut!((*rt.view.sched_threads.add(t)).tasks_completed)) }.load(Ordering::Acquire)
         })
         .sum()
@@ -243,10 +243,14 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             // A round without progress applied every held release, so the decisions below see
             // every CONSUMED state this thread can produce.
             debug_assert!(self.releases.is_empty());
+            // `orchestrator_done` first (acquire), the error words after it: the orchestrator
+            // latches its error before it publishes done (release), so a thread that sees done
+            // also sees that error. The other order could read "no error", then the orchestrator
+            // latches and finishes, then "done", and end a failed run as `Finished`.
+            let done = orchestrator_done(self.rt);
             if error_latched(self.rt) {
                 return SchedExit::Stopped;
             }
-            let done = orchestrator_done(self.rt);
             let completed = total_completed(self.rt);
             let submitted = total_submitted(self.rt);
             if done && completed >= submitted {

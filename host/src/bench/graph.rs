@@ -482,7 +482,8 @@ impl GraphBench {
         job.check = check.map(|(c, _)| c as *const CheckCounters as u64);
         job.depend = depend;
         JOB.with(|j| *j.borrow_mut() = Some(job));
-        self.host.reset();
+        // SAFETY: no thread of an earlier run still uses the runtime.
+        unsafe { self.host.reset() };
         // The func table names the stamping kernel by a device address the virtual cores resolve.
         let table = [STAMP_KERNEL_ADDR];
         let kernels = StampKernel;

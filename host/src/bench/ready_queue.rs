@@ -58,7 +58,8 @@ impl QueueBench {
         let region = HostRegion::new(bytes);
         // SAFETY: the region is 1024-aligned, large enough, and outlives the queue.
         let queue = unsafe { ReadyQueue::from_raw(region.ptr(), capacity) };
-        queue.init();
+        // SAFETY: the queue was just created; no other thread uses it yet.
+        unsafe { queue.init() };
         QueueBench { _region: region, queue }
     }
 

@@ -2,7 +2,7 @@
 //! and a dispatch driver.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,9 +27,11 @@ pub const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// `args = [out, index, value]`: stores `value + block_idx` into the u64 `out[index]`.
 pub fn write_kernel(inv: &KernelInvocation<'_>) {
-    let out = inv.args[0] as usize as *const AtomicU64;
-    // SAFETY: the test gives each (task, block) its own u64 inside a live sim allocation.
-    unsafe { (*out.add(inv.args[1] as usize)).store(inv.args[2] + inv.block_idx as u64, Ordering::Relaxed) };
+    let slot = inv.arg(1) as usize;
+    // SAFETY: the test gives each (task, block) its own u64 (index `slot`) inside a live sim
+    // allocation.
+    let out = unsafe { inv.tensor::<u64>(0, slot + 1) };
+    out.atomic_u64(slot).store(inv.arg(2) + inv.block_idx as u64, Ordering::Relaxed);
 }
 
 /// Always panics (a failing kernel).
@@ -39,9 +41,9 @@ pub fn panic_kernel(_: &KernelInvocation<'_>) {
 
 /// `args = [flag]`: spins (yielding) until the u64 at `flag` is nonzero.
 pub fn gate_kernel(inv: &KernelInvocation<'_>) {
-    let flag = inv.args[0] as usize as *const AtomicU64;
-    // SAFETY: the test passes the address of a live u64 in the sim pool.
-    while unsafe { (*flag).load(Ordering::Acquire) } == 0 {
+    // SAFETY: the test passes the address of a live u64 in the sim pool, written atomically.
+    let flag = unsafe { inv.tensor::<u64>(0, 1) }.atomic_u64(0);
+    while flag.load(Ordering::Acquire) == 0 {
         std::thread::sleep(Duration::from_micros(200));
     }
 }

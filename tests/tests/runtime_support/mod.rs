@@ -10,7 +10,7 @@
 use pto_abi::launch::{OrchArg, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
 use pto_abi::runtime::ScopeKind;
 use pto_abi::task::DType;
-use pto_device::kernel::KernelInvocation;
+use pto_device::kernel::{DeviceSlice, KernelInvocation};
 use pto_device::orch::{Arg, OrchArgs, OrchError, Orchestrator, OutputSpec, TaskId, TaskSpec, Tensor};
 
 /// Elements per chunk (ranges are whole chunks).
@@ -90,22 +90,19 @@ pub fn dag_kernel(inv: &KernelInvocation<'_>) {
     let n = a[a.len() - 4] as usize;
     let salt = a[a.len() - 2] as u32;
     let inout = a[a.len() - 1] != 0;
-    let lo = inv.block_idx as usize * n / inv.block_num as usize;
-    let hi = (inv.block_idx as usize + 1) * n / inv.block_num as usize;
-    let dst = a[nsrc] as *mut u32;
-    for i in lo..hi {
-        // SAFETY: the runtime hands this block exclusive use of dst[lo..hi] and read access to
-        // the sources, each of n u32s.
-        unsafe {
-            let mut acc = salt;
-            for src in &a[..nsrc] {
-                acc = acc.wrapping_mul(31).wrapping_add(*(*src as *const u32).add(i));
-            }
-            if inout {
-                acc = acc.wrapping_mul(7).wrapping_add(*dst.add(i));
-            }
-            *dst.add(i) = acc;
+    // SAFETY: every tensor argument holds n u32s. Sources may be other slices of dst's buffer, so
+    // all access is through raw device slices; this block writes only dst[block_range(n)].
+    let (srcs, dst): (Vec<DeviceSlice<'_, u32>>, _) =
+        unsafe { ((0..nsrc).map(|s| inv.tensor::<u32>(s, n)).collect(), inv.tensor::<u32>(nsrc, n)) };
+    for i in inv.block_range(n) {
+        let mut acc = salt;
+        for src in &srcs {
+            acc = acc.wrapping_mul(31).wrapping_add(src.read(i));
         }
+        if inout {
+            acc = acc.wrapping_mul(7).wrapping_add(dst.read(i));
+        }
+        dst.write(i, acc);
     }
 }
 
