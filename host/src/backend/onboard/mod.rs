@@ -45,7 +45,8 @@ pub mod safe;
     unused_imports,
     missing_docs,
     unused_qualifications,
-    clippy::all
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
 )]
 #[rustfmt::skip]
 pub mod sys;
