@@ -71,6 +71,11 @@ pub mod emu {
     pub use crate::backend::emu::*;
 }
 
+/// The vendor runtime backend (CANN `libruntime.so`, loaded at run time).
+pub mod onboard {
+    pub use crate::backend::onboard::*;
+}
+
 pub use backend::{
     func_table, BackendError, BackendOp, CodeError, CodeKind, CodeRef, DeviceBackend, DeviceIo, DeviceProgram,
     KernelFn, KernelHandle, LoadedCode, RunCode, StreamId,

@@ -36,6 +36,7 @@ use pto_abi::DevAddr;
 pub mod code;
 pub mod emu;
 pub mod io;
+pub mod onboard;
 pub mod sim;
 
 pub use code::{func_table, CodeError, CodeKind, CodeRef, KernelFn, LoadedCode, RunCode};
@@ -118,6 +119,19 @@ pub enum BackendError {
         op: BackendOp,
         /// How long the caller waited.
         waited: Duration,
+    },
+    /// The vendor runtime refused a call (the device stays usable): the code it returned, the
+    /// code's name in the public headers (when they name it) and the whole message.
+    #[error("{op:?}: {detail}")]
+    Vendor {
+        /// The operation.
+        op: BackendOp,
+        /// The runtime's status code.
+        code: i32,
+        /// The code's name in the public headers.
+        name: Option<&'static str>,
+        /// The call, the code, its name and its meaning.
+        detail: String,
     },
     /// The backend cannot do this at all (e.g. no vendor runtime on this host).
     #[error("{0}")]

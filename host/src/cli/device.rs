@@ -1,11 +1,11 @@
-//! `--backend sim|emu`, `--firmware ELF`, `--device-log`: which device a `pto` command runs on.
+//! `--backend sim|emu|onboard`, `--firmware ELF`, `--device-log`: which device a `pto` command runs on.
 //!
 //! `sim` is the simulated device (the example's names defined in its name tables). `emu` starts
 //! one emulated device for the command: qemu with the firmware ELF (checked against this host's
 //! ABI first), guest RAM sized for the run's sizing (at least 256 MiB), and one vCPU for the
 //! control core, one per AICPU thread and one serving the AICore cores. After every run the
 //! device's warnings and errors are printed; `--device-log` prints every decoded line with its
-//! timestamp and file:line.
+//! timestamp and file:line. `onboard` loads the vendor runtime (CANN `libruntime.so`) at run time.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +30,8 @@ pub enum BackendKind {
     Sim,
     /// The emulated aarch64 device: qemu running the real firmware build.
     Emu,
+    /// The chip behind the CANN runtime (`libruntime.so`, looked for at run time).
+    Onboard,
 }
 
 /// Device flags.
@@ -101,6 +103,12 @@ impl CliDevice {
                 );
                 Ok(CliDevice { backend: emu.clone(), emu: Some(emu), device_log: args.device_log })
             }
+            // A vendor runtime that cannot be loaded is bad input (exit 2) naming every path tried.
+            BackendKind::Onboard => match crate::backend::onboard::OnboardBackend::from_env(0) {
+                Ok(b) => Ok(CliDevice { backend: Arc::new(b), emu: None, device_log: args.device_log }),
+                Err(crate::backend::BackendError::Unsupported(m)) => Err(CliError::bad_input(m)),
+                Err(e) => Err(CliError::failed(format!("onboard backend: {e}"))),
+            },
         }
     }
 

@@ -1,5 +1,7 @@
 //! `pto run --example vector`: registers an example's ChipCallable on a runner, runs it by callable
-//! id on the simulated device (or the emulated one, `--backend emu`), checks its result, and reports the task count, the bind time (cold
+//! id on the simulated device (or the emulated one, `--backend emu`, or the chip behind the vendor
+//! runtime found at run time, `--backend onboard`), checks its result, and reports the task count,
+//! the bind time (cold
 //! on the first run, cached on the next), the run time and the time per task.
 
 use std::io::Write;
