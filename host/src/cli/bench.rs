@@ -143,14 +143,60 @@ impl BenchArgs {
     }
 }
 
-/// Runs `pto bench`, writing to `out`.
+/// Wall time per task above this many times the CPU time draws the busy-machine warning.
+pub const BUSY_FACTOR: f64 = 2.0;
+
+/// Runs `pto bench`, writing to `out`: in text mode each figure's line as soon as it is measured,
+/// then the tables; a progress line on stderr when stderr is a terminal; a warning on stderr
+/// when wall time is far above CPU time.
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    use std::io::IsTerminal;
     let plan = args.plan()?;
-    let report = bench::run(&plan).map_err(|e| CliError::failed(format!("benchmark failed: {e}")))?;
+    let progress = std::io::stderr().is_terminal();
+    let mut write_err: Option<std::io::Error> = None;
+    let mut observe = |e: bench::Event| match e {
+        bench::Event::Start { index, total, what } if progress => {
+            eprint!("\r\x1b[2K[{index}/{total}] measuring {what} …");
+        }
+        bench::Event::Start { .. } => {}
+        bench::Event::Done { index, total, lines } => {
+            if progress {
+                eprint!("\r\x1b[2K");
+            }
+            if !args.json && write_err.is_none() {
+                for l in lines {
+                    if let Err(e) = writeln!(out, "[{index}/{total}] {l}").and_then(|()| out.flush()) {
+                        write_err = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let report =
+        bench::run_observed(&plan, &mut observe).map_err(|e| CliError::failed(format!("benchmark failed: {e}")));
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    let report = report?;
+    if let Some(e) = write_err {
+        return Err(e.into());
+    }
+    let busy = bench::busy_machine_lines(&report, BUSY_FACTOR);
+    if let Some(worst) = busy.iter().map(|g| g.ns_per_task.median / g.cpu_ns_per_task).reduce(f64::max) {
+        eprintln!(
+            "pto bench: warning: wall time is above {BUSY_FACTOR}× the CPU time in {} figure(s) (up to {worst:.1}×): \
+             the machine is busy and those figures are inflated; compare the cpu and best columns and the ratios \
+             to the baselines",
+            busy.len()
+        );
+    }
     if args.json {
-        let text = serde_json::to_string_pretty(&report.to_json()).map_err(|e| CliError::failed(e.to_string()))?;
-        writeln!(out, "{text}")?;
+        let mut doc = report.to_json();
+        doc["busy_machine_figures"] = serde_json::json!(busy.len());
+        super::json::write(out, "bench", doc)?;
     } else {
+        writeln!(out)?;
         report.write_text(out)?;
     }
     Ok(())
