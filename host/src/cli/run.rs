@@ -579,4 +579,26 @@ mod tests {
         assert_eq!(e.exit_code, 2);
         assert!(e.message.contains("no_such_orchestration") && e.message.contains("vector_example"), "{e}");
     }
+
+    #[test]
+    fn a_saved_image_gives_the_run_its_sizing() {
+        use crate::image::{build_runtime_image, nominal_regions};
+        let key = pto_abi::sizing::ArenaSizingKey::uniform(64, 1 << 20, 64);
+        let layout = pto_abi::reserve_layout(&key).unwrap();
+        let image = build_runtime_image(&layout, &nominal_regions(&layout).unwrap()).unwrap();
+        let path = std::env::temp_dir().join(format!("pto-run-image-{}.img", std::process::id()));
+        std::fs::write(&path, image.bytes()).unwrap();
+        let p = path.display().to_string();
+        let a = parse(&["--example", "vector", "--image", &p, "--deterministic", "--runs", "1", "--json"]).unwrap();
+        let mut out = Vec::new();
+        run(&a, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["sizing"]["task_window_sizes"][0], 64);
+        assert_eq!(v["runs"][0]["check"], "ok");
+        assert!(parse(&["--example", "vector", "--image", &p, "--window", "8"]).is_err(), "sizing flags conflict");
+        std::fs::write(&path, b"not an image").unwrap();
+        let a = parse(&["--example", "vector", "--image", &p]).unwrap();
+        assert_eq!(run(&a, &mut Vec::new()).unwrap_err().exit_code, 2);
+        std::fs::remove_file(&path).unwrap();
+    }
 }
