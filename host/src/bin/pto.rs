@@ -27,6 +27,8 @@ enum Command {
     Callable(cli::callable::CallableArgs),
     /// Benchmark the runtime: whole task cycle, tensor map, ready queue (deterministic mode).
     Bench(cli::bench::BenchArgs),
+    /// Inspect an emulated-device firmware ELF.
+    Firmware(cli::firmware::FirmwareArgs),
     /// Run a ChipCallable (a built-in example or a blob file) on a device backend.
     Run(cli::run::RunArgs),
     /// ABI version, fingerprint, capacities and the backends available on this host.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Callable(args) => cli::callable::run(args, &mut stdout),
         Command::Bench(args) => cli::bench::run(args, &mut stdout),
         Command::Run(args) => cli::run::run(args, &mut stdout),
+        Command::Firmware(args) => cli::firmware::run(args, &mut stdout),
         Command::Info(args) => cli::info::info(args, &mut stdout),
         Command::Error(args) => cli::info::error(args, &mut stdout),
         Command::Completions { shell } => {

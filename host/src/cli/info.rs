@@ -10,7 +10,27 @@ use pto_abi::error::{BootErrorCode, DeviceErrorCode, RuntimeErrorCode};
 use pto_abi::{ABI_FINGERPRINT, ABI_VERSION};
 use serde_json::json;
 
-use super::{backend, json as jsonout, CliError};
+use super::device::BackendKind;
+use super::{json as jsonout, CliError};
+
+/// Every backend `--backend` takes, and whether it can open on this host now (`Err`: why not, or
+/// what it needs).
+pub fn availability() -> Vec<(&'static str, Result<(), String>)> {
+    use clap::ValueEnum;
+    BackendKind::value_variants()
+        .iter()
+        .map(|k| match k {
+            BackendKind::Sim => ("sim", crate::backend::sim::SimBackend::new().map(|_| ()).map_err(|e| e.to_string())),
+            BackendKind::Emu => {
+                let qemu = std::env::var("PTO_QEMU").unwrap_or_else(|_| "qemu-system-aarch64".into());
+                let found =
+                    std::process::Command::new(&qemu).arg("--version").output().is_ok_and(|o| o.status.success());
+                let r = if found { Ok(()) } else { Err(format!("{qemu} is not installed (Debian: qemu-system-arm)")) };
+                ("emu", r)
+            }
+        })
+        .collect()
+}
 
 /// `pto --version`: the crate version, the ABI version and the ABI fingerprint.
 pub fn long_version() -> &'static str {
@@ -30,7 +50,7 @@ pub struct InfoArgs {
 
 /// Runs `pto info`.
 pub fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let backends = backend::availability();
+    let backends = availability();
     let caps = [
         ("rings", RING_COUNT),
         ("aicpu_threads", MAX_AICPU_THREADS),
@@ -44,7 +64,7 @@ pub fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if args.json {
         let b: Vec<_> = backends
             .iter()
-            .map(|(k, r)| json!({"name": k.name(), "available": r.is_ok(), "why_not": r.as_ref().err()}))
+            .map(|(k, r)| json!({"name": k, "available": r.is_ok(), "why_not": r.as_ref().err()}))
             .collect();
         let c: serde_json::Map<_, _> = caps.iter().map(|(n, v)| (n.to_string(), json!(v))).collect();
         return jsonout::write(
@@ -65,8 +85,8 @@ pub fn info(args: &InfoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     writeln!(out, "capacities       {}", caps.iter().map(|(n, v)| format!("{n} {v}")).collect::<Vec<_>>().join(", "))?;
     for (k, r) in &backends {
         match r {
-            Ok(()) => writeln!(out, "backend {:<8} available", k.name())?,
-            Err(why) => writeln!(out, "backend {:<8} not available: {why}", k.name())?,
+            Ok(()) => writeln!(out, "backend {k:<8} available")?,
+            Err(why) => writeln!(out, "backend {k:<8} not available: {why}")?,
         }
     }
     Ok(())

@@ -1,8 +1,9 @@
 //! The `pto` command line tool: one module per subcommand; `bin/pto.rs` only dispatches.
 
-pub mod backend;
 pub mod bench;
 pub mod callable;
+pub mod device;
+pub mod firmware;
 pub mod image;
 pub mod info;
 pub mod input;

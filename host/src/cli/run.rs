@@ -12,7 +12,7 @@ use pto_abi::task::DType;
 use pto_device::runtime::Budgets;
 use serde_json::{json, Value};
 
-use super::backend::{self, BackendArgs};
+use super::device::{CliDevice, DeviceArgs};
 use super::input::{self, parse_duration_ns};
 use super::sizing_args::SizingArgs;
 use super::{json as jsonout, CliError};
@@ -89,9 +89,9 @@ pub struct RunArgs {
     /// Print one JSON report instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Device backend.
+    /// The device.
     #[command(flatten)]
-    pub backend: BackendArgs,
+    pub device: DeviceArgs,
     /// Arena sizing.
     #[command(flatten)]
     pub sizing: SizingArgs,
@@ -327,8 +327,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mode = run_mode(args);
     let budgets = Budgets { orch_ns: args.orch_timeout, sched_ns: args.sched_timeout };
     let plan = plan(args)?;
-    let device = backend::open(args.backend.backend)?;
-    let mut runner = DeviceRunner::new(device.backend.clone());
+    let device = CliDevice::open(&args.device, &sizing, mode)?;
+    let backend_name = format!("{:?}", args.device.backend).to_lowercase();
+    let mut runner = DeviceRunner::new(device.backend());
     // The callable is uploaded once and run by callable id; an unknown kernel or orchestration
     // name is refused here, before any device call, with the names the backend carries.
     runner
@@ -347,16 +348,23 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             out,
             "{} ({how}) on {}; callable id {EXAMPLE_CID}, {} bytes, content hash {:#018x}",
             plan.what,
-            device.kind.name(),
+            backend_name,
             plan.blob.total_size(),
             plan.blob.content_hash()
         )?;
+        if let Some(d) = device.describe() {
+            writeln!(out, "{d}")?;
+        }
     }
     let mut runs = Vec::new();
     let mut failure: Option<(CliError, Value)> = None;
     let mut last = None;
     for i in 1..=args.runs {
-        let report = match runner.run_callable(EXAMPLE_CID, &run_args, &config) {
+        let result = runner.run_callable(EXAMPLE_CID, &run_args, &config);
+        if !args.json {
+            device.print_log(out)?;
+        }
+        let report = match result {
             Ok(r) => r,
             Err(e) => {
                 let cli = match &e {
@@ -426,7 +434,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             json!({
                 "status": if failure.is_none() { "ok" } else { "failed" },
                 "source": plan.source,
-                "backend": device.kind.name(),
+                "backend": backend_name,
                 "mode": how,
                 "content_hash": format!("{:#018x}", plan.blob.content_hash()),
                 "sizing": {
