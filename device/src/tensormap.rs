@@ -15,7 +15,7 @@
 //! a walk instead of leaving the map's memory or looping. Boot clears no bucket (O(1)): entries are
 //! handed out fresh from index 1 (or from this run's free list) and fully written on insert, and a
 //! bucket head counts only when it names an entry this run handed out (`index <= fresh`) that is
-//! linked, in that bucket, at the head of its chain ([`TensorMap::first`]). A head this run never
+//! linked, in that bucket, at the head of its chain (`TensorMap::first`). A head this run never
 //! wrote fails that test whatever it holds (no linked entry of this run names a bucket whose head
 //! it did not write), and a head it wrote always passes it, so stale heads read as empty buckets.
 

@@ -73,6 +73,9 @@ fn text_report_shows_ratios_for_the_selected_figures() {
     let out = tiny(&["--shape", "diamond", "--mode", "rt", "--graphs-only"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
+    let streamed: Vec<&str> = text.lines().take_while(|l| l.starts_with('[')).collect();
+    assert!(streamed.len() >= 3, "each figure is printed as it is measured, before the tables:\n{text}");
+    assert!(streamed[0].starts_with("[1/") && streamed[0].contains("diamond rt"), "{text}");
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("diamond")).collect();
     assert_eq!(rows.len(), 3, "headline, scaling and threaded rows:\n{text}");
     assert!(rows[0].contains(" 331 "), "C++ reference beside the figure: {}", rows[0]);

@@ -31,12 +31,41 @@ fn bad_flags_are_refused_with_the_rule() {
     let out = pto(&["run", "--example", "vector", "--threads", "1"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--threads") && err.contains("1 is not in 2..=4"), "{err}");
+    assert!(err.contains("--threads") && err.contains("1 is outside 2 ..= 4; nearest legal value: 2"), "{err}");
     assert!(out.stdout.is_empty(), "nothing runs or prints before the flags are checked");
     let out = pto(&["run", "--example", "vector", "--clusters", "25"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("25 is not in 1..=24"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("25 is outside 1 ..= 24; nearest legal value: 24"));
     let out = pto(&["run", "--example", "vector", "--window", "5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
+}
+
+#[test]
+fn json_errors_are_documents_on_stdout_with_the_same_exit_code() {
+    for args in [
+        &["run", "--example", "vector", "--window", "5", "--json"][..],
+        &["run", "--example", "vector", "--runs", "-1", "--json"][..],
+        &["image", "inspect", "/nonexistent/x.img", "--json"][..],
+    ] {
+        let out = pto(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document on stdout");
+        assert_eq!(doc["schema_version"], 1);
+        assert_eq!(doc["kind"], "error");
+        assert_eq!(doc["error"]["exit_code"], 2);
+    }
+    let out = pto(&["--version"]);
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(v.contains("ABI v") && v.contains("fingerprint 0x"), "{v}");
+    let out = pto(&["error", "BOOT_BAD_MAGIC"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1001 BOOT_BAD_MAGIC"));
+    for shell in ["bash", "zsh", "fish"] {
+        let out = pto(&["completions", shell]);
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("layout"), "{shell}");
+    }
+    let out = pto(&["--help"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Exit codes: 0 ok; 1 the run or operation failed; 2 bad input")
+    );
 }

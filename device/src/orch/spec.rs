@@ -168,7 +168,7 @@ pub const INLINE_OUTPUTS: usize = 2;
 
 /// What `submit` returns: the task id and its runtime-allocated outputs in argument order.
 ///
-/// Small on purpose (it is returned by value on every submit): the first [`INLINE_OUTPUTS`]
+/// Small on purpose (it is returned by value on every submit): the first `INLINE_OUTPUTS`
 /// outputs are stored inline, the others are rebuilt from the task's payload in SM, which stays
 /// valid while the task's scope is open.
 #[derive(Clone, Copy, Debug)]

@@ -44,7 +44,7 @@ impl Backoff {
     }
 
     /// Waits a little longer than last time: `2^step` spin hints, then a yield per call, then
-    /// [`Platform::idle`] once the wait has lasted [`YIELD_ROUNDS`] rounds.
+    /// [`Platform::idle`] once the wait has lasted `YIELD_ROUNDS` rounds.
     pub fn snooze(&mut self, platform: &dyn Platform) {
         if self.step < SPIN_ROUNDS {
             for _ in 0..(1u32 << self.step) {

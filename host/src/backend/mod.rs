@@ -173,7 +173,7 @@ pub trait DeviceBackend: Send + Sync {
     /// Short backend name for messages (`sim`, `onboard` …).
     fn name(&self) -> &'static str;
     /// Allocates `size` bytes of device memory whose base is 1024-byte aligned; the allocation
-    /// holds `size` rounded up to [`ALLOC_GRANULE`] bytes.
+    /// holds `size` rounded up to `ALLOC_GRANULE` bytes.
     fn malloc(&self, size: u64) -> Result<DevAddr, BackendError>;
     /// Frees an allocation returned by [`DeviceBackend::malloc`].
     fn free(&self, addr: DevAddr) -> Result<(), BackendError>;

@@ -152,36 +152,129 @@ pub fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// What [`run_observed`] reports while it measures.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Step `index` of `total` starts measuring `what`.
+    Start {
+        /// 1-based step.
+        index: usize,
+        /// Steps in the plan.
+        total: usize,
+        /// What is measured.
+        what: String,
+    },
+    /// Step `index` of `total` is measured; `line` states its figures.
+    Done {
+        /// 1-based step.
+        index: usize,
+        /// Steps in the plan.
+        total: usize,
+        /// The figure(s) in one line each.
+        lines: Vec<String>,
+    },
+}
+
+fn graph_text(g: &GraphLine) -> String {
+    let rf = g.shape.reference_ns();
+    format!(
+        "{} {} {} tasks: {:.1} ns/task (best {:.1}, cpu {:.1}), C++ {rf:.0} ns (×{:.2}), baseline {:.1} ns",
+        g.shape.name(),
+        g.mode.name(),
+        report::thousands(g.run.timed_tasks),
+        g.ns_per_task.median,
+        g.ns_per_task.best,
+        g.cpu_ns_per_task,
+        g.ns_per_task.median / rf,
+        g.baseline_ns.median
+    )
+}
+
+fn line_text(l: &Line) -> String {
+    let rf = l.reference_ns.map(|r| format!(", C++ {r:.1} ns")).unwrap_or_default();
+    format!(
+        "{}: {:.1} ns/item (best {:.1}){rf}, baseline {:.1} ns",
+        l.name, l.ns.median, l.ns.best, l.baseline_ns.median
+    )
+}
+
 /// Runs every benchmark of `plan`.
 pub fn run(plan: &Plan) -> Result<Report, String> {
+    run_observed(plan, &mut |_| {})
+}
+
+/// Runs every benchmark of `plan`, telling `observe` when each step starts and what it measured.
+pub fn run_observed(plan: &Plan, observe: &mut dyn FnMut(Event)) -> Result<Report, String> {
     let mut report = Report::new(plan);
-    if !plan.shapes.is_empty() && !plan.modes.is_empty() && !plan.task_counts.is_empty() {
+    let graphs = if plan.modes.is_empty() || plan.task_counts.is_empty() { 0 } else { plan.shapes.len() };
+    let graph_steps = graphs * plan.modes.len() * plan.task_counts.len();
+    let structure_steps = if plan.structure_items > 0 { tensor_map::IN_FLIGHT.len() + 1 } else { 0 };
+    let threaded = plan.threaded.filter(|_| plan.threaded_tasks > 0);
+    let threaded_steps = if threaded.is_some() { plan.shapes.len() * plan.modes.len() } else { 0 };
+    let total = graph_steps + structure_steps + threaded_steps;
+    let mut index = 0;
+    let mut step = |what: String, observe: &mut dyn FnMut(Event)| {
+        index += 1;
+        observe(Event::Start { index, total, what });
+        index
+    };
+    if graph_steps > 0 {
         let bench = GraphBench::new(&plan.sizing)?;
         let window = plan.sizing.task_window_sizes[graph::BENCH_RING];
         let mut traffic = baseline::DescriptorTraffic::new(window);
         for &shape in &plan.shapes {
             for &mode in &plan.modes {
                 for &tasks in &plan.task_counts {
-                    report.graphs.push(graph::measure(&bench, &mut traffic, shape, mode, plan, tasks)?);
+                    let what = format!("{} {} {} tasks", shape.name(), mode.name(), report::thousands(tasks));
+                    let index = step(what, observe);
+                    let g = graph::measure(&bench, &mut traffic, shape, mode, plan, tasks)?;
+                    observe(Event::Done { index, total, lines: vec![graph_text(&g)] });
+                    report.graphs.push(g);
                 }
             }
         }
     }
-    if plan.structure_items > 0 {
+    if structure_steps > 0 {
         for in_flight in tensor_map::IN_FLIGHT {
-            report.tensor_map.push(tensor_map::measure(in_flight, plan.structure_items, plan.reps)?);
+            let index = step(format!("tensor map, {in_flight} in flight"), observe);
+            let l = tensor_map::measure(in_flight, plan.structure_items, plan.reps)?;
+            observe(Event::Done { index, total, lines: vec![line_text(&l)] });
+            report.tensor_map.push(l);
         }
+        let index = step("ready queue".to_string(), observe);
         report.ready_queue = ready_queue::measure_all(plan.structure_items, plan.reps)?;
+        observe(Event::Done { index, total, lines: report.ready_queue.iter().map(line_text).collect() });
     }
-    if let Some(setup) = plan.threaded.filter(|_| plan.threaded_tasks > 0) {
+    if let Some(setup) = threaded {
         let mut bench = ThreadedBench::new(plan.sizing, setup)?;
         for &shape in &plan.shapes {
             for &mode in &plan.modes {
-                report.threaded.push(bench.measure(shape, mode, plan.threaded_tasks, plan.reps)?);
+                let index = step(format!("threaded {} {}", shape.name(), mode.name()), observe);
+                let l = bench.measure(shape, mode, plan.threaded_tasks, plan.reps)?;
+                let text = format!(
+                    "threaded {} {} {} tasks: {:.1} ns/task, deterministic {:.1} ns/task",
+                    shape.name(),
+                    mode.name(),
+                    report::thousands(l.tasks),
+                    l.threaded_ns.median,
+                    l.deterministic_ns.median
+                );
+                observe(Event::Done { index, total, lines: vec![text] });
+                report.threaded.push(l);
             }
         }
     }
     Ok(report)
+}
+
+/// Figures whose wall time per task is more than `factor` times their CPU time: a sign that the
+/// machine was busy and the thread waited for a core.
+pub fn busy_machine_lines(report: &Report, factor: f64) -> Vec<&GraphLine> {
+    report
+        .graphs
+        .iter()
+        .filter(|g| g.cpu_ns_per_task > 0.0 && g.ns_per_task.median > factor * g.cpu_ns_per_task)
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,11 +2,16 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use pto_host::cli::{self, CliError};
 
 #[derive(Parser)]
-#[command(name = "pto", version, about = "PTO runtime: arena layout, images and runs on the simulated device")]
+#[command(
+    name = "pto",
+    version = cli::info::long_version(),
+    about = "PTO runtime: arena layout, images, callables and runs on a device backend",
+    after_help = cli::EXIT_CODES_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,13 +29,34 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Inspect an emulated-device firmware ELF.
     Firmware(cli::firmware::FirmwareArgs),
-    /// Run an example task graph on the simulated device and check its result.
+    /// Run a ChipCallable (a built-in example or a blob file) on a device backend.
     Run(cli::run::RunArgs),
+    /// ABI version, fingerprint, capacities and the backends available on this host.
+    Info(cli::info::InfoArgs),
+    /// Name, meaning and what to change for a runtime or boot error code.
+    Error(cli::info::ErrorArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json_wanted = cli::json::wanted(&argv);
     let mut stdout = std::io::stdout().lock();
+    let matches = match cli::allow_negative_numbers(Cli::command()).try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) if json_wanted && e.use_stderr() => {
+            let err = CliError { exit_code: e.exit_code(), message: e.to_string().trim().to_string() };
+            cli::report_error(&err, true, &mut stdout);
+            return ExitCode::from(e.exit_code() as u8);
+        }
+        Err(e) => e.exit(),
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result: Result<(), CliError> = match &cli.command {
         Command::Layout(args) => cli::layout::run(args, &mut stdout),
         Command::Image(args) => cli::image::run(args, &mut stdout),
@@ -38,13 +64,17 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::run(args, &mut stdout),
         Command::Run(args) => cli::run::run(args, &mut stdout),
         Command::Firmware(args) => cli::firmware::run(args, &mut stdout),
+        Command::Info(args) => cli::info::info(args, &mut stdout),
+        Command::Error(args) => cli::info::error(args, &mut stdout),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cli::allow_negative_numbers(Cli::command()), "pto", &mut stdout);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if !e.message.is_empty() {
-                eprintln!("pto: {e}");
-            }
+            cli::report_error(&e, json_wanted, &mut stdout);
             ExitCode::from(e.exit_code as u8)
         }
     }

@@ -4,13 +4,19 @@ use std::io::Write;
 
 use clap::Args;
 
+use super::input::count;
 use super::sizing_args::SizingArgs;
 use super::CliError;
+
+/// `--heap` of `pto bench`: its default is the benchmark's, not the runtime's.
+pub const BENCH_HEAP_HELP: &str =
+    "Heap bytes per ring: one value or four; suffixes K, M, G (powers of 1024) allowed (default 16M: the benchmark's sizing)";
 use crate::bench::graph::{Shape, TensorMode};
 use crate::bench::{self, Plan};
 
 /// Flags of `pto bench`.
 #[derive(Args, Debug, Clone, Default)]
+#[command(mut_arg("heap", |a| a.help(BENCH_HEAP_HELP)))]
 pub struct BenchArgs {
     /// A run of a second or two: 16,384-task warm-up, 10k and 100k tasks, 20k threaded tasks, one
     /// run per figure.
@@ -20,32 +26,35 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Graph shapes (default: all).
-    #[arg(long, value_delimiter = ',', value_enum)]
+    #[arg(long, value_delimiter = ',', value_enum, conflicts_with = "structures_only")]
     pub shape: Vec<Shape>,
     /// Tensor modes (default: both).
-    #[arg(long, value_delimiter = ',', value_enum)]
+    #[arg(long, value_delimiter = ',', value_enum, conflicts_with = "structures_only")]
     pub mode: Vec<TensorMode>,
     /// Timed task counts of the graph figures (default 10000,100000,1000000).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = count::<u64>(1, u64::MAX), conflicts_with = "structures_only")]
     pub tasks: Vec<u64>,
     /// Warm-up tasks before the timer starts (default 65536).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u64>(0, u64::MAX), conflicts_with = "structures_only")]
     pub warmup: Option<u64>,
     /// Runs per figure; the median is reported (default 3).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u32>(1, 1_000))]
     pub reps: Option<u32>,
     /// Tasks / items of the tensor-map and ready-queue figures (default 2000000).
-    #[arg(long)]
+    /// With `--graphs-only` it is ignored (with a warning on stderr).
+    #[arg(long, value_parser = count::<u64>(2, u64::MAX))]
     pub items: Option<u64>,
     /// AICPU threads of the threaded-throughput figures (default 2: one orchestrator, one
     /// scheduler).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u32>(2, pto_abi::consts::MAX_AICPU_THREADS as u64),
+          conflicts_with = "structures_only")]
     pub threads: Option<u32>,
     /// AICore clusters of the threaded-throughput figures (default 1 = 3 AICore threads).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u32>(1, pto_abi::consts::MAX_CLUSTERS as u64),
+          conflicts_with = "structures_only")]
     pub clusters: Option<u32>,
     /// Tasks of each threaded-throughput run (default 100000; 0 skips the threaded figures).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<u64>(0, u64::MAX), conflicts_with = "structures_only")]
     pub threaded_tasks: Option<u64>,
     /// Only the graph figures (deterministic and threaded).
     #[arg(long, conflicts_with = "structures_only")]
@@ -63,12 +72,9 @@ impl BenchArgs {
     pub fn plan(&self) -> Result<Plan, CliError> {
         let mut plan = if self.quick { Plan::quick() } else { Plan::full() };
         let s = &self.sizing;
-        if s.window.is_some() || s.heap.is_some() || s.dep_pool.is_some() {
-            let mut sized = s.clone();
+        if s.any() {
             // Absent flags keep the benchmark's own defaults, not the runtime's.
-            let b = bench::bench_sizing();
-            sized.heap = sized.heap.or_else(|| Some(b.heap_sizes.map(|h| h.to_string()).join(",")));
-            plan.sizing = sized.to_key().map_err(CliError::bad_input)?;
+            plan.sizing = s.to_key_over(bench::bench_sizing()).map_err(CliError::bad_input)?;
         }
         if !self.shape.is_empty() {
             plan.shapes = self.shape.clone();
@@ -122,6 +128,9 @@ impl BenchArgs {
             plan.threaded_tasks = n;
         }
         if self.graphs_only {
+            if self.items.is_some() {
+                eprintln!("pto bench: warning: --items is ignored with --graphs-only");
+            }
             plan.structure_items = 0;
         }
         if self.structures_only {
@@ -134,14 +143,60 @@ impl BenchArgs {
     }
 }
 
-/// Runs `pto bench`, writing to `out`.
+/// Wall time per task above this many times the CPU time draws the busy-machine warning.
+pub const BUSY_FACTOR: f64 = 2.0;
+
+/// Runs `pto bench`, writing to `out`: in text mode each figure's line as soon as it is measured,
+/// then the tables; a progress line on stderr when stderr is a terminal; a warning on stderr
+/// when wall time is far above CPU time.
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    use std::io::IsTerminal;
     let plan = args.plan()?;
-    let report = bench::run(&plan).map_err(|e| CliError::failed(format!("benchmark failed: {e}")))?;
+    let progress = std::io::stderr().is_terminal();
+    let mut write_err: Option<std::io::Error> = None;
+    let mut observe = |e: bench::Event| match e {
+        bench::Event::Start { index, total, what } if progress => {
+            eprint!("\r\x1b[2K[{index}/{total}] measuring {what} …");
+        }
+        bench::Event::Start { .. } => {}
+        bench::Event::Done { index, total, lines } => {
+            if progress {
+                eprint!("\r\x1b[2K");
+            }
+            if !args.json && write_err.is_none() {
+                for l in lines {
+                    if let Err(e) = writeln!(out, "[{index}/{total}] {l}").and_then(|()| out.flush()) {
+                        write_err = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let report =
+        bench::run_observed(&plan, &mut observe).map_err(|e| CliError::failed(format!("benchmark failed: {e}")));
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    let report = report?;
+    if let Some(e) = write_err {
+        return Err(e.into());
+    }
+    let busy = bench::busy_machine_lines(&report, BUSY_FACTOR);
+    if let Some(worst) = busy.iter().map(|g| g.ns_per_task.median / g.cpu_ns_per_task).reduce(f64::max) {
+        eprintln!(
+            "pto bench: warning: wall time is above {BUSY_FACTOR}× the CPU time in {} figure(s) (up to {worst:.1}×): \
+             the machine is busy and those figures are inflated; compare the cpu and best columns and the ratios \
+             to the baselines",
+            busy.len()
+        );
+    }
     if args.json {
-        let text = serde_json::to_string_pretty(&report.to_json()).map_err(|e| CliError::failed(e.to_string()))?;
-        writeln!(out, "{text}")?;
+        let mut doc = report.to_json();
+        doc["busy_machine_figures"] = serde_json::json!(busy.len());
+        super::json::write(out, "bench", doc)?;
     } else {
+        writeln!(out)?;
         report.write_text(out)?;
     }
     Ok(())
@@ -175,5 +230,41 @@ mod tests {
         let e = BenchArgs { threads: Some(1), ..Default::default() }.plan().unwrap_err();
         assert!(e.message.contains("--threads: 1"), "{}", e.message);
         assert!(BenchArgs { clusters: Some(0), ..Default::default() }.plan().is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let cmd = super::super::allow_negative_numbers(<T as clap::CommandFactory>::command());
+        let m = cmd.try_get_matches_from(std::iter::once("bench").chain(args.iter().copied()))?;
+        <T as clap::FromArgMatches>::from_arg_matches(&m).map(|t| t.bench)
+    }
+
+    #[test]
+    fn help_states_the_benchmark_heap_default_not_the_runtime_one() {
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let help = <T as clap::CommandFactory>::command().render_long_help().to_string();
+        assert!(help.contains("default 16M"), "{help}");
+        assert!(!help.contains("default 256M"), "{help}");
+        assert_eq!(bench::bench_sizing().heap_sizes, [16 << 20; 4], "the help text states this default");
+    }
+
+    #[test]
+    fn negative_counts_and_flags_the_mode_ignores_are_refused() {
+        assert!(parse(&["--reps", "-1"]).unwrap_err().to_string().contains("must not be negative"));
+        assert!(parse(&["--tasks", "10,-3"]).unwrap_err().to_string().contains("must not be negative"));
+        assert!(parse(&["--structures-only", "--threads", "2"])
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be used with"));
+        assert_eq!(parse(&["--graphs-only", "--items", "9"]).unwrap().plan().unwrap().structure_items, 0);
+        assert_eq!(parse(&["--tasks", "5,7"]).unwrap().tasks, [5, 7]);
     }
 }

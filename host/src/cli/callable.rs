@@ -8,7 +8,11 @@ use clap::{Args, Subcommand, ValueEnum};
 use pto_abi::task::TensorDirection;
 use serde_json::json;
 
-use super::CliError;
+use pto_abi::callable::{ChipCallableHeader, CHIP_CALLABLE_MAGIC, CHIP_HEADER_SIZE};
+use pto_abi::image::IMAGE_MAGIC;
+use zerocopy::FromBytes;
+
+use super::{input, json as jsonout, CliError};
 use crate::backend::sim::sim_kernel_name;
 use crate::callable::{compute_chip_callable_layout, ChipCallableLayout};
 use crate::examples::vector_example_callable;
@@ -26,7 +30,7 @@ pub struct CallableArgs {
 pub enum CallableCommand {
     /// Validate a blob and print its layout, children and hashes.
     Inspect {
-        /// The blob file.
+        /// The blob file (`-` = stdin). At most the size its header states is read.
         file: PathBuf,
         /// Print machine-readable JSON instead of a table.
         #[arg(long)]
@@ -37,7 +41,7 @@ pub enum CallableCommand {
         /// Which example.
         #[arg(value_enum)]
         name: ExampleName,
-        /// Output file.
+        /// Output file (`-` = stdout; the summary then goes to stderr).
         #[arg(short, long)]
         output: PathBuf,
     },
@@ -74,12 +78,13 @@ pub fn run(args: &CallableArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 ExampleName::Vector => vector_example_callable(),
             }
             .map_err(|e| CliError::failed(format!("building the example: {e}")))?;
-            std::fs::write(output, blob.as_bytes())
-                .map_err(|e| CliError::failed(format!("{}: cannot write: {e}", output.display())))?;
+            input::write_output(output, blob.as_bytes())?;
+            let mut stderr = std::io::stderr();
+            let out: &mut dyn Write = if input::is_stdio(output) { &mut stderr } else { out };
             writeln!(
                 out,
                 "wrote {} ({} bytes, content hash {:#018x})",
-                output.display(),
+                input::shown(output, false),
                 blob.total_size(),
                 blob.content_hash()
             )?;
@@ -88,11 +93,52 @@ pub fn run(args: &CallableArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-fn inspect(file: &PathBuf, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
-    let bytes =
-        std::fs::read(file).map_err(|e| CliError::bad_input(format!("{}: cannot read: {e}", file.display())))?;
+/// The blob format for [`input::read_bounded`]: the header states the blob's total size.
+struct BlobFormat;
+
+impl input::Bounded for BlobFormat {
+    fn header(&self) -> u64 {
+        CHIP_HEADER_SIZE
+    }
+
+    fn total(&self, header: &[u8]) -> Result<u64, String> {
+        if header.len() >= 8 && u64::from_le_bytes(header[..8].try_into().unwrap_or_default()) == IMAGE_MAGIC {
+            return Err("this is an arena image, not a ChipCallable blob; read it with `pto image inspect`".into());
+        }
+        if header.starts_with(b"\x7fELF") {
+            return Err(
+                "this is an ELF file, not a ChipCallable blob; read firmware with `pto firmware inspect`".into()
+            );
+        }
+        let h = ChipCallableHeader::read_from_prefix(header)
+            .map_err(|_| {
+                format!("invalid ChipCallable: {} bytes, shorter than its {CHIP_HEADER_SIZE}-byte header", header.len())
+            })?
+            .0;
+        if h.magic != CHIP_CALLABLE_MAGIC {
+            return Err(format!(
+                "invalid ChipCallable: magic {:#010x}, expected {CHIP_CALLABLE_MAGIC:#010x} (\"PTOC\")",
+                h.magic
+            ));
+        }
+        if h.total_size < CHIP_HEADER_SIZE || h.total_size > MAX_BLOB_SIZE {
+            return Err(format!(
+                "invalid ChipCallable: total_size = {} must be in {CHIP_HEADER_SIZE} ..= {MAX_BLOB_SIZE}",
+                h.total_size
+            ));
+        }
+        Ok(h.total_size)
+    }
+}
+
+/// Largest blob `pto callable inspect` reads (64 MiB).
+pub const MAX_BLOB_SIZE: u64 = 64 << 20;
+
+fn inspect(file: &std::path::Path, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let name = input::shown(file, true);
+    let bytes = input::read_bounded(file, &BlobFormat)?;
     let layout = compute_chip_callable_layout(&bytes)
-        .map_err(|e| CliError::bad_input(format!("{}: invalid ChipCallable: {e}", file.display())))?;
+        .map_err(|e| CliError::bad_input(format!("{name}: invalid ChipCallable: {e}")))?;
     let kernel_of = |index: usize| -> String {
         let child = &layout.children[index];
         let code = &bytes[child.code_offset as usize..(child.code_offset + child.code_size) as usize];
@@ -104,7 +150,7 @@ fn inspect(file: &PathBuf, json: bool, out: &mut dyn Write) -> Result<(), CliErr
     if json {
         print_json(&layout, kernel_of, out)
     } else {
-        print_table(file, &layout, kernel_of, out)
+        print_table(&name, &layout, kernel_of, out)
     }
 }
 
@@ -130,6 +176,7 @@ fn print_json(
         })
         .collect();
     let doc = json!({
+        "valid": true,
         "header_size": layout.header_size,
         "total_size": layout.total_size,
         "orchestration": {
@@ -143,17 +190,16 @@ fn print_json(
         "aicore_image_hash": format!("{:#018x}", layout.aicore_image_hash),
         "children": children,
     });
-    writeln!(out, "{}", serde_json::to_string_pretty(&doc).map_err(|e| CliError::failed(e.to_string()))?)?;
-    Ok(())
+    jsonout::write(out, "callable", doc)
 }
 
 fn print_table(
-    file: &std::path::Path,
+    file: &str,
     layout: &ChipCallableLayout,
     kernel_of: impl Fn(usize) -> String,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    writeln!(out, "ChipCallable {}: {} bytes, valid", file.display(), layout.total_size)?;
+    writeln!(out, "ChipCallable {file}: {} bytes, valid", layout.total_size)?;
     writeln!(out, "header             {} bytes", layout.header_size)?;
     writeln!(
         out,
@@ -186,4 +232,35 @@ fn print_table(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inspect_bytes(bytes: &[u8], tag: &str) -> Result<String, CliError> {
+        let p = std::env::temp_dir().join(format!("pto-callable-{}-{tag}.blob", std::process::id()));
+        std::fs::write(&p, bytes).unwrap();
+        let mut out = Vec::new();
+        let r = inspect(&p, false, &mut out);
+        std::fs::remove_file(&p).unwrap();
+        r.map(|()| String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn blobs_are_read_to_their_stated_size_and_other_files_are_named() {
+        let blob = vector_example_callable().unwrap().as_bytes().to_vec();
+        assert!(inspect_bytes(&blob, "ok").unwrap().contains("valid"));
+        let mut longer = blob.clone();
+        longer.push(0);
+        let e = inspect_bytes(&longer, "long").unwrap_err();
+        assert!(e.message.contains("refused without reading it"), "{e}");
+        let mut image = IMAGE_MAGIC.to_le_bytes().to_vec();
+        image.resize(CHIP_HEADER_SIZE as usize, 0);
+        let e = inspect_bytes(&image, "img").unwrap_err();
+        assert!(e.message.contains("an arena image, not a ChipCallable blob; read it with `pto image inspect`"), "{e}");
+        let e = inspect_bytes(&[0u8; 16384], "zero").unwrap_err();
+        assert!(e.message.contains("magic"), "{e}");
+        assert_eq!(e.exit_code, 2);
+    }
 }

@@ -3,18 +3,22 @@
 
 use std::io::Write;
 use std::mem::size_of;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use pto_abi::callable::CHIP_CALLABLE_MAGIC;
+use pto_abi::error::BootErrorCode;
+use pto_abi::image::ImageHeader;
 use pto_abi::runtime::SmHandle;
 use pto_abi::{reserve_layout, ABI_FINGERPRINT, ABI_VERSION};
 use pto_device::boot::audit::audit_pointers;
-use pto_device::boot::validate::validate_image;
+use pto_device::boot::validate::{validate_image, ValidatedImage};
+use serde_json::json;
 use zerocopy::FromBytes;
 
 use super::layout::human_bytes;
 use super::sizing_args::SizingArgs;
-use super::CliError;
+use super::{input, json as jsonout, CliError};
 use crate::image::{build_runtime_image, nominal_regions};
 
 /// Flags of `pto image`.
@@ -40,17 +44,23 @@ pub struct BuildArgs {
     /// Arena sizing.
     #[command(flatten)]
     pub sizing: SizingArgs,
-    /// Output file.
+    /// Output file (`-` = stdout; the summary then goes to stderr).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `pto image inspect`.
 #[derive(Args, Debug, Clone)]
 pub struct InspectArgs {
-    /// The image file.
+    /// The image file (`-` = stdin). At most the size its header states is read.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Print machine-readable JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `pto image …`, writing to `out`.
@@ -66,38 +76,139 @@ fn build(args: &BuildArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let layout = reserve_layout(&sizing).map_err(|e| CliError::bad_input(e.to_string()))?;
     let regions = nominal_regions(&layout).map_err(|e| CliError::failed(e.to_string()))?;
     let image = build_runtime_image(&layout, &regions).map_err(|e| CliError::failed(e.to_string()))?;
-    std::fs::write(&args.output, image.bytes())
-        .map_err(|e| CliError::failed(format!("cannot write {}: {e}", args.output.display())))?;
+    input::write_output(&args.output, image.bytes())?;
+    let size = image.bytes().len() as u64;
+    let name = input::shown(&args.output, false);
+    // With the image on stdout the summary goes to stderr.
+    let mut stderr = std::io::stderr();
+    let out: &mut dyn Write = if input::is_stdio(&args.output) { &mut stderr } else { out };
+    if args.json {
+        return jsonout::write(
+            out,
+            "image_build",
+            json!({"file": name, "image_size": size, "abi_version": ABI_VERSION,
+                   "abi_fingerprint": format!("{ABI_FINGERPRINT:#018x}")}),
+        );
+    }
     writeln!(
         out,
-        "wrote {} ({} bytes, {}), ABI v{ABI_VERSION}, fingerprint {ABI_FINGERPRINT:#018x}",
-        args.output.display(),
-        image.bytes().len(),
-        human_bytes(image.bytes().len() as u64)
+        "wrote {name} ({size} bytes, {}), ABI v{ABI_VERSION}, fingerprint {ABI_FINGERPRINT:#018x}",
+        human_bytes(size)
     )?;
     Ok(())
 }
 
-fn inspect(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let path = args.file.display();
-    let bytes = std::fs::read(&args.file).map_err(|e| CliError::bad_input(format!("cannot read {path}: {e}")))?;
+/// What a file that is not an arena image is, by its first bytes, and the command that reads it.
+pub fn other_format(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.len() >= 4 && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == CHIP_CALLABLE_MAGIC {
+        return Some("a ChipCallable blob, not an arena image; read it with `pto callable inspect`");
+    }
+    if bytes.starts_with(b"\x7fELF") {
+        return Some(
+            "an ELF file (a firmware or kernel binary), not an arena image; read firmware with `pto firmware inspect`",
+        );
+    }
+    None
+}
+
+/// The image format for [`input::read_bounded`]: the header states the image size.
+struct ImageFormat;
+
+impl input::Bounded for ImageFormat {
+    fn header(&self) -> u64 {
+        size_of::<ImageHeader>() as u64
+    }
+
+    fn total(&self, header: &[u8]) -> Result<u64, String> {
+        if let Some(what) = other_format(header) {
+            return Err(format!("this is {what}"));
+        }
+        let h = match validate_image(header, u64::MAX) {
+            // Only the header is here: a complaint about the missing body is expected.
+            Err(e) if e.code == BootErrorCode::ImageTruncated && header.len() == size_of::<ImageHeader>() => {
+                ImageHeader::read_from_prefix(header).map_err(|_| e.to_string())?.0
+            }
+            Err(e) => return Err(e.to_string()),
+            Ok(v) => v.header,
+        };
+        // The stated size must be the one the stored sizing gives, so a corrupt size cannot make
+        // the reader take more than the layout needs.
+        let layout = reserve_layout(&h.layout.sizing).map_err(|e| format!("image header: sizing: {e}"))?;
+        if layout.offsets.arena_size != h.image_size {
+            return Err(format!(
+                "BOOT_LAYOUT_MISMATCH: the header says image_size = {} but its sizing gives {}",
+                h.image_size, layout.offsets.arena_size
+            ));
+        }
+        Ok(h.image_size)
+    }
+}
+
+/// Reads (bounded by its header) and validates an image file with the device's boot checks and
+/// the pointer audit.
+pub fn read_image(path: &Path) -> Result<ValidatedImage, CliError> {
+    Ok(load(path)?.1)
+}
+
+fn load(path: &Path) -> Result<(Vec<u8>, ValidatedImage), CliError> {
+    let name = input::shown(path, true);
+    let bytes = input::read_bounded(path, &ImageFormat)?;
     // A file has no region around it: only the bytes present bound the image.
-    let v = validate_image(&bytes, u64::MAX).map_err(|e| CliError::bad_input(format!("{path}: {e}")))?;
-    let h = &v.header;
-    if bytes.len() as u64 != h.image_size {
+    let v = validate_image(&bytes, u64::MAX).map_err(|e| CliError::bad_input(format!("{name}: {e}")))?;
+    if bytes.len() as u64 != v.header.image_size {
         return Err(CliError::bad_input(format!(
-            "{path}: file is {} bytes but the image header says image_size = {}",
+            "{name}: file is {} bytes but the image header says image_size = {}",
             bytes.len(),
-            h.image_size
+            v.header.image_size
         )));
     }
     let at = v.layout.offsets.sm_handle.offset as usize;
-    let handle = SmHandle::read_from_bytes(&bytes[at..at + size_of::<SmHandle>()])
-        .map_err(|_| CliError::bad_input(format!("{path}: SM handle lies outside the file")))?;
+    let handle = bytes
+        .get(at..at + size_of::<SmHandle>())
+        .and_then(|b| SmHandle::read_from_bytes(b).ok())
+        .ok_or_else(|| CliError::bad_input(format!("{name}: SM handle lies outside the file")))?;
     audit_pointers(&v.runtime_header, &handle, &v.built_regions())
-        .map_err(|e| CliError::bad_input(format!("{path}: baked pointers: {e}")))?;
+        .map_err(|e| CliError::bad_input(format!("{name}: baked pointers: {e}")))?;
+    Ok((bytes, v))
+}
 
+fn inspect(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let path = input::shown(&args.file, true);
+    let (_, v) = load(&args.file)?;
+    let h = &v.header;
     let s = &v.layout.sizing;
+    if args.json {
+        let regions: Vec<_> = v
+            .layout
+            .offsets
+            .regions()
+            .iter()
+            .map(|r| json!({"name": r.name, "offset": r.region.offset, "size": r.region.size}))
+            .collect();
+        return jsonout::write(
+            out,
+            "image",
+            json!({
+                "file": path,
+                "valid": true,
+                "abi_version": h.abi_version,
+                "abi_fingerprint": format!("{:#018x}", h.abi_fingerprint),
+                "image_size": h.image_size,
+                "header_size": h.header_size,
+                "runtime_header_offset": h.runtime_header_offset,
+                "built_bases": {"arena": h.built_arena_base.0, "sm": h.built_sm_base.0, "heap": h.built_heap_base.0},
+                "sm_size": h.sm_size,
+                "heap_size": h.heap_size,
+                "sizing": {
+                    "task_window_sizes": s.task_window_sizes,
+                    "heap_sizes": s.heap_sizes,
+                    "dep_pool_capacities": s.dep_pool_capacities,
+                },
+                "pointer_audit": "ok",
+                "regions": regions,
+            }),
+        );
+    }
     writeln!(out, "{path}: valid PTO arena image")?;
     writeln!(out, "ABI version       {}", h.abi_version)?;
     writeln!(out, "ABI fingerprint   {:#018x} (this build: {ABI_FINGERPRINT:#018x})", h.abi_fingerprint)?;
@@ -136,7 +247,8 @@ mod tests {
 
     fn build_small(path: &std::path::Path) {
         let sizing = SizingArgs { window: Some("8".into()), heap: Some("64K".into()), dep_pool: Some("16".into()) };
-        let args = ImageArgs { command: ImageCommand::Build(BuildArgs { sizing, output: path.to_path_buf() }) };
+        let args =
+            ImageArgs { command: ImageCommand::Build(BuildArgs { sizing, output: path.to_path_buf(), json: false }) };
         let mut out = Vec::new();
         run(&args, &mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("fingerprint"));
@@ -144,7 +256,8 @@ mod tests {
 
     fn inspect_file(path: &std::path::Path) -> Result<String, CliError> {
         let mut out = Vec::new();
-        run(&ImageArgs { command: ImageCommand::Inspect(InspectArgs { file: path.to_path_buf() }) }, &mut out)?;
+        let file = path.to_path_buf();
+        run(&ImageArgs { command: ImageCommand::Inspect(InspectArgs { file, json: false }) }, &mut out)?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -167,7 +280,7 @@ mod tests {
         let good = std::fs::read(&p).unwrap();
 
         let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("BOOT_IMAGE_TRUNCATED", good[..good.len() / 2].to_vec()),
+            ("truncated: file is", good[..good.len() / 2].to_vec()),
             ("BOOT_IMAGE_TRUNCATED", good[..10].to_vec()),
             ("BOOT_BAD_MAGIC", {
                 let mut b = good.clone();
@@ -179,10 +292,13 @@ mod tests {
                 b[16] ^= 1;
                 b
             }),
-            ("image_size", {
+            ("refused without reading it", {
                 let mut b = good.clone();
                 b.extend_from_slice(&[0; 64]);
                 b
+            }),
+            ("a ChipCallable blob, not an arena image; read it with `pto callable inspect`", {
+                crate::examples::vector_example_callable().unwrap().as_bytes().to_vec()
             }),
         ];
         for (want, bytes) in cases {
@@ -195,5 +311,16 @@ mod tests {
         let e = inspect_file(&p).unwrap_err();
         assert_eq!(e.exit_code, 2);
         assert!(e.message.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn dev_zero_is_refused_after_its_header_not_read_to_the_end() {
+        if !std::path::Path::new("/dev/zero").exists() {
+            println!("SKIP: /dev/zero is missing on this system");
+            return;
+        }
+        let e = inspect_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.exit_code, 2);
+        assert!(e.message.contains("BOOT_BAD_MAGIC"), "{e}");
     }
 }

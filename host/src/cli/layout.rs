@@ -1,4 +1,5 @@
-//! `pto layout`: prints every arena region, the SM and GM-heap sizes, the ABI version and fingerprint.
+//! `pto layout`: prints every arena region, the SM (per ring: descriptors, payloads, slot states)
+//! and GM-heap sizes, the ABI version and fingerprint.
 
 use std::io::Write;
 
@@ -8,7 +9,7 @@ use pto_abi::{heap_layout, reserve_layout, sm_layout, ABI_FINGERPRINT, ABI_VERSI
 use serde_json::json;
 
 use super::sizing_args::SizingArgs;
-use super::CliError;
+use super::{json as jsonout, CliError};
 
 /// Flags of `pto layout`.
 #[derive(Args, Debug, Clone, Default)]
@@ -47,6 +48,22 @@ pub fn run(args: &LayoutArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .iter()
             .map(|r| json!({"name": r.name, "offset": r.region.offset, "size": r.region.size, "align": r.align}))
             .collect();
+        let sm_rings: Vec<_> = sm
+            .rings
+            .iter()
+            .enumerate()
+            .map(|(r, ring)| {
+                let part = |x: &pto_abi::arena::Region| json!({"offset": x.offset, "size": x.size});
+                json!({
+                    "ring": r,
+                    "window": sizing.task_window_sizes[r],
+                    "descriptors": part(&ring.descriptors),
+                    "payloads": part(&ring.payloads),
+                    "slot_states": part(&ring.slot_states),
+                    "size": ring.descriptors.size + ring.payloads.size + ring.slot_states.size,
+                })
+            })
+            .collect();
         let doc = json!({
             "abi_version": ABI_VERSION,
             "abi_fingerprint": format!("{ABI_FINGERPRINT:#018x}"),
@@ -57,6 +74,7 @@ pub fn run(args: &LayoutArgs, out: &mut dyn Write) -> Result<(), CliError> {
             },
             "arena_size": o.arena_size,
             "sm_size": sm.total_size,
+            "sm": {"header": {"offset": sm.header.offset, "size": sm.header.size}, "rings": sm_rings},
             "heap_size": heap.total_size,
             "heap_ring_offsets": heap.rings.iter().map(|r| r.offset).collect::<Vec<_>>(),
             "capacities": {
@@ -68,8 +86,7 @@ pub fn run(args: &LayoutArgs, out: &mut dyn Write) -> Result<(), CliError> {
             },
             "regions": regions,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc).map_err(|e| CliError::failed(e.to_string()))?)?;
-        return Ok(());
+        return jsonout::write(out, "layout", doc);
     }
 
     writeln!(out, "PTO runtime arena layout (ABI v{ABI_VERSION}, fingerprint {ABI_FINGERPRINT:#018x})")?;
@@ -92,6 +109,21 @@ pub fn run(args: &LayoutArgs, out: &mut dyn Write) -> Result<(), CliError> {
     writeln!(out)?;
     writeln!(out, "{:<22} {:>12} {:>12} {:>10}", "arena", "", o.arena_size, human_bytes(o.arena_size))?;
     writeln!(out, "{:<22} {:>12} {:>12} {:>10}", "shared memory (SM)", "", sm.total_size, human_bytes(sm.total_size))?;
+    writeln!(out, "  {:<20} {:>12} {:>12} {:>10}", "SM header", "", sm.header.size, human_bytes(sm.header.size))?;
+    for (r, ring) in sm.rings.iter().enumerate() {
+        for (what, part) in
+            [("descriptors", &ring.descriptors), ("payloads", &ring.payloads), ("slot states", &ring.slot_states)]
+        {
+            writeln!(
+                out,
+                "  {:<20} {:>#12x} {:>12} {:>10}",
+                format!("ring {r} {what}"),
+                part.offset,
+                part.size,
+                human_bytes(part.size)
+            )?;
+        }
+    }
     writeln!(out, "{:<22} {:>12} {:>12} {:>10}", "GM heap", "", heap.total_size, human_bytes(heap.total_size))?;
     for r in 0..RING_COUNT {
         writeln!(out, "  ring {r} heap at {:#x}, {} bytes", heap.rings[r].offset, heap.rings[r].size)?;
@@ -106,4 +138,27 @@ pub fn run(args: &LayoutArgs, out: &mut dyn Write) -> Result<(), CliError> {
         o.mailbox_capacity
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sm_is_broken_down_per_ring_in_the_table_and_the_json() {
+        let mut out = Vec::new();
+        run(&LayoutArgs::default(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("ring 3 slot states") && text.contains("ring 0 payloads"), "{text}");
+        let mut out = Vec::new();
+        run(&LayoutArgs { json: true, ..Default::default() }, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["schema_version"], 1);
+        let rings = v["sm"]["rings"].as_array().unwrap();
+        assert_eq!(rings.len(), RING_COUNT);
+        let sum: u64 = rings.iter().map(|r| r["size"].as_u64().unwrap()).sum::<u64>()
+            + v["sm"]["header"]["size"].as_u64().unwrap();
+        assert!(sum <= v["sm_size"].as_u64().unwrap());
+        assert!(rings[0]["payloads"]["size"].as_u64().unwrap() > rings[0]["descriptors"]["size"].as_u64().unwrap());
+    }
 }
