@@ -15,7 +15,7 @@
 use core::fmt;
 use core::mem::{align_of, offset_of, size_of};
 
-use crate::{addr, arena, callable, consts, image, launch, runtime, sizing, sm, task};
+use crate::{addr, arena, callable, consts, image, launch, mailbox, runtime, sizing, sm, task};
 
 pub use crate::drift::REBLESS_COMMAND;
 pub use crate::hash::{fnv1a64, FNV1A64_INIT};
@@ -329,6 +329,46 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         child_offsets,
     }),
     abi_type!(callable::CoreCallableHeader { magic, arg_count, binary_size, resolved_addr, signature, name, reserved }),
+    abi_type!(mailbox::MailboxRunConfig { sizing, mode, threads, clusters, _pad, orch_budget_ns, sched_budget_ns }),
+    abi_type!(mailbox::MailboxArg { kind, dtype, offset, bytes, scalar }),
+    abi_type!(mailbox::ChipMailbox {
+        magic,
+        abi_fingerprint,
+        protocol_version,
+        chip,
+        total_size,
+        args_offset,
+        args_capacity,
+        _pad0,
+        state,
+        _pad1,
+        shutdown,
+        _pad2,
+        frame_version,
+        command,
+        generation,
+        run_id,
+        cid,
+        arg_count,
+        content_hash,
+        blob_bytes,
+        _pad3,
+        config,
+        args,
+        done_generation,
+        done_run_id,
+        error,
+        error_len,
+        error_words,
+        code_name,
+        error_message,
+        tasks_submitted,
+        tasks_completed,
+        bind_ns,
+        run_ns,
+        cache_hit,
+        _pad4,
+    }),
 ];
 
 /// Every compile-time capacity, alignment and magic value that shapes the ABI.
@@ -387,6 +427,15 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = abi_capacities![
     callable::CHIP_CALLABLE_MAGIC,
     callable::CORE_CALLABLE_MAGIC,
     callable::CALLABLE_FORMAT_VERSION,
+    mailbox::MAILBOX_MAGIC,
+    mailbox::MAILBOX_PROTOCOL_VERSION,
+    mailbox::MAILBOX_ARGS_OFFSET,
+    mailbox::MAILBOX_ARGS_CAPACITY,
+    mailbox::MAILBOX_ARG_ALIGN,
+    mailbox::MAILBOX_MAX_ARGS,
+    mailbox::MAILBOX_ERROR_BYTES,
+    mailbox::MAILBOX_CODE_NAME_BYTES,
+    mailbox::SHUTDOWN_REQUESTED,
 ];
 
 const fn mix_str(h: u64, s: &str) -> u64 {
