@@ -24,6 +24,9 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Run an example task graph on the simulated device and check its result.
     Run(cli::run::RunArgs),
+    /// A chip worker serving its mailbox (started by a chip pool).
+    #[command(hide = true)]
+    Worker(cli::worker::WorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::Callable(args) => cli::callable::run(args, &mut stdout),
         Command::Bench(args) => cli::bench::run(args, &mut stdout),
         Command::Run(args) => cli::run::run(args, &mut stdout),
+        Command::Worker(args) => cli::worker::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

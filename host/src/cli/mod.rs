@@ -2,10 +2,12 @@
 
 pub mod bench;
 pub mod callable;
+pub mod chips;
 pub mod image;
 pub mod layout;
 pub mod run;
 pub mod sizing_args;
+pub mod worker;
 
 use std::fmt;
 

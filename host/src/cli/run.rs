@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Scheduler no-progress budget, milliseconds.
     #[arg(long, default_value_t = 500)]
     pub sched_timeout_ms: u64,
+    /// Spread the runs over this many chip workers (one process each) and report runs per second
+    /// for 1, 2, 4 … chips up to it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub chips: Option<u32>,
     /// Arena sizing.
     #[command(flatten)]
     pub sizing: SizingArgs,
@@ -73,6 +77,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let sizing = args.sizing.to_key().map_err(CliError::bad_input)?;
     if args.runs == 0 {
         return Err(CliError::bad_input("--runs must be at least 1"));
+    }
+    if let Some(chips) = args.chips {
+        return super::chips::run(args, chips, sizing, out);
     }
     let mode = if args.deterministic {
         RunMode::Deterministic { noop_cores: false }
