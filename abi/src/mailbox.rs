@@ -282,3 +282,30 @@ const _: () = assert!(core::mem::size_of::<ChipMailbox>() as u64 <= MAILBOX_ARGS
 
 /// Bytes of a whole mailbox mapping.
 pub const MAILBOX_TOTAL_SIZE: u64 = MAILBOX_ARGS_OFFSET + MAILBOX_ARGS_CAPACITY;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_values_are_refused_and_every_known_one_round_trips() {
+        for &s in MailboxState::ALL {
+            assert_eq!(MailboxState::try_from(s as u32), Ok(s));
+        }
+        assert_eq!(MailboxState::try_from(9), Err(9));
+        assert_eq!(MailboxCommand::try_from(0), Err(0));
+        assert_eq!(MailboxArgKind::try_from(5), Err(5));
+        assert_eq!(MailboxRunMode::try_from(3), Err(3));
+        assert_eq!(MailboxError::try_from(0), Err(0), "0 is success, not an error");
+        assert_eq!(MailboxError::StaleGeneration.name(), "STALE_GENERATION");
+    }
+
+    #[test]
+    fn the_state_shutdown_and_request_words_sit_on_their_own_lines() {
+        use core::mem::offset_of;
+        assert_eq!(offset_of!(ChipMailbox, state), 64);
+        assert_eq!(offset_of!(ChipMailbox, shutdown), 128);
+        assert_eq!(offset_of!(ChipMailbox, frame_version), 192);
+        assert_eq!(MAILBOX_TOTAL_SIZE, MAILBOX_ARGS_OFFSET + MAILBOX_ARGS_CAPACITY);
+    }
+}

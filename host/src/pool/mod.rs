@@ -404,7 +404,13 @@ impl ChipPool {
                 control: None,
             });
         }
-        pool.barrier(config.ready_deadline)?;
+        if let Err(e) = pool.barrier(config.ready_deadline) {
+            // Startup is aborted: nothing is worth waiting for.
+            for chip in &mut pool.chips {
+                chip.kill();
+            }
+            return Err(e);
+        }
         Ok(pool)
     }
 
@@ -735,7 +741,10 @@ impl Drop for ChipPool {
         let mut wait = Backoff::new(Duration::from_millis(1));
         while Instant::now() < until && self.chips.iter_mut().any(|c| c.check_exit().is_none()) {
             for chip in self.chips.iter_mut() {
-                if matches!(chip.mailbox.state(), Ok(MailboxState::TaskDone | MailboxState::ControlDone)) {
+                if matches!(
+                    chip.mailbox.state(),
+                    Ok(MailboxState::InitReady | MailboxState::TaskDone | MailboxState::ControlDone)
+                ) {
                     chip.mailbox.set_state(MailboxState::Idle);
                 }
             }
