@@ -259,9 +259,11 @@ fn read_worker_error(mb: &MailboxMap) -> Option<WorkerError> {
     if raw == 0 {
         return None;
     }
+    // The worker's length word is untrusted: it only bounds the bytes read.
     let len: u32 = mb.read(off!(error_len));
-    let mut message = mb.read_text(off!(error_message), MAILBOX_ERROR_BYTES);
-    message.truncate(len as usize);
+    let mut bytes = vec![0u8; (len as usize).min(MAILBOX_ERROR_BYTES)];
+    mb.read_into(off!(error_message), &mut bytes);
+    let message = String::from_utf8_lossy(&bytes).into_owned();
     let code_name = mb.read_text(off!(code_name), MAILBOX_CODE_NAME_BYTES);
     let words: [u64; 4] = mb.read(off!(error_words));
     Some(match MailboxError::try_from(raw) {
