@@ -15,7 +15,7 @@
 use core::fmt;
 use core::mem::{align_of, offset_of, size_of};
 
-use crate::{addr, arena, callable, consts, image, launch, mailbox, runtime, sizing, sm, task};
+use crate::{addr, arena, callable, consts, emu, image, launch, mailbox, runtime, sizing, sm, task};
 
 pub use crate::drift::REBLESS_COMMAND;
 pub use crate::hash::{fnv1a64, FNV1A64_INIT};
@@ -369,6 +369,77 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         cache_hit,
         _pad4,
     }),
+    abi_type!(emu::EmuAbiRecord {
+        magic,
+        abi_version,
+        record_size,
+        abi_fingerprint,
+        ram_base,
+        image_base,
+        image_limit,
+        control_block,
+        control_block_size,
+        log_ring,
+        log_ring_size,
+        heap_base,
+        mapped_ram_end,
+        min_ram_bytes,
+        names_offset,
+        name_count,
+        name_entry_size,
+        min_vcpus,
+        max_vcpus,
+        launch_slots,
+    }),
+    abi_type!(emu::EmuNameEntry { name, kind, index }),
+    abi_type!(emu::EmuControlBlock {
+        magic,
+        ready,
+        vcpu_count,
+        aicpu_vcpus,
+        aicore_vcpus,
+        cntfrq,
+        ready_ticks,
+        launches_taken,
+        _pad0,
+        doorbell,
+        shutdown,
+        _pad1,
+        fault,
+        panic,
+        launches,
+    }),
+    abi_type!(emu::EmuFaultRecord { valid, core, vector, claimed, esr, elr, far, spsr, launch_seq, _pad }),
+    abi_type!(emu::EmuPanicRecord {
+        valid,
+        core,
+        line,
+        column,
+        launch_seq,
+        claimed,
+        message_len,
+        file_len,
+        _pad,
+        file,
+        message
+    }),
+    abi_type!(emu::EmuLaunchSlot {
+        seq,
+        program,
+        block_dim,
+        kernel_args,
+        abort,
+        _pad0,
+        done_seq,
+        status,
+        failed_block,
+        detail,
+        started_seq,
+        start_ticks,
+        end_ticks,
+        _pad1,
+    }),
+    abi_type!(emu::EmuLogHeader { magic, capacity, write, dropped_frames, written_frames, _pad0, read, _pad1 }),
 ];
 
 /// Every compile-time capacity, alignment and magic value that shapes the ABI.
@@ -436,6 +507,20 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = abi_capacities![
     mailbox::MAILBOX_ERROR_BYTES,
     mailbox::MAILBOX_CODE_NAME_BYTES,
     mailbox::SHUTDOWN_REQUESTED,
+    emu::EMU_GUEST_RAM_BASE,
+    emu::EMU_ABI_MAGIC,
+    emu::EMU_CONTROL_MAGIC,
+    emu::EMU_LOG_MAGIC,
+    emu::EMU_LAUNCH_SLOTS,
+    emu::EMU_MAX_VCPUS,
+    emu::EMU_MIN_VCPUS,
+    emu::EMU_PANIC_FILE_BYTES,
+    emu::EMU_PANIC_MESSAGE_BYTES,
+    emu::EMU_READY,
+    emu::EMU_SHUTDOWN_REQUESTED,
+    emu::EMU_ABORT_REQUESTED,
+    emu::EMU_NO_BLOCK,
+    emu::EMU_RECORD_VALID,
 ];
 
 const fn mix_str(h: u64, s: &str) -> u64 {

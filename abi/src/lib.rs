@@ -57,6 +57,7 @@ pub mod arena;
 pub mod callable;
 pub mod consts;
 mod drift;
+pub mod emu;
 pub mod enums;
 pub mod error;
 pub mod fingerprint;

@@ -160,7 +160,9 @@ fn every_input_changes_the_fingerprint() {
         assert_ne!(fp, base, "changing {what} left the fingerprint unchanged");
         assert!(seen.insert(fp), "changing {what} collided with another change");
     };
-    for (t, ty) in ABI_TYPES.iter().enumerate() {
+    // Under Miri (an interpreter) a sample of the types and capacities keeps the test short.
+    let step = if cfg!(miri) { 9 } else { 1 };
+    for (t, ty) in ABI_TYPES.iter().enumerate().step_by(step) {
         for mutate in 0..3 {
             let mut types = ABI_TYPES.to_vec();
             match mutate {
@@ -186,7 +188,7 @@ fn every_input_changes_the_fingerprint() {
             }
         }
     }
-    for (c, (name, _)) in ABI_CAPACITIES.iter().enumerate() {
+    for (c, (name, _)) in ABI_CAPACITIES.iter().enumerate().step_by(step) {
         let mut caps = ABI_CAPACITIES.to_vec();
         caps[c].1 = caps[c].1.wrapping_add(1);
         check(fingerprint(ABI_VERSION, ABI_TYPES, &caps), format!("capacity {name}"));

@@ -64,7 +64,7 @@ fn check_key(k: &ArenaSizingKey) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
 
     #[test]
     fn valid_keys_give_aligned_disjoint_contained_deterministic_layouts(k in valid_key()) {

@@ -1,4 +1,5 @@
-//! The AICPU threads of one launch (DESIGN §5 thread model): the highest-index thread boots the
+//! The AICPU threads of one launch (up to four; each scheduler owns whole clusters, cluster c
+//! going to scheduler c mod n): the highest-index thread boots the
 //! runtime and orchestrates; the others wait for the boot report and schedule. In the
 //! deterministic mode the single thread does all of it with virtual cores.
 //!

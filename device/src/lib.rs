@@ -2,6 +2,11 @@
 //!
 //! `no_std` and allocation-free: every structure lives in the arena or in shared memory. Built as a
 //! library for the host (the simulated device) and for `aarch64-unknown-none` (the firmware).
+//!
+//! Features: `std` (host builds: a std clock and thread yield for [`platform`]); `testkit`
+//! (tests and benchmarks only: `hostmem`, zeroed host allocations standing in for device regions,
+//! and `testkit`, a runtime booted in host memory by the device's own boot); `pointer-audit` (the
+//! boot-time pointer audit in release builds too; it always runs in debug builds).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 pub use pto_abi as abi;
@@ -14,6 +19,8 @@ pub mod examples;
 #[cfg(any(test, feature = "testkit"))]
 pub mod hostmem;
 pub mod kernel;
+#[macro_use]
+pub mod log;
 pub mod orch;
 pub mod platform;
 pub mod queue;

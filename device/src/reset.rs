@@ -8,13 +8,15 @@
 //! it is informational only (nothing at boot trusts it).
 
 use core::ptr::addr_of_mut;
+use core::sync::atomic::Ordering;
 
 use crate::tensormap::TensorMap;
 use crate::view::RuntimeView;
 
-fn dirty_mark(view: &RuntimeView) -> *mut u32 {
-    // SAFETY: entry 0 of the tensor-map pool is the sentinel, never handed out.
-    unsafe { addr_of_mut!((*view.tensor_map_entries).live) }
+fn dirty_mark(view: &RuntimeView) -> &core::sync::atomic::AtomicU32 {
+    // SAFETY: entry 0 of the tensor-map pool is the sentinel, never handed out; its `live` word is
+    // only accessed through this atomic.
+    unsafe { crate::sync::atomic_u32(addr_of_mut!((*view.tensor_map_entries).live)) }
 }
 
 /// The tensor map of `view` (allocation state as persisted in the orchestrator state).
@@ -40,20 +42,18 @@ pub unsafe fn tensor_map(view: &RuntimeView) -> TensorMap {
 
 /// Marks the tensor map as possibly holding linked entries (the orchestrator, before inserting).
 pub fn mark_tensor_map_dirty(view: &RuntimeView) {
-    // SAFETY: the sentinel is written by one thread at a time (see `tensor_map`).
-    unsafe { *dirty_mark(view) = 1 };
+    dirty_mark(view).store(1, Ordering::Release);
 }
 
 /// Marks the tensor map empty (a run ended with every entry reclaimed).
 pub fn mark_tensor_map_clean(view: &RuntimeView) {
-    // SAFETY: as above.
-    unsafe { *dirty_mark(view) = 0 };
+    dirty_mark(view).store(0, Ordering::Release);
 }
 
-/// True when the previous run may have left tensor-map entries linked.
+/// True when the last run may have left tensor-map entries linked (informational: boot trusts
+/// no tensor-map memory, see [`crate::tensormap`]).
 pub fn tensor_map_dirty(view: &RuntimeView) -> bool {
-    // SAFETY: as above.
-    unsafe { *dirty_mark(view) != 0 }
+    dirty_mark(view).load(Ordering::Acquire) != 0
 }
 
 /// Regenerates the runtime's structures of `view` the way boot does: every ready queue empty

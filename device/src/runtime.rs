@@ -1,7 +1,8 @@
 //! The runtime context shared by the orchestrator and the schedulers of one run, and the task
 //! lifecycle operations both sides perform: routing a ready task, completing a task, releasing a
 //! producer (through a per-thread [`ReleaseBatch`]), ending a scope's reference, and advancing a
-//! ring's watermark (DESIGN §5).
+//! ring's watermark (strictly in task order over consumed slots; the heap tail, dep-pool and
+//! tensor-map entries are reclaimed behind it).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -114,8 +115,7 @@ struct PendingRelease {
     count: u32,
 }
 
-/// Producer releases one thread has recorded and not yet applied (DESIGN §5: batched deferred
-/// release).
+/// Producer releases one thread has recorded and not yet applied (batched deferred release).
 ///
 /// Completing a task records the release of each of its producers here instead of releasing them
 /// at once: the completion path only notifies consumers (what makes new work ready), and the

@@ -68,6 +68,11 @@ pub mod sim {
     pub use crate::backend::sim::*;
 }
 
+/// The emulated device: qemu running the aarch64 firmware, its ELF checks and its device log.
+pub mod emu {
+    pub use crate::backend::emu::*;
+}
+
 pub use backend::{
     func_table, BackendError, BackendOp, CodeError, CodeKind, CodeRef, DeviceBackend, DeviceIo, DeviceProgram,
     KernelFn, KernelHandle, LoadedCode, RunCode, StreamId,

@@ -1,4 +1,4 @@
-//! The AICore protocol (DESIGN §6): how AICPU scheduler threads hand tasks to AICore cores.
+//! The AICore protocol: how AICPU scheduler threads hand tasks to AICore cores.
 //!
 //! Per core, in the runtime arena ([`tables`]):
 //!

@@ -1,4 +1,5 @@
-//! Errors of the orchestration API: a runtime error code (DESIGN §5) plus where and why.
+//! Errors of the orchestration API: a runtime error code ([`RuntimeErrorCode`](pto_abi::error::RuntimeErrorCode),
+//! latched first-writer-wins in the SM error word) plus where and why.
 
 use core::fmt;
 

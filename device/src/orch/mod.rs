@@ -1,5 +1,5 @@
 //! The orchestrator: builds the task graph from an orchestration (a Rust function) through
-//! `submit` and scopes, as the single writer of its own state (DESIGN §5).
+//! `submit` and scopes, as the single writer of its own state.
 //!
 //! An orchestration runs inside an implicit outermost scope (depth 0, ring 0); each user scope
 //! opens one level deeper and places its tasks in ring `min(depth, 3)`. When a task window, ring

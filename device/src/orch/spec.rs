@@ -69,7 +69,10 @@ pub struct OutputSpec {
     pub dtype: DType,
 }
 
-/// One tensor argument of a task, with its direction (DESIGN §5 dependency rules).
+/// One tensor argument of a task, with its direction, which decides its dependencies: reading
+/// depends on the tensor's creator and, for `Input` and `InOut`, on earlier writers of
+/// overlapping bytes; `InOut` and `OutputExisting` register as new writers; write-after-read
+/// needs an explicit dependency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arg {
     /// Read: depends on the creator and on earlier overlapping writers.

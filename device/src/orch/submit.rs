@@ -1,4 +1,4 @@
-//! The submit path (DESIGN §5): validate → scope admission → task slot and packed output block in
+//! The submit path: validate → scope admission → task slot and packed output block in
 //! the ring of the current scope → tensor-map cleanup → explicit and automatic dependencies →
 //! prepare and publish the task → wire fanin edges → register outputs → route when ready.
 //!

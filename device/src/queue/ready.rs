@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn concurrent_producers_and_consumers_deliver_every_item_once() {
-        const PER_PRODUCER: u64 = 20_000;
+        const PER_PRODUCER: u64 = if cfg!(miri) { 200 } else { 20_000 };
         let (region, q) = queue(64);
         let region = Arc::new(region);
         let done = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,7 @@
 //! ([`DeviceIo`] for typed reads and writes).
 //!
 //! # What a backend must provide
-//! * Memory: `malloc` (1024-byte aligned bases), `free`, copies both ways, `memset`; an address
+//! * Memory: `malloc` (1024-byte aligned bases, whole 1024-byte granules), `free`, copies both ways, `memset`; an address
 //!   outside every live allocation is [`BackendError::InvalidRange`], never a crash.
 //! * Streams: launches on one stream run in order, on different streams concurrently;
 //!   synchronize (unbounded and bounded) collects them; abort asks the launches queued so far to
@@ -34,11 +34,16 @@ use std::time::Duration;
 use pto_abi::DevAddr;
 
 pub mod code;
+pub mod emu;
 pub mod io;
 pub mod sim;
 
 pub use code::{func_table, CodeError, CodeKind, CodeRef, KernelFn, LoadedCode, RunCode};
 pub use io::DeviceIo;
+
+/// The granule of device allocations: every allocation's base is aligned to it and it holds a
+/// whole number of granules (what committed-byte accounts count).
+pub const ALLOC_GRANULE: u64 = pto_abi::consts::REGION_BASE_ALIGN;
 
 /// A stream (an ordered queue of device work) created by a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,7 +158,8 @@ pub enum DeviceProgram {
 pub trait DeviceBackend: Send + Sync {
     /// Short backend name for messages (`sim`, `onboard` …).
     fn name(&self) -> &'static str;
-    /// Allocates `size` bytes of device memory whose base is 1024-byte aligned.
+    /// Allocates `size` bytes of device memory whose base is 1024-byte aligned; the allocation
+    /// holds `size` rounded up to [`ALLOC_GRANULE`] bytes.
     fn malloc(&self, size: u64) -> Result<DevAddr, BackendError>;
     /// Frees an allocation returned by [`DeviceBackend::malloc`].
     fn free(&self, addr: DevAddr) -> Result<(), BackendError>;

@@ -22,6 +22,8 @@ enum Command {
     Callable(cli::callable::CallableArgs),
     /// Benchmark the runtime: whole task cycle, tensor map, ready queue (deterministic mode).
     Bench(cli::bench::BenchArgs),
+    /// Inspect an emulated-device firmware ELF.
+    Firmware(cli::firmware::FirmwareArgs),
     /// Run an example task graph on the simulated device and check its result.
     Run(cli::run::RunArgs),
     /// A chip worker serving its mailbox (started by a chip pool).
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::run(args, &mut stdout),
         Command::Run(args) => cli::run::run(args, &mut stdout),
         Command::Worker(args) => cli::worker::run(args),
+        Command::Firmware(args) => cli::firmware::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

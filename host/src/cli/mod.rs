@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod callable;
 pub mod chips;
+pub mod device;
+pub mod firmware;
 pub mod image;
 pub mod layout;
 pub mod run;

@@ -1,21 +1,17 @@
 //! `pto run --example vector`: registers an example's ChipCallable on a runner, runs it by callable
-//! id on the simulated device, checks its result, and reports the task count, the bind time (cold
+//! id on the simulated device (or the emulated one, `--backend emu`), checks its result, and reports the task count, the bind time (cold
 //! on the first run, cached on the next), the run time and the time per task.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use pto_device::runtime::Budgets;
 
+use super::device::{CliDevice, DeviceArgs};
 use super::sizing_args::SizingArgs;
 use super::CliError;
-use crate::backend::sim::SimBackend;
-use crate::backend::DeviceBackend;
-use crate::examples::{
-    define_vector_symbols, vector_args, vector_example_callable, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG,
-};
+use crate::examples::{vector_args, vector_example_callable, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG};
 use crate::runner::{CallableRunConfig, CallableRunError, DeviceRunner, RunError, RunMode};
 
 /// The callable id `pto run` registers its example under.
@@ -59,6 +55,9 @@ pub struct RunArgs {
     /// Arena sizing.
     #[command(flatten)]
     pub sizing: SizingArgs,
+    /// The device.
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 fn human(d: Duration) -> String {
@@ -87,11 +86,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         RunMode::Threaded { threads: args.threads, clusters: args.clusters }
     };
     let budgets = Budgets { orch_ns: args.orch_timeout_ms * 1_000_000, sched_ns: args.sched_timeout_ms * 1_000_000 };
-    let sim = Arc::new(SimBackend::new().map_err(|e| CliError::failed(format!("simulated device: {e}")))?);
     let Example::Vector = args.example;
-    // The simulated device resolves the blob's names in its name tables.
-    define_vector_symbols(&mut sim.symbols()).map_err(|e| CliError::failed(e.to_string()))?;
-    let mut runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
+    let device = CliDevice::open(&args.device, &sizing, mode)?;
+    let mut runner = DeviceRunner::new(device.backend());
     // The example ships as one ChipCallable blob, uploaded once and run by callable id.
     let blob = vector_example_callable().map_err(|e| CliError::failed(e.to_string()))?;
     runner.register_callable(EXAMPLE_CID, &blob).map_err(|e| CliError::failed(e.to_string()))?;
@@ -110,8 +107,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         blob.total_size(),
         blob.content_hash()
     )?;
+    if let Some(d) = device.describe() {
+        writeln!(out, "{d}")?;
+    }
     for i in 1..=args.runs {
-        let report = runner.run_callable(EXAMPLE_CID, &run_args, &config).map_err(|e| match e {
+        let result = runner.run_callable(EXAMPLE_CID, &run_args, &config);
+        device.print_log(out)?;
+        let report = result.map_err(|e| match e {
             CallableRunError::Run(RunError::Request(m)) => CliError::bad_input(m),
             e => CliError::failed(format!("run {i}: {e}")),
         })?;

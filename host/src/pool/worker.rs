@@ -389,18 +389,24 @@ fn run_refusal(e: CallableRunError) -> Refusal {
     let (code_name, words) = match &e {
         CallableRunError::NotRegistered { cid } => ("NOT_REGISTERED".to_string(), [u64::from(*cid), 0, 0, 0]),
         CallableRunError::Bind(_) => ("BIND".to_string(), [0; 4]),
-        CallableRunError::Run(RunError::Device(f)) => (
+        CallableRunError::Run(r) => run_error_code(r),
+    };
+    Refusal { error: MailboxError::RunFailed, code_name, words, message }
+}
+
+/// A run error's code name and words (a device failure: code, detail, ring, stall class).
+fn run_error_code(e: &RunError) -> (String, [u64; 4]) {
+    match e {
+        RunError::Device(f) => (
             f.name.to_string(),
             [u64::from(f.code), f.detail, f.ring.map_or(u64::MAX, u64::from), f.stall.map_or(u64::MAX, |s| s as u64)],
         ),
-        CallableRunError::Run(RunError::KernelFaults { faults, first_task }) => {
-            ("KERNEL_FAULTS".to_string(), [*faults, *first_task, 0, 0])
-        }
-        CallableRunError::Run(RunError::Request(_)) => ("INVALID_REQUEST".to_string(), [0; 4]),
-        CallableRunError::Run(RunError::Runner(_)) => ("RUNNER".to_string(), [0; 4]),
-        CallableRunError::Run(RunError::Code(_)) => ("CODE".to_string(), [0; 4]),
-        CallableRunError::Run(RunError::Launch(_)) => ("LAUNCH".to_string(), [0; 4]),
-        CallableRunError::Run(RunError::Stuck(_)) => ("STUCK".to_string(), [0; 4]),
-    };
-    Refusal { error: MailboxError::RunFailed, code_name, words, message }
+        RunError::KernelFaults { faults, first_task } => ("KERNEL_FAULTS".to_string(), [*faults, *first_task, 0, 0]),
+        RunError::Abandoned { error, .. } => run_error_code(error),
+        RunError::Request(_) => ("INVALID_REQUEST".to_string(), [0; 4]),
+        RunError::Runner(_) => ("RUNNER".to_string(), [0; 4]),
+        RunError::Code(_) => ("CODE".to_string(), [0; 4]),
+        RunError::Launch(_) => ("LAUNCH".to_string(), [0; 4]),
+        RunError::Stuck(_) => ("STUCK".to_string(), [0; 4]),
+    }
 }

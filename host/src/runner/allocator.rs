@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pto_abi::consts::REGION_BASE_ALIGN;
 use pto_abi::DevAddr;
 
-use crate::backend::{BackendError, BackendOp, DeviceBackend};
+use crate::backend::{BackendError, BackendOp, DeviceBackend, ALLOC_GRANULE};
 use crate::callable::DeviceMemory;
 
 /// Records every live allocation so a runner can report committed bytes, free everything at
@@ -16,12 +16,13 @@ pub struct TrackingAllocator {
     live: HashMap<DevAddr, u64>,
     committed: u64,
     peak: u64,
+    abandoned: u64,
 }
 
 impl TrackingAllocator {
     /// An allocator over `backend` with nothing allocated.
     pub fn new(backend: Arc<dyn DeviceBackend>) -> Self {
-        TrackingAllocator { backend, live: HashMap::new(), committed: 0, peak: 0 }
+        TrackingAllocator { backend, live: HashMap::new(), committed: 0, peak: 0, abandoned: 0 }
     }
 
     /// The backend it allocates from.
@@ -40,8 +41,10 @@ impl TrackingAllocator {
                 detail: format!("backend returned base {addr}, not {REGION_BASE_ALIGN}-byte aligned"),
             });
         }
-        self.live.insert(addr, size);
-        self.committed += size;
+        // The backend holds whole granules: count what it holds, so both accounts agree.
+        let held = size.next_multiple_of(ALLOC_GRANULE);
+        self.live.insert(addr, held);
+        self.committed += held;
         self.peak = self.peak.max(self.committed);
         Ok(addr)
     }
@@ -57,7 +60,7 @@ impl TrackingAllocator {
         Ok(())
     }
 
-    /// Bytes of live allocations (as requested).
+    /// Bytes of live allocations, each rounded up to the backend's allocation granule.
     pub fn committed_bytes(&self) -> u64 {
         self.committed
     }
@@ -96,7 +99,22 @@ impl TrackingAllocator {
         let bytes = self.committed;
         self.live.clear();
         self.committed = 0;
+        self.abandoned += bytes;
         bytes
+    }
+
+    /// Forgets the allocation at `addr` without freeing it (the device may still touch it);
+    /// returns its bytes, or `None` when this allocator does not hold it.
+    pub fn abandon_block(&mut self, addr: DevAddr) -> Option<u64> {
+        let size = self.live.remove(&addr)?;
+        self.committed -= size;
+        self.abandoned += size;
+        Some(size)
+    }
+
+    /// Bytes abandoned so far (forgotten without a free: the device may still touch them).
+    pub fn abandoned_bytes(&self) -> u64 {
+        self.abandoned
     }
 }
 

@@ -96,13 +96,15 @@ struct LazyKernel {
     program: DeviceProgram,
     handle: Option<KernelHandle>,
     stream: Option<StreamId>,
+    /// The last bounded wait left a launch running on a stream this kernel no longer uses.
+    left_running: bool,
     registrations: u64,
     launches: u64,
 }
 
 impl LazyKernel {
     fn new(program: DeviceProgram) -> Self {
-        LazyKernel { program, handle: None, stream: None, registrations: 0, launches: 0 }
+        LazyKernel { program, handle: None, stream: None, left_running: false, registrations: 0, launches: 0 }
     }
 
     fn launch(
@@ -113,6 +115,7 @@ impl LazyKernel {
         shape: LaunchShape,
         args: DevAddr,
     ) -> Result<(), LaunchError> {
+        self.left_running = false;
         let stream = match self.stream {
             Some(s) => s,
             None => {
@@ -164,6 +167,7 @@ impl LazyKernel {
             Err(source) => {
                 if matches!(source, BackendError::Timeout { .. }) || failed_step == LaunchStep::Abort {
                     self.stream = None;
+                    self.left_running = true;
                 }
                 let source = match source {
                     BackendError::Timeout { op, .. } => BackendError::Timeout { op, waited: budget + grace },
@@ -172,6 +176,28 @@ impl LazyKernel {
                 Err(LaunchError::Step { step: failed_step, source })
             }
         }
+    }
+}
+
+impl LazyKernel {
+    /// After a failed wait: aborts the stream's launches and waits `grace` for them; true when
+    /// they ended, so the device no longer touches what they were given. Launches that may still
+    /// run stay behind on a stream this kernel stops using.
+    fn quiesce(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> bool {
+        if std::mem::take(&mut self.left_running) {
+            return false;
+        }
+        let Some(stream) = self.stream else { return true };
+        // A device fault collected while waiting means the launch ended (it failed).
+        let ended = backend.stream_abort(stream).is_ok()
+            && matches!(
+                backend.stream_synchronize_timeout(stream, grace),
+                Ok(()) | Err(BackendError::DeviceFault { .. })
+            );
+        if !ended {
+            self.stream = None;
+        }
+        ended
     }
 }
 
@@ -231,6 +257,19 @@ impl KernelLauncher {
         args: DevAddr,
     ) -> Result<(), LaunchError> {
         self.aicpu.launch(backend, LaunchStep::RegisterAicpu, LaunchStep::LaunchAicpu, shape, args)
+    }
+
+    /// After a failed wait for the AICPU kernel: aborts it and waits `grace`; true when it ended
+    /// (the device no longer touches the run's memory), false when it may still run (its stream
+    /// is left behind and the next AICPU launch gets a fresh one).
+    pub fn quiesce_aicpu(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> bool {
+        self.aicpu.quiesce(backend, grace)
+    }
+
+    /// After a failed wait for the AICore kernel: as [`KernelLauncher::quiesce_aicpu`]; false at
+    /// once when the wait already left the kernel running.
+    pub fn quiesce_aicore(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> bool {
+        self.aicore.quiesce(backend, grace)
     }
 
     /// Waits for the AICPU kernel (the AICPU device code bounds each of its own waits).

@@ -24,6 +24,7 @@ mod kernels;
 mod launch;
 mod request;
 mod run;
+mod staging;
 mod static_arena;
 
 use std::sync::Arc;
@@ -138,6 +139,7 @@ pub struct DeviceRunner {
     boot_stream: Option<StreamId>,
     registry: CallableRegistry,
     launcher: KernelLauncher,
+    deferred_frees: Vec<DevAddr>,
     faulted: bool,
 }
 
@@ -155,6 +157,7 @@ impl DeviceRunner {
             boot_stream: None,
             registry: CallableRegistry::new(),
             launcher: KernelLauncher::new(),
+            deferred_frees: Vec::new(),
             faulted: false,
         }
     }
@@ -211,6 +214,12 @@ impl DeviceRunner {
     pub fn forget_images(&mut self) {
         self.cache.invalidate();
         self.lru.clear();
+    }
+
+    /// Staged buffers whose free failed; the next run retries them (they stay counted in the
+    /// allocator's committed bytes meanwhile).
+    pub fn deferred_frees(&self) -> usize {
+        self.deferred_frees.len()
     }
 
     /// True after a backend call reported a device fault (finalize will abandon, not free).

@@ -178,4 +178,15 @@ pub enum RunError {
     /// Device threads did not finish (the host gave up waiting).
     #[error("device threads did not finish: {0}")]
     Stuck(String),
+    /// The run failed with `error` while the device may still touch its staged tensors: they
+    /// were abandoned (forgotten without a free, never reused), not freed.
+    #[error("{error}; {buffers} staged buffer(s) ({bytes} bytes) abandoned: the device may still touch them")]
+    Abandoned {
+        /// Why the run failed.
+        error: Box<RunError>,
+        /// Buffers abandoned.
+        buffers: usize,
+        /// Their bytes, as the runner accounted them.
+        bytes: u64,
+    },
 }

@@ -9,16 +9,17 @@
 use std::time::{Duration, Instant};
 
 use pto_abi::consts::{LANE_COUNT, MAX_AICPU_THREADS, MAX_CLUSTERS, MAX_FUNC_IDS};
-use pto_abi::launch::{OrchArg, LAUNCH_FLAG_DETERMINISTIC, LAUNCH_FLAG_NOOP_CORES, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
+use pto_abi::launch::{LAUNCH_FLAG_DETERMINISTIC, LAUNCH_FLAG_NOOP_CORES};
 use pto_abi::runtime::SchedThreadState;
 use pto_abi::sm::SmHeader;
 use pto_abi::DevAddr;
-use zerocopy::{FromZeros, IntoBytes};
+use zerocopy::FromZeros;
 
 use super::failure::DeviceFailure;
 use super::kernels::LaunchShape;
 use super::launch::{BootOutcome, LaunchParams};
 use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest, RunShape};
+use super::staging::Staged;
 use super::{BoundImage, DeviceRunner, RunnerError};
 use crate::backend::{func_table, DeviceIo, RunCode};
 
@@ -27,14 +28,6 @@ use crate::backend::{func_table, DeviceIo, RunCode};
 const JOIN_MARGIN: Duration = Duration::from_secs(2);
 /// How long the host waits for an aborted AICore kernel whose cores are idle.
 const STOP_GRACE: Duration = Duration::from_millis(100);
-
-/// Device buffers staged for one run.
-struct Staged {
-    /// Per argument: the buffer and its size (tensors only).
-    buffers: Vec<Option<(DevAddr, u64)>>,
-    /// The `OrchArg` records.
-    records: Option<DevAddr>,
-}
 
 fn check_request(req: &RunShape<'_>) -> Result<(u32, u32, u64), RunError> {
     let bad = |m: String| Err(RunError::Request(m));
@@ -109,71 +102,19 @@ impl DeviceRunner {
         let t = Instant::now();
         let bound = self.bind(&req.sizing)?;
         let bind_time = t.elapsed();
+        self.retry_deferred_frees();
         let staged = self.stage(req)?;
-        let result = self.launch_and_collect(req, code, &bound, &staged, threads, clusters, flags);
-        let freed = self.unstage(staged);
+        let mut idle = true;
+        let result = self.launch_and_collect(req, code, &bound, &staged, threads, clusters, flags, &mut idle);
+        let result = self.release_staged(staged, idle, result);
         let mut report = result?;
-        freed?;
         report.bind_time = bind_time;
         report.bind_cache_hit = bound.cache_hit;
         Ok(report)
     }
 
-    fn stage(&mut self, req: &RunShape<'_>) -> Result<Staged, RunError> {
-        let mut staged = Staged { buffers: Vec::with_capacity(req.args.len()), records: None };
-        match self.stage_into(req, &mut staged) {
-            Ok(()) => Ok(staged),
-            Err(e) => {
-                let _ = self.unstage(staged);
-                Err(e)
-            }
-        }
-    }
-
-    fn stage_into(&mut self, req: &RunShape<'_>, staged: &mut Staged) -> Result<(), RunError> {
-        let mut records = Vec::with_capacity(req.args.len());
-        for a in req.args {
-            let (bytes, dtype, data) = match a {
-                RunArg::Input { data, dtype } | RunArg::InOut { data, dtype } => {
-                    (data.len() as u64, *dtype, Some(data))
-                }
-                RunArg::Output { bytes, dtype } => (*bytes, *dtype, None),
-                RunArg::Scalar(v) => {
-                    staged.buffers.push(None);
-                    records.push(OrchArg { value: *v, bytes: 0, kind: ORCH_ARG_SCALAR, dtype: 0 });
-                    continue;
-                }
-            };
-            let addr = self.alloc(bytes)?;
-            staged.buffers.push(Some((addr, bytes)));
-            let r = match data {
-                Some(d) => self.backend().copy_to_device(addr, d),
-                None => self.backend().memset(addr, 0, bytes),
-            };
-            r.map_err(RunnerError::from)?;
-            records.push(OrchArg { value: addr.get(), bytes, kind: ORCH_ARG_TENSOR, dtype: dtype as u32 });
-        }
-        if !records.is_empty() {
-            let bytes = records.as_slice().as_bytes();
-            let addr = self.alloc(bytes.len() as u64)?;
-            staged.records = Some(addr);
-            self.backend().copy_to_device(addr, bytes).map_err(RunnerError::from)?;
-        }
-        Ok(())
-    }
-
-    fn unstage(&mut self, staged: Staged) -> Result<(), RunError> {
-        let mut first = Ok(());
-        for addr in staged.buffers.iter().flatten().map(|(a, _)| *a).chain(staged.records) {
-            if let Err(e) = self.free(addr) {
-                if first.is_ok() {
-                    first = Err(RunError::from(e));
-                }
-            }
-        }
-        first
-    }
-
+    /// Launches the run and reads back what it did. `idle` is cleared when the device may still
+    /// touch the run's memory afterwards (a wait failed and no abort confirmed the device idle).
     #[allow(clippy::too_many_arguments)]
     fn launch_and_collect(
         &mut self,
@@ -184,6 +125,7 @@ impl DeviceRunner {
         threads: u32,
         clusters: u32,
         flags: u64,
+        idle: &mut bool,
     ) -> Result<RunReport, RunError> {
         // The run's code stays resolvable on the device until its launches are collected.
         let loaded = self.backend().load_code(code)?;
@@ -202,12 +144,25 @@ impl DeviceRunner {
         self.prepare_launch(bound, &params)?;
         let backend = self.backend().clone();
         let backend = backend.as_ref();
-        let started = self.launch_kernels(threads, clusters)?;
+        let started = self.launch_kernels(threads, clusters, idle)?;
         let launcher = &mut self.launcher;
         let aicpu = launcher.wait_aicpu(backend);
         let run_time = started.elapsed();
+        // A failed wait says nothing about whether the kernel still runs: abort it and confirm.
+        let aicpu = aicpu.map_err(|e| {
+            let confirmed = launcher.quiesce_aicpu(backend, STOP_GRACE);
+            *idle &= confirmed;
+            let after = if confirmed { "aborted, the device is idle" } else { "still running after an abort" };
+            format!("{e} ({after})")
+        });
         let aicore = if clusters > 0 {
-            launcher.wait_aicore(backend, Duration::from_nanos(req.budgets.sched_ns) + JOIN_MARGIN, STOP_GRACE)
+            let r = launcher.wait_aicore(backend, Duration::from_nanos(req.budgets.sched_ns) + JOIN_MARGIN, STOP_GRACE);
+            r.map_err(|e| {
+                let confirmed = launcher.quiesce_aicore(backend, STOP_GRACE);
+                *idle &= confirmed;
+                let after = if confirmed { "aborted, the device is idle" } else { "still running after an abort" };
+                format!("{e} ({after})")
+            })
         } else {
             Ok(())
         };
@@ -277,7 +232,7 @@ impl DeviceRunner {
     /// launch block's `KernelArgs`, and returns when the AICPU launch started (the start of the
     /// run's time). If the AICPU launch fails, the AICore kernel (whose cores wait for a boot that
     /// never comes) is aborted.
-    fn launch_kernels(&mut self, threads: u32, clusters: u32) -> Result<Instant, RunError> {
+    fn launch_kernels(&mut self, threads: u32, clusters: u32, idle: &mut bool) -> Result<Instant, RunError> {
         if clusters > 0 {
             self.launch_aicore_kernel(LaunchShape { block_dim: clusters * LANE_COUNT as u32 })?;
         }
@@ -285,7 +240,9 @@ impl DeviceRunner {
         if let Err(e) = self.launch_aicpu_kernel(LaunchShape { block_dim: threads }) {
             if clusters > 0 {
                 let backend = self.backend().clone();
-                let _ = self.launcher.wait_aicore(backend.as_ref(), Duration::ZERO, STOP_GRACE);
+                if self.launcher.wait_aicore(backend.as_ref(), Duration::ZERO, STOP_GRACE).is_err() {
+                    *idle &= self.launcher.quiesce_aicore(backend.as_ref(), STOP_GRACE);
+                }
             }
             return Err(e.into());
         }

@@ -1,0 +1,158 @@
+//! `--backend sim|emu`, `--firmware ELF`, `--device-log`: which device a `pto` command runs on.
+//!
+//! `sim` is the simulated device (the example's names defined in its name tables). `emu` starts
+//! one emulated device for the command: qemu with the firmware ELF (checked against this host's
+//! ABI first), guest RAM sized for the run's sizing (at least 256 MiB), and one vCPU for the
+//! control core, one per AICPU thread and one serving the AICore cores. After every run the
+//! device's warnings and errors are printed; `--device-log` prints every decoded line with its
+//! timestamp and file:line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use pto_abi::emu::EMU_GUEST_RAM_BASE;
+use pto_abi::layout::{heap_layout, reserve_layout, sm_layout};
+use pto_abi::sizing::ArenaSizingKey;
+
+use super::CliError;
+use crate::backend::emu::{EmuBackend, EmuConfig, Firmware, DEFAULT_RAM_BYTES};
+use crate::backend::sim::SimBackend;
+use crate::backend::DeviceBackend;
+use crate::examples::define_vector_symbols;
+use crate::runner::RunMode;
+
+/// Which device a command runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The simulated device (threads of this process).
+    Sim,
+    /// The emulated aarch64 device: qemu running the real firmware build.
+    Emu,
+}
+
+/// Device flags.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// The device to run on.
+    #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
+    pub backend: BackendKind,
+    /// Firmware ELF of the emulated device (default: $PTO_FIRMWARE, else the workspace's
+    /// `cargo fw-build` output).
+    #[arg(long, value_name = "ELF")]
+    pub firmware: Option<PathBuf>,
+    /// Print every decoded line of the emulated device's log (timestamp, level, message,
+    /// file:line), not only its warnings and errors.
+    #[arg(long)]
+    pub device_log: bool,
+}
+
+/// The device a command opened.
+pub struct CliDevice {
+    backend: Arc<dyn DeviceBackend>,
+    emu: Option<Arc<EmuBackend>>,
+    device_log: bool,
+}
+
+/// Guest RAM for `sizing`: the firmware's own 16 MiB, the three regions, 64 MiB for tensors and
+/// callables, rounded up to 64 MiB; at least [`DEFAULT_RAM_BYTES`].
+pub fn emu_ram_for(sizing: &ArenaSizingKey, firmware: &Firmware) -> Result<u64, String> {
+    let arena = reserve_layout(sizing).map_err(|e| e.to_string())?.offsets.arena_size;
+    let sm = sm_layout(sizing).map_err(|e| e.to_string())?.total_size;
+    let heap = heap_layout(sizing).map_err(|e| e.to_string())?.total_size;
+    let own = firmware.record().heap_base.get().saturating_sub(EMU_GUEST_RAM_BASE);
+    let need = [arena, sm, heap, own, 64 << 20].iter().try_fold(0u64, |a, &b| a.checked_add(b));
+    let need = need.and_then(|n| n.checked_next_multiple_of(64 << 20)).unwrap_or(u64::MAX).max(DEFAULT_RAM_BYTES);
+    let most = firmware.record().mapped_ram_end.saturating_sub(EMU_GUEST_RAM_BASE);
+    if need > most {
+        return Err(format!(
+            "this sizing needs {} MiB of guest RAM (arena {arena}, SM {sm}, GM heap {heap} bytes) but the firmware maps \
+             at most {} MiB: choose smaller --window / --heap",
+            need >> 20,
+            most >> 20
+        ));
+    }
+    Ok(need)
+}
+
+impl CliDevice {
+    /// Opens the device `args` name for runs of `sizing` in `mode`.
+    pub fn open(args: &DeviceArgs, sizing: &ArenaSizingKey, mode: RunMode) -> Result<CliDevice, CliError> {
+        match args.backend {
+            BackendKind::Sim => {
+                let sim = Arc::new(SimBackend::new().map_err(|e| CliError::failed(format!("simulated device: {e}")))?);
+                // The simulated device resolves the blob's names in its name tables.
+                define_vector_symbols(&mut sim.symbols()).map_err(|e| CliError::failed(e.to_string()))?;
+                Ok(CliDevice { backend: sim, emu: None, device_log: args.device_log })
+            }
+            BackendKind::Emu => {
+                let path = args.firmware.clone().unwrap_or_else(Firmware::default_path);
+                let firmware = Firmware::read(&path).map_err(|e| CliError::bad_input(e.to_string()))?;
+                let ram_bytes = emu_ram_for(sizing, &firmware).map_err(CliError::bad_input)?;
+                let threads = match mode {
+                    RunMode::Threaded { threads, .. } => threads,
+                    RunMode::Deterministic { .. } => 1,
+                };
+                let config = EmuConfig { firmware: path, vcpus: threads + 2, ram_bytes, ..EmuConfig::default() };
+                let emu = Arc::new(
+                    EmuBackend::start_with(&config, firmware)
+                        .map_err(|e| CliError::failed(format!("emulated device: {e}")))?,
+                );
+                Ok(CliDevice { backend: emu.clone(), emu: Some(emu), device_log: args.device_log })
+            }
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Arc<dyn DeviceBackend> {
+        self.backend.clone()
+    }
+
+    /// One line about the emulated device (nothing for the simulated one).
+    pub fn describe(&self) -> Option<String> {
+        match &self.emu {
+            None => None,
+            Some(e) => {
+                let i = e.info();
+                Some(format!(
+                    "device: emulated aarch64 (qemu pid {}, {} vCPUs: control core, {} AICPU, {} AICore; {} MiB guest \
+                     RAM; firmware ready {:.1} ms after qemu started; {})",
+                    i.qemu_pid,
+                    i.vcpus,
+                    i.aicpu_vcpus,
+                    i.aicore_vcpus,
+                    e.ram_bytes() >> 20,
+                    i.start_to_ready.as_secs_f64() * 1e3,
+                    e.firmware().path().display()
+                ))
+            }
+        }
+    }
+
+    /// Prints the device log since the last call: warnings and errors (every line with
+    /// `--device-log`), and how many lines the device dropped.
+    pub fn print_log(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let Some(e) = &self.emu else { return Ok(()) };
+        let log = e.take_device_log();
+        for l in &log.lines {
+            if self.device_log {
+                writeln!(out, "  device: {l}")?;
+            } else if l.is_warning_or_error() {
+                writeln!(
+                    out,
+                    "  device: {}{}",
+                    l.short(),
+                    l.location.as_ref().map(|x| format!(" ({x})")).unwrap_or_default()
+                )?;
+            }
+        }
+        if log.dropped_frames > 0 {
+            writeln!(out, "  device: {} log lines dropped by the device (its log ring was full)", log.dropped_frames)?;
+        }
+        if log.lost_lines > 0 {
+            writeln!(out, "  device: {} log lines could not be decoded or kept", log.lost_lines)?;
+        }
+        Ok(())
+    }
+}

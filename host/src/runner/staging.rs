@@ -1,0 +1,123 @@
+//! A run's staged tensors: staging them (one device buffer per tensor argument, plus the
+//! `OrchArg` records) and releasing them afterwards.
+//!
+//! Release depends on what the device may still do. When every launch of the run ended (or was
+//! never started), each buffer is freed; a buffer whose free fails stays allocated and counted in
+//! the runner's committed bytes, and the next run retries it ([`DeviceRunner::deferred_frees`]).
+//! When a wait failed and no abort confirmed the device idle, or after a device fault, the buffers
+//! are *abandoned*: forgotten without a free, because the device may still read or write them,
+//! and the run's error says so ([`RunError::Abandoned`]).
+
+use pto_abi::launch::{OrchArg, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
+use pto_abi::DevAddr;
+use zerocopy::IntoBytes;
+
+use super::request::{RunArg, RunError, RunReport, RunShape};
+use super::DeviceRunner;
+
+/// Device buffers staged for one run.
+pub(super) struct Staged {
+    /// Per argument: the buffer and its size (tensors only).
+    pub buffers: Vec<Option<(DevAddr, u64)>>,
+    /// The `OrchArg` records.
+    pub records: Option<DevAddr>,
+}
+
+impl Staged {
+    fn addrs(&self) -> impl Iterator<Item = DevAddr> + '_ {
+        self.buffers.iter().flatten().map(|&(a, _)| a).chain(self.records)
+    }
+}
+
+impl DeviceRunner {
+    /// Stages `req`'s tensors and argument records; on failure nothing stays allocated.
+    pub(super) fn stage(&mut self, req: &RunShape<'_>) -> Result<Staged, RunError> {
+        let mut staged = Staged { buffers: Vec::with_capacity(req.args.len()), records: None };
+        match self.stage_into(req, &mut staged) {
+            Ok(()) => Ok(staged),
+            Err(e) => {
+                // Nothing was launched: the device never saw these buffers.
+                self.free_staged(&staged);
+                Err(e)
+            }
+        }
+    }
+
+    fn stage_into(&mut self, req: &RunShape<'_>, staged: &mut Staged) -> Result<(), RunError> {
+        let mut records = Vec::with_capacity(req.args.len());
+        for a in req.args {
+            let (bytes, dtype, data) = match a {
+                RunArg::Input { data, dtype } | RunArg::InOut { data, dtype } => {
+                    (data.len() as u64, *dtype, Some(data))
+                }
+                RunArg::Output { bytes, dtype } => (*bytes, *dtype, None),
+                RunArg::Scalar(v) => {
+                    staged.buffers.push(None);
+                    records.push(OrchArg { value: *v, bytes: 0, kind: ORCH_ARG_SCALAR, dtype: 0 });
+                    continue;
+                }
+            };
+            let addr = self.alloc(bytes)?;
+            staged.buffers.push(Some((addr, bytes)));
+            let r = match data {
+                Some(d) => self.backend().copy_to_device(addr, d),
+                None => self.backend().memset(addr, 0, bytes),
+            };
+            self.note(r)?;
+            records.push(OrchArg { value: addr.get(), bytes, kind: ORCH_ARG_TENSOR, dtype: dtype as u32 });
+        }
+        if !records.is_empty() {
+            let bytes = records.as_slice().as_bytes();
+            let addr = self.alloc(bytes.len() as u64)?;
+            staged.records = Some(addr);
+            let r = self.backend().copy_to_device(addr, bytes);
+            self.note(r)?;
+        }
+        Ok(())
+    }
+
+    /// Releases `staged` after a run whose outcome is `result`: frees the buffers when the device
+    /// is `idle` (deferring a failed free to the next run), abandons them otherwise.
+    pub(super) fn release_staged(
+        &mut self,
+        staged: Staged,
+        idle: bool,
+        result: Result<RunReport, RunError>,
+    ) -> Result<RunReport, RunError> {
+        if idle && !self.faulted {
+            self.free_staged(&staged);
+            return result;
+        }
+        let (mut buffers, mut bytes) = (0, 0);
+        for addr in staged.addrs() {
+            if let Some(b) = self.alloc.abandon_block(addr) {
+                buffers += 1;
+                bytes += b;
+            }
+        }
+        match result {
+            Err(error) if buffers > 0 => Err(RunError::Abandoned { error: Box::new(error), buffers, bytes }),
+            other => other,
+        }
+    }
+
+    /// Frees every buffer of `staged`; a failed free is deferred to the next run.
+    fn free_staged(&mut self, staged: &Staged) {
+        for addr in staged.addrs() {
+            if self.free(addr).is_err() {
+                self.deferred_frees.push(addr);
+            }
+        }
+    }
+
+    /// Retries the frees that failed after earlier runs; a block that still cannot be freed stays
+    /// deferred.
+    pub(super) fn retry_deferred_frees(&mut self) {
+        let pending = std::mem::take(&mut self.deferred_frees);
+        for addr in pending {
+            if self.free(addr).is_err() {
+                self.deferred_frees.push(addr);
+            }
+        }
+    }
+}
