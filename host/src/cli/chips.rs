@@ -40,6 +40,12 @@ fn check(event: PoolEvent) -> Result<usize, CliError> {
 
 /// Runs the multi-chip form of `pto run`.
 pub fn run(args: &RunArgs, chips: u32, sizing: ArenaSizingKey, out: &mut dyn Write) -> Result<(), CliError> {
+    if args.device.backend != super::device::BackendKind::Sim {
+        return Err(CliError::bad_input(format!(
+            "--chips runs chip workers on the simulated device only, not --backend {:?}",
+            args.device.backend
+        )));
+    }
     let mode = if args.deterministic {
         RunMode::Deterministic { noop_cores: false }
     } else {
