@@ -19,7 +19,8 @@
 //! The launch descriptor ([`launch::LaunchDescriptor`]) tells the device where the three regions
 //! are this time, and the device reports its boot outcome in a [`launch::BootReport`]. Callables
 //! (an orchestration plus its child kernels) travel as blobs ([`callable`]) the device parses with
-//! checked arithmetic. Error codes are in [`error`].
+//! checked arithmetic. Error codes are in [`error`]. A host process drives a chip-worker process
+//! through the shared-memory [`mailbox`].
 //!
 //! # Rules every ABI struct keeps
 //!
@@ -64,6 +65,7 @@ pub mod hash;
 pub mod image;
 pub mod launch;
 pub mod layout;
+pub mod mailbox;
 pub mod runtime;
 pub mod sizing;
 pub mod sm;

@@ -10,6 +10,7 @@
 //! | callable ([`ChipCallable`], [`CallableRegistry`]) | the callable blob, its layout, its upload, the registry of callable ids |
 //! | image ([`build_runtime_image`], [`ImageCache`]) | arena images: the builder, the resident-image cache, the LRU of built images |
 //! | runner ([`DeviceRunner`]) | bind, launch block, kernel launches, runs, callables on a runner |
+//! | pool ([`ChipPool`], [`pool::worker`]) | one worker process per chip behind a shared-memory mailbox, and the pool that spreads runs over them |
 //! | tool (`pto`, feature `cli`) | the command line tool and its benchmarks |
 //!
 //! # Device memory and faults
@@ -50,6 +51,7 @@ mod backend;
 mod callable;
 pub mod examples;
 mod image;
+pub mod pool;
 mod runner;
 
 #[cfg(feature = "bench")]
@@ -89,6 +91,7 @@ pub use callable::{
 pub use image::{
     build_runtime_image, nominal_regions, CacheKey, Image, ImageCache, ImageError, ImageLru, ResidentImage,
 };
+pub use pool::{ChipExit, ChipPool, ChipSpec, PoolConfig, PoolError, PoolEvent, PoolRun, ShutdownReport, WorkerError};
 pub use runner::{
     f32s, BindStats, BootFailure, BootOutcome, BootSummary, BoundImage, CallableCounters, CallableRunConfig,
     CallableRunError, DeviceFailure, DeviceRunner, KernelLauncher, LaunchBlock, LaunchCounters, LaunchError,

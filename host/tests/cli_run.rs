@@ -69,3 +69,21 @@ fn json_errors_are_documents_on_stdout_with_the_same_exit_code() {
         String::from_utf8_lossy(&out.stdout).contains("Exit codes: 0 ok; 1 the run or operation failed; 2 bad input")
     );
 }
+
+#[test]
+fn chips_flag_spreads_runs_over_worker_processes_and_reports_runs_per_second() {
+    let out = pto(&["run", "--example", "vector", "--chips", "4", "--runs", "16", "--deterministic"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (l, n) in lines[1..].iter().zip([1, 2, 4]) {
+        assert!(l.starts_with(&format!("{n} chip(s): 16 runs checked OK (all 16384 elements = 47)")), "{l}");
+        assert!(l.contains(" runs/s; runs per chip "), "{l}");
+        let spread = l.rsplit(' ').next().unwrap();
+        let per: Vec<u32> = spread.split('/').map(|c| c.parse().unwrap()).collect();
+        assert_eq!((per.len(), per.iter().sum::<u32>()), (n, 16), "{l}");
+    }
+    let out = pto(&["run", "--example", "vector", "--chips", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}

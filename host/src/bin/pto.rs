@@ -41,6 +41,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// A chip worker serving its mailbox (started by a chip pool).
+    #[command(hide = true)]
+    Worker(cli::worker::WorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Callable(args) => cli::callable::run(args, &mut stdout),
         Command::Bench(args) => cli::bench::run(args, &mut stdout),
         Command::Run(args) => cli::run::run(args, &mut stdout),
+        Command::Worker(args) => cli::worker::run(args),
         Command::Firmware(args) => cli::firmware::run(args, &mut stdout),
         Command::Info(args) => cli::info::info(args, &mut stdout),
         Command::Error(args) => cli::info::error(args, &mut stdout),

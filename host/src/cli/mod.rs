@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod callable;
+pub mod chips;
 pub mod device;
 pub mod firmware;
 pub mod image;
@@ -11,6 +12,7 @@ pub mod json;
 pub mod layout;
 pub mod run;
 pub mod sizing_args;
+pub mod worker;
 
 use std::fmt;
 

@@ -89,6 +89,10 @@ pub struct RunArgs {
     /// Print one JSON report instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Spread the runs over this many chip workers (one process each) and report runs per second
+    /// for 1, 2, 4 … chips up to it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub chips: Option<u32>,
     /// The device.
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -250,7 +254,8 @@ pub fn parse_args_json(text: &str) -> Result<Vec<ArgSpec>, String> {
         .collect()
 }
 
-fn run_mode(args: &RunArgs) -> RunMode {
+/// The run mode the flags ask for (threaded 3 threads / 2 clusters unless set).
+pub fn run_mode(args: &RunArgs) -> RunMode {
     if args.deterministic {
         RunMode::Deterministic { noop_cores: false }
     } else {
@@ -324,6 +329,9 @@ fn failure_json(e: &CallableRunError, exit_code: i32) -> Value {
 /// Runs `pto run`, writing to `out`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let sizing = sizing_of(args)?;
+    if let Some(chips) = args.chips {
+        return super::chips::run(args, chips, sizing, out);
+    }
     let mode = run_mode(args);
     let budgets = Budgets { orch_ns: args.orch_timeout, sched_ns: args.sched_timeout };
     let plan = plan(args)?;
