@@ -14,6 +14,7 @@
 
 pub mod baseline;
 pub mod graph;
+pub mod lines;
 pub mod ready_queue;
 pub mod report;
 pub mod tensor_map;
@@ -26,7 +27,7 @@ use std::time::Instant;
 
 use pto_abi::sizing::ArenaSizingKey;
 
-use graph::{GraphBench, Shape, TensorMode};
+use graph::{GraphBench, Shape, SyncMode, TensorMode};
 use threaded::{ThreadedBench, ThreadedSetup};
 
 /// What to measure, and how long.
@@ -38,6 +39,8 @@ pub struct Plan {
     pub shapes: Vec<Shape>,
     /// Tensor modes to measure.
     pub modes: Vec<TensorMode>,
+    /// Synchronisation modes of every whole-cycle figure, in report order.
+    pub syncs: Vec<SyncMode>,
     /// Tasks submitted before the timer starts, on the same live runtime.
     pub warmup: u64,
     /// Timed task counts; each (shape, mode) is measured at every count.
@@ -59,6 +62,7 @@ impl Plan {
             sizing: bench_sizing(),
             shapes: Shape::ALL.to_vec(),
             modes: TensorMode::ALL.to_vec(),
+            syncs: vec![SyncMode::Exclusive],
             warmup: 65_536,
             task_counts: vec![10_000, 100_000, 1_000_000],
             reps: 3,
@@ -162,7 +166,9 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
         for &shape in &plan.shapes {
             for &mode in &plan.modes {
                 for &tasks in &plan.task_counts {
-                    report.graphs.push(graph::measure(&bench, &mut traffic, shape, mode, plan, tasks)?);
+                    for &sync in &plan.syncs {
+                        report.graphs.push(graph::measure(&bench, &mut traffic, (shape, mode, sync), plan, tasks)?);
+                    }
                 }
             }
         }
