@@ -69,15 +69,6 @@ impl Shape {
         }
     }
 
-    /// The published C++ runtime's cost per task, single-threaded, on this kind of machine (ns).
-    pub fn reference_ns(self) -> f64 {
-        match self {
-            Shape::Chain => 214.0,
-            Shape::Fanout32 => 203.0,
-            Shape::Diamond => 331.0,
-        }
-    }
-
     /// Tensor arguments and producers of each task of one group, in submit order.
     pub fn traffic(self) -> &'static [TaskTraffic] {
         const ONE: TaskTraffic = TaskTraffic { tensors: 2, fanin: 1 };

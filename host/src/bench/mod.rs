@@ -2,7 +2,8 @@
 //!
 //! * [`graph`]: the whole task cycle of the deterministic mode (submit, dispatch, complete,
 //!   release) with instant virtual cores and no-op kernels, on three graph shapes in two tensor
-//!   modes, against the published C++ runtime's figures;
+//!   modes, each in the exclusive and (on request) the shared synchronisation mode, beside the
+//!   cache lines a task touches per structure ([`lines`]);
 //! * [`tensor_map`]: the tensor map alone (2 lookups + 1 insert + periodic cleanup per task);
 //! * [`ready_queue`]: the ready queue alone (push+pop pair, batches of 32, two threads);
 //! * [`threaded`]: the threaded mode's throughput beside the deterministic mode's, both through
