@@ -250,9 +250,10 @@ pub unsafe fn run_with(
 ) -> DeterministicOutcome {
     // SAFETY: the caller guarantees no other thread uses the runtime.
     unsafe { rt.set_exclusive(true) };
-    if sched.shared {
+    let shared = sched.shared;
+    if shared {
         // SAFETY: lifting the exclusive mode only adds synchronisation.
-        unsafe { rt.set_exclusive(false) };
+        unsafe { rt.set_exclusive(!shared) };
     }
     let rt = &*rt;
     let mut summary = run_orchestration(rt, f, args, Some(&mut sched));
