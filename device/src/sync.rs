@@ -76,6 +76,25 @@ impl<'a> WordLock<'a> {
     }
 }
 
+/// Hints the CPU to bring the cache line holding `p` into its cache for a write soon. A hint only:
+/// it never faults and changes no memory, whatever `p` points at (on other targets it does
+/// nothing).
+#[inline(always)]
+pub fn prefetch_write<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch neither faults nor writes; SSE is part of the x86_64 baseline.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(p.cast())
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: `prfm` is a hint: it neither faults nor writes memory.
+    unsafe {
+        core::arch::asm!("prfm pstl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -171,6 +171,7 @@ impl Orchestrator<'_, '_> {
         let local = self.rings[ring].current as u32;
         let id = make_task_id(ring as u32, local);
         let payload = rv.payload(local);
+        prefetch_task_lines(&rv, local.wrapping_add(PREFETCH_AHEAD), spec.args.len());
         // SAFETY: the frame at the current depth was written by `push_frame`.
         let frame = unsafe { *self.frame(self.depth) };
 
@@ -559,6 +560,28 @@ impl super::OrchRing {
     fn window_has_room(&self, alive: u64) -> bool {
         self.current.wrapping_sub(alive) < self.window
     }
+}
+
+/// Submits ahead whose lines a submit prefetches: the slot after next (the next one's lines are
+/// already on their way).
+const PREFETCH_AHEAD: u32 = 2;
+
+/// Prefetches the lines a submit of `local` with `tensors` tensor arguments writes: its slot
+/// state, its descriptor, its payload's counts, tensor descriptors and first fanin ids. Every
+/// task reuses a slot last touched a whole window earlier, so these lines usually come from memory.
+#[inline(always)]
+fn prefetch_task_lines(rv: &crate::view::RingView, local: u32, tensors: usize) {
+    use crate::sync::prefetch_write;
+    let p = rv.payload(local);
+    prefetch_write(rv.slot(local));
+    prefetch_write(rv.descriptor(local));
+    prefetch_write(p);
+    let first = p.cast::<u8>().wrapping_add(core::mem::offset_of!(TaskPayload, tensors));
+    let bytes = tensors.min(4) * core::mem::size_of::<TensorDesc>();
+    for at in (0..bytes).step_by(64) {
+        prefetch_write(first.wrapping_add(at));
+    }
+    prefetch_write(p.cast::<u8>().wrapping_add(core::mem::offset_of!(TaskPayload, fanin)));
 }
 
 fn write_tensor(d: &mut TensorDesc, t: &Tensor, dir: TensorDirection) {

@@ -53,6 +53,9 @@ pub struct DeterministicScheduler<'k> {
     /// Producer releases of completed tasks, applied at the end of every pass over the ready
     /// queues (and whenever the batch fills up).
     releases: ReleaseBatch,
+    /// Keeps the runtime in its shared (atomic) mode, as the threaded mode runs it: locks, atomic
+    /// refcounts and the MPMC queue paths, although one thread does all the work.
+    shared: bool,
 }
 
 impl<'k> DeterministicScheduler<'k> {
@@ -66,7 +69,16 @@ impl<'k> DeterministicScheduler<'k> {
             kernel_faults: 0,
             first_fault_task: pto_abi::task::NO_TASK,
             releases: ReleaseBatch::new(),
+            shared: false,
         }
+    }
+
+    /// Runs in the runtime's shared (atomic) mode instead of the exclusive one: the same
+    /// schedule, with every lock, atomic read-modify-write and MPMC queue operation the threaded
+    /// mode pays (for like-for-like cost measurements).
+    pub fn with_shared_mode(mut self) -> Self {
+        self.shared = true;
+        self
     }
 
     /// Applies releases whenever `limit` distinct producers are held (instead of
@@ -238,6 +250,11 @@ pub unsafe fn run_with(
 ) -> DeterministicOutcome {
     // SAFETY: the caller guarantees no other thread uses the runtime.
     unsafe { rt.set_exclusive(true) };
+    let shared = sched.shared;
+    if shared {
+        // SAFETY: lifting the exclusive mode only adds synchronisation.
+        unsafe { rt.set_exclusive(!shared) };
+    }
     let rt = &*rt;
     let mut summary = run_orchestration(rt, f, args, Some(&mut sched));
     if summary.error.is_none() {

@@ -69,15 +69,6 @@ impl Shape {
         }
     }
 
-    /// The published C++ runtime's cost per task, single-threaded, on this kind of machine (ns).
-    pub fn reference_ns(self) -> f64 {
-        match self {
-            Shape::Chain => 214.0,
-            Shape::Fanout32 => 203.0,
-            Shape::Diamond => 331.0,
-        }
-    }
-
     /// Tensor arguments and producers of each task of one group, in submit order.
     pub fn traffic(self) -> &'static [TaskTraffic] {
         const ONE: TaskTraffic = TaskTraffic { tensors: 2, fanin: 1 };
@@ -145,6 +136,32 @@ impl TensorMode {
     }
 }
 
+/// How the deterministic runtime synchronises: without atomics (its own mode) or with every lock
+/// and atomic read-modify-write of the threaded mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum SyncMode {
+    /// `Runtime::set_exclusive(true)`: no locks, plain refcount updates, the single-thread queue
+    /// paths (the deterministic mode's own setting).
+    Exclusive,
+    /// The shared (atomic) mode threaded runs use: fanout locks, atomic refcounts, MPMC queue
+    /// operations, the watermark lock, although one thread does all the work.
+    Shared,
+}
+
+impl SyncMode {
+    /// Both modes, in report order.
+    pub const ALL: [SyncMode; 2] = [SyncMode::Exclusive, SyncMode::Shared];
+
+    /// Name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::Exclusive => "exclusive",
+            SyncMode::Shared => "shared",
+        }
+    }
+}
+
 /// What one orchestration run did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GraphRun {
@@ -164,6 +181,10 @@ pub struct GraphRun {
     pub kernel_runs: u64,
     /// Inputs whose producer's stamp was wrong when the kernel ran (check mode).
     pub stamp_errors: u64,
+    /// Dep-list nodes ring [`BENCH_RING`] handed out in the run (the runtime's own counter).
+    pub dep_nodes: u64,
+    /// Ready-queue pushes of the run, every queue (the queues' producer cursors).
+    pub queue_pushes: u64,
 }
 
 impl GraphRun {
@@ -180,6 +201,8 @@ pub struct GraphLine {
     pub shape: Shape,
     /// Tensor mode.
     pub mode: TensorMode,
+    /// Synchronisation mode of the runtime.
+    pub sync: SyncMode,
     /// Timed tasks asked for (the run rounds up to whole scopes).
     pub requested_tasks: u64,
     /// Wall nanoseconds per task.
@@ -466,13 +489,24 @@ impl GraphBench {
     /// Runs `warmup` tasks then `tasks` timed ones (both rounded up to whole scopes) with instant
     /// virtual cores, and checks that every task was completed and released.
     pub fn run(&self, shape: Shape, mode: TensorMode, warmup: u64, tasks: u64) -> Result<GraphRun, String> {
-        self.run_job(shape, mode, warmup, tasks, None, true).map(|(r, _)| r)
+        self.run_in(SyncMode::Exclusive, shape, mode, warmup, tasks)
+    }
+
+    /// [`GraphBench::run`] with the runtime in `sync` mode.
+    pub fn run_in(
+        &self,
+        sync: SyncMode,
+        shape: Shape,
+        mode: TensorMode,
+        warmup: u64,
+        tasks: u64,
+    ) -> Result<GraphRun, String> {
+        self.run_job((shape, mode, sync), warmup, tasks, None, true).map(|(r, _)| r)
     }
 
     fn run_job(
         &self,
-        shape: Shape,
-        mode: TensorMode,
+        (shape, mode, sync): (Shape, TensorMode, SyncMode),
         warmup: u64,
         tasks: u64,
         check: Option<(&CheckCounters, u64)>,
@@ -495,6 +529,11 @@ impl GraphBench {
                 DeterministicScheduler::new(VirtualCores::RunKernels(&kernels)).with_shuffle(seed),
             ),
         };
+        let sched = match sync {
+            SyncMode::Exclusive => sched,
+            SyncMode::Shared => sched.with_shared_mode(),
+        };
+        let before = self.counters();
         let mut rt = Runtime::new(self.host.view(), &HostPlatform, funcs, Budgets::DEFAULT);
         // SAFETY: the runtime lives in `self.host`, which no other thread touches.
         let out = unsafe { run_with(&mut rt, graph_orchestration, &[], sched) };
@@ -506,6 +545,7 @@ impl GraphBench {
             return Err(format!("{} of {} tasks completed", out.tasks_completed, out.tasks_submitted));
         }
         self.check_drained()?;
+        let after = self.counters();
         let (Some(start), Some(end)) = (job.start, job.end) else {
             return Err("the orchestration never reached the timed phase".into());
         };
@@ -519,8 +559,26 @@ impl GraphBench {
             completed: out.tasks_completed,
             kernel_runs: counters.map_or(0, |c| c.runs.load(Ordering::Relaxed)),
             stamp_errors: counters.map_or(0, |c| c.errors.load(Ordering::Relaxed)),
+            dep_nodes: after.0.wrapping_sub(before.0),
+            queue_pushes: after.1.wrapping_sub(before.1),
         };
         Ok((run, job))
+    }
+
+    /// The runtime's monotonic counters: dep-list nodes handed out in ring [`BENCH_RING`], and
+    /// ready-queue pushes over every queue.
+    fn counters(&self) -> (u64, u64) {
+        let v = self.host.view();
+        // SAFETY: orchestrator state and queue headers of a runtime no thread is using.
+        unsafe {
+            let nodes = (*v.orch_state).rings[BENCH_RING].dep_pool_head;
+            let pushes = (*v.header)
+                .ready_queues
+                .iter()
+                .map(|q| (*(q.get() as *const pto_abi::runtime::ReadyQueueHeader)).enqueue_pos)
+                .sum();
+            (nodes, pushes)
+        }
     }
 
     /// Every ring's watermark caught up with its submit counter and the tensor map is empty.
@@ -562,7 +620,7 @@ pub fn check(
     tasks: u64,
     seed: u64,
 ) -> Result<CheckedRun, String> {
-    check_with(bench, shape, mode, (warmup, tasks), seed, true)
+    check_with(bench, shape, mode, (warmup, tasks), seed, true, SyncMode::Exclusive)
 }
 
 fn check_with(
@@ -572,6 +630,7 @@ fn check_with(
     (warmup, tasks): (u64, u64),
     seed: u64,
     depend: bool,
+    sync: SyncMode,
 ) -> Result<CheckedRun, String> {
     // SAFETY: the ext buffers and the seed belong to `bench`; nothing else uses them now.
     unsafe {
@@ -579,7 +638,7 @@ fn check_with(
         std::ptr::write_bytes(bench.seed.ptr(), 0, bench.seed.len() as usize);
     }
     let counters = CheckCounters::default();
-    let (run, job) = bench.run_job(shape, mode, warmup, tasks, Some((&counters, seed)), depend)?;
+    let (run, job) = bench.run_job((shape, mode, sync), warmup, tasks, Some((&counters, seed)), depend)?;
     let last = job.last.ok_or("no task was submitted")?;
     // SAFETY: the last output is a live host buffer (ext region or runtime heap) of 1 KiB.
     let last_stamp_found = unsafe { (last.tensor.addr() as *const u64).read_volatile() };
@@ -604,8 +663,7 @@ fn check_with(
 pub fn measure(
     bench: &GraphBench,
     traffic: &mut DescriptorTraffic,
-    shape: Shape,
-    mode: TensorMode,
+    (shape, mode, sync): (Shape, TensorMode, SyncMode),
     plan: &Plan,
     tasks: u64,
 ) -> Result<GraphLine, String> {
@@ -619,7 +677,7 @@ pub fn measure(
             traffic.run(shape.traffic(), tasks)
         },
         || {
-            let r = bench.run(shape, mode, plan.warmup, tasks)?;
+            let r = bench.run_in(sync, shape, mode, plan.warmup, tasks)?;
             let ns = r.ns_per_task();
             cpu.push(r.cpu_ns as f64 / r.timed_tasks.max(1) as f64);
             last = Some(r);
@@ -630,6 +688,7 @@ pub fn measure(
     Ok(GraphLine {
         shape,
         mode,
+        sync,
         requested_tasks: tasks,
         ns_per_task: ns,
         cpu_ns_per_task: super::median(&mut cpu),
@@ -658,10 +717,10 @@ mod tests {
         let bench = GraphBench::new(&small()).unwrap();
         for shape in Shape::ALL {
             for mode in TensorMode::ALL {
-                for seed in [1, 0x5eed] {
-                    let c = check(&bench, shape, mode, 600, 3000, seed).unwrap();
+                for (seed, sync) in [(1, SyncMode::Exclusive), (0x5eed, SyncMode::Exclusive), (3, SyncMode::Shared)] {
+                    let c = check_with(&bench, shape, mode, (600, 3000), seed, true, sync).unwrap();
                     let r = c.run;
-                    let what = format!("{} {} seed {seed}", shape.name(), mode.name());
+                    let what = format!("{} {} {} seed {seed}", shape.name(), mode.name(), sync.name());
                     assert_eq!(r.stamp_errors, 0, "{what}: a consumer ran before its producer");
                     assert_eq!((r.kernel_runs, r.completed), (r.submitted, r.submitted), "{what}");
                     assert_eq!(r.submitted, r.warmup_tasks + r.timed_tasks, "{what}");
@@ -679,7 +738,7 @@ mod tests {
     #[test]
     fn the_check_sees_a_consumer_that_does_not_wait_for_its_producer() {
         let bench = GraphBench::new(&small()).unwrap();
-        let c = check_with(&bench, Shape::Chain, TensorMode::Ext, (0, 512), 7, false).unwrap();
+        let c = check_with(&bench, Shape::Chain, TensorMode::Ext, (0, 512), 7, false, SyncMode::Exclusive).unwrap();
         assert_eq!(c.run.kernel_runs, 512);
         assert!(c.run.stamp_errors > 0, "shuffled independent tasks must read stale stamps");
     }
@@ -687,8 +746,8 @@ mod tests {
     #[test]
     fn instant_runs_complete_every_task_of_whole_scopes() {
         let bench = GraphBench::new(&small()).unwrap();
-        for shape in Shape::ALL {
-            let r = bench.run(shape, TensorMode::Rt, 100, 1000).unwrap();
+        for (shape, sync) in Shape::ALL.into_iter().zip([SyncMode::Exclusive, SyncMode::Shared, SyncMode::Shared]) {
+            let r = bench.run_in(sync, shape, TensorMode::Rt, 100, 1000).unwrap();
             let scopes_warm = 100u64.div_ceil(shape.scope_len());
             assert_eq!(r.warmup_tasks, scopes_warm * shape.scope_len());
             assert_eq!(r.timed_tasks, 1000u64.div_ceil(shape.scope_len()) * shape.scope_len());

@@ -2,7 +2,8 @@
 //!
 //! * [`graph`]: the whole task cycle of the deterministic mode (submit, dispatch, complete,
 //!   release) with instant virtual cores and no-op kernels, on three graph shapes in two tensor
-//!   modes, against the published C++ runtime's figures;
+//!   modes, each in the exclusive and (on request) the shared synchronisation mode, beside the
+//!   cache lines a task touches per structure ([`lines`]);
 //! * [`tensor_map`]: the tensor map alone (2 lookups + 1 insert + periodic cleanup per task);
 //! * [`ready_queue`]: the ready queue alone (push+pop pair, batches of 32, two threads);
 //! * [`threaded`]: the threaded mode's throughput beside the deterministic mode's, both through
@@ -14,6 +15,7 @@
 
 pub mod baseline;
 pub mod graph;
+pub mod lines;
 pub mod ready_queue;
 pub mod report;
 pub mod tensor_map;
@@ -26,7 +28,7 @@ use std::time::Instant;
 
 use pto_abi::sizing::ArenaSizingKey;
 
-use graph::{GraphBench, Shape, TensorMode};
+use graph::{GraphBench, Shape, SyncMode, TensorMode};
 use threaded::{ThreadedBench, ThreadedSetup};
 
 /// What to measure, and how long.
@@ -38,6 +40,8 @@ pub struct Plan {
     pub shapes: Vec<Shape>,
     /// Tensor modes to measure.
     pub modes: Vec<TensorMode>,
+    /// Synchronisation modes of every whole-cycle figure, in report order.
+    pub syncs: Vec<SyncMode>,
     /// Tasks submitted before the timer starts, on the same live runtime.
     pub warmup: u64,
     /// Timed task counts; each (shape, mode) is measured at every count.
@@ -59,6 +63,7 @@ impl Plan {
             sizing: bench_sizing(),
             shapes: Shape::ALL.to_vec(),
             modes: TensorMode::ALL.to_vec(),
+            syncs: vec![SyncMode::Exclusive],
             warmup: 65_536,
             task_counts: vec![10_000, 100_000, 1_000_000],
             reps: 3,
@@ -176,26 +181,21 @@ pub enum Event {
 }
 
 fn graph_text(g: &GraphLine) -> String {
-    let rf = g.shape.reference_ns();
     format!(
-        "{} {} {} tasks: {:.1} ns/task (best {:.1}, cpu {:.1}), C++ {rf:.0} ns (×{:.2}), baseline {:.1} ns",
+        "{} {} {} {} tasks: {:.1} ns/task (best {:.1}, cpu {:.1}), baseline {:.1} ns",
         g.shape.name(),
         g.mode.name(),
+        g.sync.name(),
         report::thousands(g.run.timed_tasks),
         g.ns_per_task.median,
         g.ns_per_task.best,
         g.cpu_ns_per_task,
-        g.ns_per_task.median / rf,
         g.baseline_ns.median
     )
 }
 
 fn line_text(l: &Line) -> String {
-    let rf = l.reference_ns.map(|r| format!(", C++ {r:.1} ns")).unwrap_or_default();
-    format!(
-        "{}: {:.1} ns/item (best {:.1}){rf}, baseline {:.1} ns",
-        l.name, l.ns.median, l.ns.best, l.baseline_ns.median
-    )
+    format!("{}: {:.1} ns/item (best {:.1}), baseline {:.1} ns", l.name, l.ns.median, l.ns.best, l.baseline_ns.median)
 }
 
 /// Runs every benchmark of `plan`.
@@ -207,7 +207,7 @@ pub fn run(plan: &Plan) -> Result<Report, String> {
 pub fn run_observed(plan: &Plan, observe: &mut dyn FnMut(Event)) -> Result<Report, String> {
     let mut report = Report::new(plan);
     let graphs = if plan.modes.is_empty() || plan.task_counts.is_empty() { 0 } else { plan.shapes.len() };
-    let graph_steps = graphs * plan.modes.len() * plan.task_counts.len();
+    let graph_steps = graphs * plan.modes.len() * plan.syncs.len() * plan.task_counts.len();
     let structure_steps = if plan.structure_items > 0 { tensor_map::IN_FLIGHT.len() + 1 } else { 0 };
     let threaded = plan.threaded.filter(|_| plan.threaded_tasks > 0);
     let threaded_steps = if threaded.is_some() { plan.shapes.len() * plan.modes.len() } else { 0 };
@@ -225,11 +225,19 @@ pub fn run_observed(plan: &Plan, observe: &mut dyn FnMut(Event)) -> Result<Repor
         for &shape in &plan.shapes {
             for &mode in &plan.modes {
                 for &tasks in &plan.task_counts {
-                    let what = format!("{} {} {} tasks", shape.name(), mode.name(), report::thousands(tasks));
-                    let index = step(what, observe);
-                    let g = graph::measure(&bench, &mut traffic, shape, mode, plan, tasks)?;
-                    observe(Event::Done { index, total, lines: vec![graph_text(&g)] });
-                    report.graphs.push(g);
+                    for &sync in &plan.syncs {
+                        let what = format!(
+                            "{} {} {} {} tasks",
+                            shape.name(),
+                            mode.name(),
+                            sync.name(),
+                            report::thousands(tasks)
+                        );
+                        let index = step(what, observe);
+                        let g = graph::measure(&bench, &mut traffic, (shape, mode, sync), plan, tasks)?;
+                        observe(Event::Done { index, total, lines: vec![graph_text(&g)] });
+                        report.graphs.push(g);
+                    }
                 }
             }
         }

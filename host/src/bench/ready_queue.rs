@@ -23,9 +23,6 @@ use super::Sampled;
 /// Items per batch of the batched figure.
 pub const BATCH: usize = 32;
 
-/// The C++ runtime's figures (ns per item): pair, batch of 32, two threads.
-pub const REFERENCE_NS: [f64; 3] = [10.2, 2.0, 45.0];
-
 /// Spins this many times on an empty or full queue, then yields (the machine is shared).
 const SPINS_BEFORE_YIELD: u32 = 64;
 
@@ -295,11 +292,10 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
     let q = QueueBench::new(cap);
     let mut plain = PlainRing::new(cap);
     let spsc = SpscRing::new(cap);
-    let line = |name: &str, i: usize, baseline: &'static str, (ns, baseline_ns): (Sampled, Sampled)| Line {
+    let line = |name: &str, baseline: &'static str, (ns, baseline_ns): (Sampled, Sampled)| Line {
         name: name.to_string(),
         items,
         ns,
-        reference_ns: Some(REFERENCE_NS[i]),
         baseline,
         baseline_ns,
     };
@@ -324,10 +320,10 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
         return Err(e);
     }
     Ok(vec![
-        line("push+pop pair, one thread", 0, "plain ring push+pop", pair),
-        line("pair, exclusive (deterministic)", 0, "plain ring push+pop", exclusive),
-        line("batch of 32, one thread", 1, "plain ring, 32-item copies", batch),
-        line("producer/consumer, two threads", 2, "SPSC ring, two threads", two),
+        line("push+pop pair, one thread", "plain ring push+pop", pair),
+        line("pair, exclusive (deterministic)", "plain ring push+pop", exclusive),
+        line("batch of 32, one thread", "plain ring, 32-item copies", batch),
+        line("producer/consumer, two threads", "SPSC ring, two threads", two),
     ])
 }
 

@@ -5,14 +5,12 @@ use std::io::{self, Write};
 use pto_abi::sizing::ArenaSizingKey;
 use serde_json::{json, Value};
 
-use super::graph::{GraphLine, Shape, BENCH_RING, SCOPE_TASKS};
+use super::graph::{GraphLine, Shape, SyncMode, TensorMode, BENCH_RING, SCOPE_TASKS};
+use super::lines::{tally, Traffic, STRUCTURES};
 use super::threaded::{ThreadedSetup, ThroughputLine};
 use super::{Plan, Sampled};
 
-/// The aim: at most this fraction of the C++ runtime's cost.
-pub const AIM_RATIO: f64 = 0.5;
-
-/// One figure beside its reference and baseline.
+/// One figure beside its baseline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Line {
     /// What was measured.
@@ -21,8 +19,6 @@ pub struct Line {
     pub items: u64,
     /// Nanoseconds per item.
     pub ns: Sampled,
-    /// The C++ runtime's figure, when published.
-    pub reference_ns: Option<f64>,
     /// What the baseline does.
     pub baseline: &'static str,
     /// Nanoseconds per item of the baseline, measured in the same run.
@@ -88,11 +84,11 @@ impl Report {
         }
     }
 
-    /// The headline figure of each (shape, mode): the one with the most timed tasks.
+    /// The headline figure of each (shape, mode, sync mode): the one with the most timed tasks.
     pub fn headline(&self) -> Vec<&GraphLine> {
         let mut out: Vec<&GraphLine> = Vec::new();
         for g in &self.graphs {
-            match out.iter_mut().find(|h| h.shape == g.shape && h.mode == g.mode) {
+            match out.iter_mut().find(|h| h.shape == g.shape && h.mode == g.mode && h.sync == g.sync) {
                 Some(h) if h.run.timed_tasks < g.run.timed_tasks => *h = g,
                 Some(_) => {}
                 None => out.push(g),
@@ -131,29 +127,26 @@ impl Report {
             writeln!(out, "  baseline: {GRAPH_BASELINE}")?;
             writeln!(
                 out,
-                "{:<9} {:<4} {:>10} {:>8} {:>6} {:>6} {:>7} {:>6} {:>4} {:>8} {:>6}",
-                "shape", "mode", "tasks", "ns/task", "best", "cpu", "C++ ns", "×C++", "aim", "base ns", "×base"
+                "{:<9} {:<4} {:<9} {:>10} {:>8} {:>6} {:>6} {:>8} {:>6}",
+                "shape", "mode", "sync", "tasks", "ns/task", "best", "cpu", "base ns", "×base"
             )?;
             for g in self.headline() {
-                let rf = g.shape.reference_ns();
-                let x = ratio(g.ns_per_task.median, rf);
                 writeln!(
                     out,
-                    "{:<9} {:<4} {:>10} {:>8.1} {:>6.1} {:>6.1} {:>7.0} {:>6.2} {:>4} {:>8.1} {:>6.1}",
+                    "{:<9} {:<4} {:<9} {:>10} {:>8.1} {:>6.1} {:>6.1} {:>8.1} {:>6.1}",
                     g.shape.name(),
                     g.mode.name(),
+                    g.sync.name(),
                     thousands(g.run.timed_tasks),
                     g.ns_per_task.median,
                     g.ns_per_task.best,
                     g.cpu_ns_per_task,
-                    rf,
-                    x,
-                    if x <= AIM_RATIO { "met" } else { "no" },
                     g.baseline_ns.median,
                     ratio(g.ns_per_task.median, g.baseline_ns.median)
                 )?;
             }
             self.write_scaling(out)?;
+            self.write_lines(out)?;
         }
         for (title, lines) in [
             (
@@ -167,25 +160,14 @@ impl Report {
             }
             writeln!(out)?;
             writeln!(out, "{title}")?;
-            writeln!(
-                out,
-                "{:<31} {:>8} {:>6} {:>7} {:>6} {:>4} {:>8} {:>6}  baseline",
-                "case", "ns/item", "best", "C++ ns", "×C++", "aim", "base ns", "×base"
-            )?;
+            writeln!(out, "{:<31} {:>8} {:>6} {:>8} {:>6}  baseline", "case", "ns/item", "best", "base ns", "×base")?;
             for l in lines {
-                let (rf, x) = match l.reference_ns {
-                    Some(rf) => (format!("{rf:.1}"), ratio(l.ns.median, rf)),
-                    None => ("-".into(), f64::NAN),
-                };
                 writeln!(
                     out,
-                    "{:<31} {:>8.1} {:>6.1} {:>7} {:>6.2} {:>4} {:>8.1} {:>6.1}  {}",
+                    "{:<31} {:>8.1} {:>6.1} {:>8.1} {:>6.1}  {}",
                     l.name,
                     l.ns.median,
                     l.ns.best,
-                    rf,
-                    x,
-                    if x <= AIM_RATIO { "met" } else { "no" },
                     l.baseline_ns.median,
                     ratio(l.ns.median, l.baseline_ns.median),
                     l.baseline
@@ -235,6 +217,54 @@ impl Report {
         Ok(())
     }
 
+    /// The (shape, mode) pairs of the graph figures, in report order.
+    fn shape_modes(&self) -> Vec<(Shape, TensorMode)> {
+        let mut out = Vec::new();
+        for g in &self.graphs {
+            if !out.contains(&(g.shape, g.mode)) {
+                out.push((g.shape, g.mode));
+            }
+        }
+        out
+    }
+
+    fn write_lines(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "cache lines a task touches, per structure: written/read (orchestrator + scheduler; static tally \
+             from the ABI layouts, events checked against a counting run)"
+        )?;
+        write!(out, "{:<9} {:<4}", "shape", "mode")?;
+        for name in STRUCTURES {
+            write!(out, " {name:>13}")?;
+        }
+        writeln!(out, " {:>11} {:>8} {:>8}", "total", "cpu ns", "ns/line")?;
+        for (shape, mode) in self.shape_modes() {
+            let t = tally(shape, mode);
+            write!(out, "{:<9} {:<4}", shape.name(), mode.name())?;
+            for l in &t.lines {
+                let cell = format!("{:.2}/{:.2}", l.orch_written + l.sched_written, l.orch_read + l.sched_read);
+                write!(out, " {cell:>13}")?;
+            }
+            let cpu = self
+                .headline()
+                .into_iter()
+                .find(|g| g.shape == shape && g.mode == mode && g.sync == SyncMode::Exclusive)
+                .map(|g| g.cpu_ns_per_task);
+            let (w, r): (f64, f64) = t
+                .lines
+                .iter()
+                .fold((0.0, 0.0), |(w, r), l| (w + l.orch_written + l.sched_written, r + l.orch_read + l.sched_read));
+            let total = format!("{w:.1}/{r:.1}");
+            match cpu {
+                Some(c) => writeln!(out, " {total:>11} {c:>8.1} {:>8.2}", c / t.total())?,
+                None => writeln!(out, " {total:>11} {:>8} {:>8}", "-", "-")?,
+            }
+        }
+        Ok(())
+    }
+
     fn write_scaling(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut counts: Vec<u64> = Vec::new();
         for g in &self.graphs {
@@ -251,18 +281,18 @@ impl Report {
             out,
             "per-task cost by graph size (tasks asked for; runs round up to whole scopes): ns/task [baseline ns]"
         )?;
-        write!(out, "{:<9} {:<4}", "shape", "mode")?;
+        write!(out, "{:<9} {:<4} {:<9}", "shape", "mode", "sync")?;
         for c in &counts {
             write!(out, " {:>18}", thousands(*c))?;
         }
         writeln!(out)?;
         for h in self.headline() {
-            write!(out, "{:<9} {:<4}", h.shape.name(), h.mode.name())?;
+            write!(out, "{:<9} {:<4} {:<9}", h.shape.name(), h.mode.name(), h.sync.name())?;
             for c in &counts {
                 let cell = self
                     .graphs
                     .iter()
-                    .find(|g| g.shape == h.shape && g.mode == h.mode && g.requested_tasks == *c)
+                    .find(|g| g.shape == h.shape && g.mode == h.mode && g.sync == h.sync && g.requested_tasks == *c)
                     .map(|g| format!("{:.1} [{:.1}]", g.ns_per_task.median, g.baseline_ns.median))
                     .unwrap_or_else(|| "-".into());
                 write!(out, " {cell:>18}")?;
@@ -280,8 +310,6 @@ impl Report {
                 "items": l.items,
                 "ns_per_item": l.ns.median,
                 "best_ns_per_item": l.ns.best,
-                "reference_ns": l.reference_ns,
-                "ratio_to_reference": l.reference_ns.map(|r| ratio(l.ns.median, r)),
                 "baseline": l.baseline,
                 "baseline_ns": l.baseline_ns.median,
                 "ratio_to_baseline": ratio(l.ns.median, l.baseline_ns.median),
@@ -294,6 +322,7 @@ impl Report {
                 json!({
                     "shape": g.shape.name(),
                     "mode": g.mode.name(),
+                    "sync": g.sync.name(),
                     "requested_tasks": g.requested_tasks,
                     "timed_tasks": g.run.timed_tasks,
                     "warmup_tasks": g.run.warmup_tasks,
@@ -302,15 +331,37 @@ impl Report {
                     "ns_per_task": g.ns_per_task.median,
                     "best_ns_per_task": g.ns_per_task.best,
                     "cpu_ns_per_task": g.cpu_ns_per_task,
-                    "reference_ns": g.shape.reference_ns(),
-                    "ratio_to_reference": ratio(g.ns_per_task.median, g.shape.reference_ns()),
                     "baseline": GRAPH_BASELINE,
                     "baseline_ns": g.baseline_ns.median,
                     "ratio_to_baseline": ratio(g.ns_per_task.median, g.baseline_ns.median),
                 })
             })
             .collect();
+        let traffic = |t: &Traffic| {
+            json!({
+                "orch_written": t.orch_written,
+                "orch_read": t.orch_read,
+                "sched_written": t.sched_written,
+                "sched_read": t.sched_read,
+            })
+        };
+        let lines: Vec<Value> = self
+            .shape_modes()
+            .into_iter()
+            .map(|(shape, mode)| {
+                let t = tally(shape, mode);
+                let structures: serde_json::Map<String, Value> =
+                    STRUCTURES.iter().zip(&t.lines).map(|(n, l)| (n.to_string(), traffic(l))).collect();
+                json!({
+                    "shape": shape.name(),
+                    "mode": mode.name(),
+                    "structures": structures,
+                    "total": t.total(),
+                })
+            })
+            .collect();
         json!({
+            "lines_per_task": lines,
             "sizing": {
                 "task_window_sizes": self.sizing.task_window_sizes,
                 "heap_sizes": self.sizing.heap_sizes,
@@ -319,7 +370,6 @@ impl Report {
             "bench_ring": BENCH_RING,
             "warmup": self.warmup,
             "reps": self.reps,
-            "aim_ratio": AIM_RATIO,
             "graphs": graphs,
             "tensor_map": self.tensor_map.iter().map(line).collect::<Vec<_>>(),
             "ready_queue": self.ready_queue.iter().map(line).collect::<Vec<_>>(),
@@ -342,7 +392,7 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::graph::{GraphRun, TensorMode};
+    use crate::bench::graph::GraphRun;
 
     #[test]
     fn thousands_separators() {
@@ -362,11 +412,14 @@ mod tests {
             completed: tasks,
             kernel_runs: 0,
             stamp_errors: 0,
+            dep_nodes: 0,
+            queue_pushes: 0,
         };
         let s = |v| Sampled { median: v, best: v };
         GraphLine {
             shape,
             mode: TensorMode::Ext,
+            sync: SyncMode::Exclusive,
             requested_tasks: tasks,
             ns_per_task: s(ns),
             cpu_ns_per_task: ns,
@@ -386,10 +439,20 @@ mod tests {
         r.write_text(&mut text).unwrap();
         let text = String::from_utf8(text).unwrap();
         let chain = text.lines().find(|l| l.starts_with("chain")).unwrap();
-        assert!(chain.contains("107.0") && chain.contains("0.50") && chain.contains("met"), "{chain}");
+        assert!(chain.contains("107.0") && chain.contains("10.7") && !chain.contains("214"), "{chain}");
         assert!(text.contains("50.0 [10.0]"), "scaling table:\n{text}");
+        assert!(text.contains("cache lines a task touches"), "{text}");
+        let tally_row = text.lines().rfind(|l| l.starts_with("chain")).unwrap();
+        assert!(tally_row.contains("107.0"), "the tally sits beside the cpu time: {tally_row}");
+        let mut shared = line(Shape::Chain, 100, 150.0);
+        shared.sync = SyncMode::Shared;
+        r.graphs.push(shared);
+        assert_eq!(r.headline().len(), 3, "one headline per sync mode");
         let j = r.to_json();
-        assert_eq!(j["graphs"][1]["ratio_to_reference"], 0.5);
+        assert_eq!(j["graphs"][3]["sync"], "shared");
+        assert_eq!(j["lines_per_task"].as_array().unwrap().len(), 2);
+        assert!(j["lines_per_task"][0]["structures"]["payload"]["orch_written"].as_f64().unwrap() >= 5.0);
+        assert!(j["graphs"][1].get("ratio_to_reference").is_none());
         assert_eq!(j["graphs"][1]["ratio_to_baseline"], 10.7);
     }
 }

@@ -16,22 +16,13 @@ use super::report::Line;
 
 /// The task window the map is sized for (entries and buckets as the layout engine gives them).
 pub const WINDOW: u64 = 65_536;
-/// Tasks in flight of the two figures, with the C++ runtime's cost per task (ns).
+/// Tasks in flight of the two figures.
 pub const IN_FLIGHT: [u64; 2] = [1_024, 16_384];
 /// Reclaim period, in tasks.
 pub const CLEANUP_EVERY: u64 = 64;
 /// Bytes between consecutive buffers (each task writes its own 1 KiB buffer).
 const BUFFER_STRIDE: u64 = 1024;
 const BUFFER_BASE: u64 = 0x7f00_0000_0000;
-
-/// The C++ runtime's cost per task with `in_flight` tasks in flight (ns), if published.
-pub fn reference_ns(in_flight: u64) -> Option<f64> {
-    match in_flight {
-        1_024 => Some(44.0),
-        16_384 => Some(65.0),
-        _ => None,
-    }
-}
 
 /// A tensor map in host memory driven like the orchestrator drives it.
 pub struct TensorMapBench {
@@ -202,7 +193,6 @@ pub fn measure(in_flight: u64, tasks: u64, reps: u32) -> Result<Line, String> {
         name: format!("{in_flight} in flight"),
         items: tasks,
         ns,
-        reference_ns: reference_ns(in_flight),
         baseline: "per-task entry array, 2 reads + 1 write",
         baseline_ns,
     })

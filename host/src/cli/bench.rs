@@ -11,7 +11,7 @@ use super::CliError;
 /// `--heap` of `pto bench`: its default is the benchmark's, not the runtime's.
 pub const BENCH_HEAP_HELP: &str =
     "Heap bytes per ring: one value or four; suffixes K, M, G (powers of 1024) allowed (default 16M: the benchmark's sizing)";
-use crate::bench::graph::{Shape, TensorMode};
+use crate::bench::graph::{Shape, SyncMode, TensorMode};
 use crate::bench::{self, Plan};
 
 /// Flags of `pto bench`.
@@ -31,6 +31,11 @@ pub struct BenchArgs {
     /// Tensor modes (default: both).
     #[arg(long, value_delimiter = ',', value_enum, conflicts_with = "structures_only")]
     pub mode: Vec<TensorMode>,
+    /// Synchronisation modes of the whole-cycle figures, each measured beside the others
+    /// (default exclusive): `exclusive` = no locks or atomic read-modify-writes (the deterministic
+    /// mode's own), `shared` = the atomic mode threaded runs use.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub sync: Vec<SyncMode>,
     /// Timed task counts of the graph figures (default 10000,100000,1000000).
     #[arg(long, value_delimiter = ',', value_parser = count::<u64>(1, u64::MAX), conflicts_with = "structures_only")]
     pub tasks: Vec<u64>,
@@ -81,6 +86,9 @@ impl BenchArgs {
         }
         if !self.mode.is_empty() {
             plan.modes = self.mode.clone();
+        }
+        if !self.sync.is_empty() {
+            plan.syncs = self.sync.clone();
         }
         if !self.tasks.is_empty() {
             if let Some(i) = self.tasks.iter().position(|t| *t == 0) {
@@ -212,6 +220,9 @@ mod tests {
         let p = a.plan().unwrap();
         assert_eq!((p.task_counts.clone(), p.reps, p.structure_items), (vec![5, 7], 2, 0));
         assert_eq!(p.warmup, Plan::quick().warmup);
+        assert_eq!(p.syncs, [SyncMode::Exclusive], "exclusive only unless asked");
+        let both = BenchArgs { sync: vec![SyncMode::Exclusive, SyncMode::Shared], ..Default::default() };
+        assert_eq!(both.plan().unwrap().syncs, SyncMode::ALL);
         let e = BenchArgs { tasks: vec![5, 0], ..Default::default() }.plan().unwrap_err();
         assert!(e.message.contains("--tasks: value 2 is 0"), "{}", e.message);
         assert_eq!(e.exit_code, 2);
