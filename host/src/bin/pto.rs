@@ -24,6 +24,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Run an example task graph on the simulated device and check its result.
     Run(cli::run::RunArgs),
+    /// Read run traces written by `pto run --trace`.
+    Trace(cli::trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Callable(args) => cli::callable::run(args, &mut stdout),
         Command::Bench(args) => cli::bench::run(args, &mut stdout),
         Command::Run(args) => cli::run::run(args, &mut stdout),
+        Command::Trace(args) => cli::trace::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ pub mod image;
 pub mod layout;
 pub mod run;
 pub mod sizing_args;
+pub mod trace;
 
 use std::fmt;
 

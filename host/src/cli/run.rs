@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// Arena sizing.
     #[command(flatten)]
     pub sizing: SizingArgs,
+    /// Trace output.
+    #[command(flatten)]
+    pub trace: super::trace::TraceOutArgs,
 }
 
 fn human(d: Duration) -> String {
@@ -85,6 +88,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     // The simulated device resolves the blob's names in its name tables.
     define_vector_symbols(&mut sim.symbols()).map_err(|e| CliError::failed(e.to_string()))?;
     let mut runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
+    runner.set_trace(args.trace.config());
     // The example ships as one ChipCallable blob, uploaded once and run by callable id.
     let blob = vector_example_callable().map_err(|e| CliError::failed(e.to_string()))?;
     runner.register_callable(EXAMPLE_CID, &blob).map_err(|e| CliError::failed(e.to_string()))?;
@@ -126,6 +130,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         )?;
         if wrong != 0 || f.len() != VECTOR_LEN {
             return Err(CliError::failed(format!("run {i}: the result is wrong")));
+        }
+        if i == args.runs {
+            for note in args.trace.write(report.trace.as_ref(), &crate::examples::vector_kernel_name)? {
+                writeln!(out, "{note}")?;
+            }
         }
     }
     Ok(())

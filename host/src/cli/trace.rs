@@ -1,0 +1,449 @@
+//! Run-trace output of `pto run` (`--trace run.json`, `--deps deps.json|deps.dot`) and
+//! `pto trace summary run.json [--json]`.
+//!
+//! The trace file is Chrome Trace Event JSON (it loads in Perfetto and `chrome://tracing`): one
+//! track per AICPU thread and per AICore core, a complete (`X`) slice per task block named by its
+//! kernel, dispatch and finish instants on the scheduler's track, flow arrows (`s`/`f`) from each
+//! producer's last block to its consumer's first, times in µs of the device clock from the start
+//! of orchestration. `otherData` carries the dependency edges and drop counts the summary reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use pto_abi::task::task_id_ring;
+use pto_abi::trace::{EDGE_REASON_CREATOR, EDGE_REASON_EXPLICIT, VIRTUAL_CORE};
+use serde_json::{json, Value};
+
+use super::CliError;
+use crate::runner::{RunTrace, TraceConfig, TRACE_KIND_NAMES};
+
+/// Trace flags of `pto run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TraceOutArgs {
+    /// Write the last run's trace as Chrome Trace Event JSON (Perfetto, chrome://tracing).
+    #[arg(long, value_name = "run.json")]
+    pub trace: Option<PathBuf>,
+    /// Write the last run's dependency graph: JSON, or Graphviz when the name ends in `.dot`.
+    #[arg(long, value_name = "deps.json|deps.dot")]
+    pub deps: Option<PathBuf>,
+    /// Trace level 0..=4 (default 4 with --trace or --deps, else 0).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=4))]
+    pub trace_level: Option<u32>,
+}
+
+impl TraceOutArgs {
+    /// The trace configuration these flags ask for.
+    pub fn config(&self) -> TraceConfig {
+        let wanted = self.trace.is_some() || self.deps.is_some();
+        let level = self.trace_level.unwrap_or(if wanted { 4 } else { 0 });
+        TraceConfig::level(level).unwrap_or(TraceConfig::OFF)
+    }
+
+    /// Writes the requested files from `trace`; `names` gives kernel names by func id.
+    pub fn write(&self, trace: Option<&RunTrace>, names: &dyn Fn(u32) -> String) -> Result<Vec<String>, CliError> {
+        let mut notes = Vec::new();
+        if self.trace.is_none() && self.deps.is_none() {
+            return Ok(notes);
+        }
+        let Some(t) = trace else { return Err(CliError::bad_input("--trace/--deps need --trace-level of at least 1")) };
+        if t.total_dropped() > 0 {
+            let d: Vec<String> = t
+                .dropped
+                .iter()
+                .zip(TRACE_KIND_NAMES)
+                .filter(|(n, _)| **n > 0)
+                .map(|(n, k)| format!("{n} {k}"))
+                .collect();
+            notes.push(format!("trace buffers were full: dropped {}", d.join(", ")));
+        }
+        if let Some(p) = &self.trace {
+            write_file(
+                p,
+                &serde_json::to_string(&chrome_trace(t, names)).map_err(|e| CliError::failed(e.to_string()))?,
+            )?;
+            notes.push(format!("trace: {} ({} blocks, {} edges)", p.display(), t.blocks.len(), t.edges.len()));
+        }
+        if let Some(p) = &self.deps {
+            if t.level < 4 {
+                return Err(CliError::bad_input("--deps needs --trace-level 4 (edges are recorded at level 4)"));
+            }
+            let text = if p.extension().is_some_and(|e| e == "dot") {
+                deps_dot(t, names)
+            } else {
+                serde_json::to_string_pretty(&deps_json(t, names)).map_err(|e| CliError::failed(e.to_string()))?
+            };
+            write_file(p, &text)?;
+            notes.push(format!("deps: {} ({} edges)", p.display(), t.edges.len()));
+        }
+        Ok(notes)
+    }
+}
+
+fn write_file(p: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(p, text).map_err(|e| CliError::failed(format!("{}: {e}", p.display())))
+}
+
+fn reason_name(r: u32) -> &'static str {
+    match r {
+        EDGE_REASON_CREATOR => "creator",
+        EDGE_REASON_EXPLICIT => "explicit",
+        _ => "overlap",
+    }
+}
+
+/// The kernel name of a block: its lanes' kernels joined by `+`.
+fn block_name(func_ids: &[u32], names: &dyn Fn(u32) -> String) -> String {
+    let n: Vec<String> = func_ids.iter().filter(|f| **f != u32::MAX).map(|f| names(*f)).collect();
+    if n.is_empty() {
+        "dep-only".into()
+    } else {
+        n.join("+")
+    }
+}
+
+/// A task's first start, last end, and the tracks of those blocks.
+type TaskSpan = (u64, u64, (u32, u32), (u32, u32));
+
+const PID_AICPU: u32 = 1;
+const PID_AICORE: u32 = 2;
+/// Track of the orchestrator's submits on the AICPU process.
+const TID_ORCH: u32 = 100;
+
+/// The Chrome Trace Event JSON of a run trace.
+pub fn chrome_trace(t: &RunTrace, names: &dyn Fn(u32) -> String) -> Value {
+    let us = |ns: u64| ns.saturating_sub(t.epoch_ns) as f64 / 1e3;
+    let mut events: Vec<Value> = Vec::new();
+    let mut tracks: BTreeMap<(u32, u32), String> = BTreeMap::new();
+    tracks.insert((PID_AICPU, TID_ORCH), "orchestrator".into());
+    // Per task: (first start, last end) for the flow arrows.
+    let mut span: HashMap<u64, TaskSpan> = HashMap::new();
+    for b in &t.blocks {
+        let (pid, tid) = if b.core == VIRTUAL_CORE { (PID_AICORE, 0) } else { (PID_AICORE, b.core + 1) };
+        tracks.entry((pid, tid)).or_insert_with(|| {
+            if b.core == VIRTUAL_CORE {
+                "virtual cores".into()
+            } else {
+                format!("core {}", b.core)
+            }
+        });
+        tracks.entry((PID_AICPU, b.thread)).or_insert_with(|| format!("AICPU thread {}", b.thread));
+        events.push(json!({
+            "name": block_name(&b.func_ids, names), "cat": "block", "ph": "X", "pid": pid, "tid": tid,
+            "ts": us(b.start_ns), "dur": us(b.end_ns) - us(b.start_ns),
+            "args": {"task": format!("{:#x}", b.task_id), "task_id": b.task_id, "ring": task_id_ring(b.task_id), "block": b.block_idx,
+                     "blocks": b.block_num, "core": b.core, "thread": b.thread,
+                     "dispatch_us": if b.dispatch_ns > 0 { Value::from(us(b.dispatch_ns)) } else { Value::Null },
+                     "finish_us": if b.finish_ns > 0 { Value::from(us(b.finish_ns)) } else { Value::Null }},
+        }));
+        if b.dispatch_ns > 0 {
+            for (name, ns) in [("dispatch", b.dispatch_ns), ("finish", b.finish_ns)] {
+                events
+                    .push(json!({"name": name, "cat": "sched", "ph": "i", "s": "t", "pid": PID_AICPU, "tid": b.thread,
+                    "ts": us(ns), "args": {"task_id": b.task_id, "block": b.block_idx}}));
+            }
+        }
+        let e = span.entry(b.task_id).or_insert((b.start_ns, b.end_ns, (pid, tid), (pid, tid)));
+        if b.start_ns < e.0 {
+            (e.0, e.2) = (b.start_ns, (pid, tid));
+        }
+        if b.end_ns > e.1 {
+            (e.1, e.3) = (b.end_ns, (pid, tid));
+        }
+    }
+    for s in &t.submits {
+        events.push(json!({"name": "submit", "cat": "orch", "ph": "X", "pid": PID_AICPU, "tid": TID_ORCH,
+            "ts": us(s.start_ns), "dur": us(s.end_ns) - us(s.start_ns),
+            "args": {"task_id": s.task_id, "producers": s.producers}}));
+    }
+    for (i, e) in t.edges.iter().enumerate() {
+        let (Some(p), Some(c)) = (span.get(&e.producer), span.get(&e.consumer)) else { continue };
+        let common = |ph: &str, ts: f64, (pid, tid): (u32, u32)| json!({"name": "dep", "cat": "dep", "ph": ph, "id": i, "pid": pid, "tid": tid, "ts": ts, "bp": "e"});
+        // The arrow leaves the producer's last block at its end and enters the consumer's first
+        // block at its start (never before the producer's end on a valid trace).
+        events.push(common("s", us(p.1), p.3));
+        events.push(common("f", us(c.0).max(us(p.1)), c.2));
+    }
+    for ((pid, tid), name) in &tracks {
+        events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "ts": 0, "args": {"name": name}}));
+    }
+    events.push(
+        json!({"name": "process_name", "ph": "M", "pid": PID_AICPU, "tid": 0, "ts": 0, "args": {"name": "AICPU"}}),
+    );
+    events.push(
+        json!({"name": "process_name", "ph": "M", "pid": PID_AICORE, "tid": 0, "ts": 0, "args": {"name": "AICore"}}),
+    );
+    // Per track in time order (metadata first).
+    events.sort_by(|a, b| {
+        let key = |v: &Value| (v["pid"].as_u64(), v["tid"].as_u64(), v["ph"] != "M", v["ts"].as_f64().unwrap_or(0.0));
+        let (ka, kb) = (key(a), key(b));
+        (ka.0, ka.1, ka.2).cmp(&(kb.0, kb.1, kb.2)).then(ka.3.total_cmp(&kb.3))
+    });
+    let dropped: serde_json::Map<String, Value> =
+        TRACE_KIND_NAMES.iter().zip(t.dropped).map(|(k, n)| (k.to_string(), Value::from(n))).collect();
+    json!({
+        "traceEvents": events,
+        "displayTimeUnit": "ns",
+        "otherData": {
+            "level": t.level,
+            "dropped": dropped,
+            "edges": t.edges.iter().map(|e| json!([e.producer, e.consumer])).collect::<Vec<_>>(),
+            "scopes": t.scopes.iter().map(|s| json!({"serial": s.serial, "ring": s.ring, "tasks": s.tasks,
+                "peak_ring_fill": s.peak_ring_fill, "ring_window": s.ring_window, "peak_heap": s.peak_heap,
+                "heap_size": s.heap_size, "peak_dep_pool": s.peak_dep_pool, "dep_pool_capacity": s.dep_pool_capacity})).collect::<Vec<_>>(),
+        },
+    })
+}
+
+fn task_names(t: &RunTrace, names: &dyn Fn(u32) -> String) -> HashMap<u64, String> {
+    t.blocks.iter().map(|b| (b.task_id, block_name(&b.func_ids, names))).collect()
+}
+
+/// The dependency graph as JSON: tasks in submit order and every edge with tensor and reason.
+pub fn deps_json(t: &RunTrace, names: &dyn Fn(u32) -> String) -> Value {
+    let kn = task_names(t, names);
+    json!({
+        "tasks": t.submits.iter().map(|s| json!({"task_id": s.task_id, "ring": task_id_ring(s.task_id),
+            "kernel": kn.get(&s.task_id).cloned().unwrap_or_else(|| "dep-only".into()), "producers": s.producers})).collect::<Vec<_>>(),
+        "edges": t.edges.iter().map(|e| json!({"producer": e.producer, "consumer": e.consumer,
+            "tensor": if e.tensor == u32::MAX { Value::Null } else { Value::from(e.tensor) }, "reason": reason_name(e.reason)})).collect::<Vec<_>>(),
+    })
+}
+
+/// The dependency graph in Graphviz.
+pub fn deps_dot(t: &RunTrace, names: &dyn Fn(u32) -> String) -> String {
+    let kn = task_names(t, names);
+    let mut s = String::from("digraph deps {\n  rankdir=LR;\n  node [shape=box];\n");
+    for sub in &t.submits {
+        let k = kn.get(&sub.task_id).map(String::as_str).unwrap_or("dep-only");
+        s += &format!("  t{:x} [label=\"{k}\\n{:#x}\"];\n", sub.task_id, sub.task_id);
+    }
+    for e in &t.edges {
+        let tensor = if e.tensor == u32::MAX { String::new() } else { format!(" arg {}", e.tensor) };
+        s += &format!("  t{:x} -> t{:x} [label=\"{}{tensor}\"];\n", e.producer, e.consumer, reason_name(e.reason));
+    }
+    s + "}\n"
+}
+
+/// `pto trace` subcommands.
+#[derive(Args, Debug, Clone)]
+pub struct TraceArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TraceCommand,
+}
+
+/// `pto trace` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum TraceCommand {
+    /// Per-kernel durations, scheduler overhead, critical path vs makespan, core busy/idle.
+    Summary {
+        /// A trace written by `pto run --trace`.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `pto trace`.
+pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let TraceCommand::Summary { file, json } = &args.command;
+    let text = std::fs::read_to_string(file).map_err(|e| CliError::bad_input(format!("{}: {e}", file.display())))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| CliError::bad_input(format!("{}: not JSON: {e}", file.display())))?;
+    let s = summarize(&v).map_err(|e| CliError::bad_input(format!("{}: {e}", file.display())))?;
+    if *json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&s).map_err(|e| CliError::failed(e.to_string()))?)?;
+    } else {
+        write_text(&s, out)?;
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The summary of a Chrome trace written by [`chrome_trace`], as JSON.
+pub fn summarize(v: &Value) -> Result<Value, String> {
+    let events = v["traceEvents"].as_array().ok_or("no traceEvents array")?;
+    let blocks: Vec<&Value> = events.iter().filter(|e| e["cat"] == "block" && e["ph"] == "X").collect();
+    let num = |e: &Value, k: &str| e[k].as_f64().ok_or(format!("event without a numeric {k}: {e}"));
+    let mut per_kernel: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut tasks: HashMap<u64, (f64, f64)> = HashMap::new();
+    let mut cores: BTreeMap<u64, f64> = BTreeMap::new();
+    let (mut first, mut last) = (f64::MAX, f64::MIN);
+    let (mut to_start, mut to_finish) = (Vec::new(), Vec::new());
+    for e in &blocks {
+        let (ts, dur) = (num(e, "ts")?, num(e, "dur")?);
+        per_kernel.entry(e["name"].as_str().unwrap_or("?").to_string()).or_default().push(dur);
+        let id = e["args"]["task_id"].as_u64().ok_or("block without args.task_id")?;
+        let t = tasks.entry(id).or_insert((ts, ts + dur));
+        t.0 = t.0.min(ts);
+        t.1 = t.1.max(ts + dur);
+        *cores.entry(e["tid"].as_u64().unwrap_or(0)).or_default() += dur;
+        let (d, f) = (e["args"]["dispatch_us"].as_f64(), e["args"]["finish_us"].as_f64());
+        first = first.min(d.unwrap_or(ts));
+        last = last.max(f.unwrap_or(ts + dur));
+        if let (Some(d), Some(f)) = (d, f) {
+            to_start.push(ts - d);
+            to_finish.push(f - (ts + dur));
+        }
+    }
+    let makespan = if blocks.is_empty() { 0.0 } else { last - first };
+    let kernels: Vec<Value> = per_kernel
+        .into_iter()
+        .map(|(k, mut d)| {
+            d.sort_by(f64::total_cmp);
+            let mean = d.iter().sum::<f64>() / d.len() as f64;
+            json!({"kernel": k, "count": d.len(), "mean_us": mean, "p50_us": percentile(&d, 0.5), "p99_us": percentile(&d, 0.99)})
+        })
+        .collect();
+    let mean = |v: &[f64]| if v.is_empty() { Value::Null } else { Value::from(v.iter().sum::<f64>() / v.len() as f64) };
+    // Critical path: the heaviest chain of task durations along dependency edges.
+    let edges: Vec<(u64, u64)> = v["otherData"]["edges"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| Some((e[0].as_u64()?, e[1].as_u64()?))).collect())
+        .unwrap_or_default();
+    let (length, path) = critical_path(&tasks, &edges);
+    let core_rows: Vec<Value> = cores
+        .iter()
+        .map(|(c, busy)| json!({"track": c, "busy_us": busy, "idle_us": (makespan - busy).max(0.0)}))
+        .collect();
+    let mut scopes = Vec::new();
+    for s in v["otherData"]["scopes"].as_array().into_iter().flatten() {
+        let frac = |a: &str, b: &str| s[a].as_f64().unwrap_or(0.0) / s[b].as_f64().unwrap_or(1.0).max(1.0);
+        let mut flags = Vec::new();
+        if frac("peak_ring_fill", "ring_window") >= 0.9 {
+            flags.push("--task-window");
+        }
+        if frac("peak_heap", "heap_size") >= 0.9 {
+            flags.push("--heap-size");
+        }
+        if frac("peak_dep_pool", "dep_pool_capacity") >= 0.9 {
+            flags.push("--dep-pool");
+        }
+        scopes.push(json!({"scope": s, "raise": flags}));
+    }
+    Ok(json!({
+        "tasks": tasks.len(), "blocks": blocks.len(), "kernels": kernels,
+        "dispatch_to_start_mean_us": mean(&to_start), "end_to_finish_mean_us": mean(&to_finish),
+        "makespan_us": makespan, "critical_path_us": length, "critical_path": path,
+        "cores": core_rows, "scopes": scopes, "dropped": v["otherData"]["dropped"].clone(),
+    }))
+}
+
+/// The longest path through `tasks` (id → (start, end)) along `edges` by summed duration.
+pub fn critical_path(tasks: &HashMap<u64, (f64, f64)>, edges: &[(u64, u64)]) -> (f64, Vec<u64>) {
+    let mut preds: HashMap<u64, Vec<u64>> = HashMap::new();
+    for &(p, c) in edges {
+        if tasks.contains_key(&p) && tasks.contains_key(&c) {
+            preds.entry(c).or_default().push(p);
+        }
+    }
+    // Edges run from earlier to later submits, so task ids ordered by start form a topological
+    // order only loosely; memoized recursion over predecessors needs none.
+    fn best(
+        t: u64,
+        tasks: &HashMap<u64, (f64, f64)>,
+        preds: &HashMap<u64, Vec<u64>>,
+        memo: &mut HashMap<u64, (f64, Option<u64>)>,
+        depth: usize,
+    ) -> f64 {
+        if let Some(m) = memo.get(&t) {
+            return m.0;
+        }
+        let own = tasks[&t].1 - tasks[&t].0;
+        let mut pick = (own, None);
+        if depth < 100_000 {
+            for &p in preds.get(&t).into_iter().flatten() {
+                let l = best(p, tasks, preds, memo, depth + 1) + own;
+                if l > pick.0 {
+                    pick = (l, Some(p));
+                }
+            }
+        }
+        memo.insert(t, pick);
+        pick.0
+    }
+    let mut memo = HashMap::new();
+    let mut end = None;
+    let mut length = 0.0;
+    let mut ids: Vec<u64> = tasks.keys().copied().collect();
+    ids.sort_unstable();
+    for t in ids {
+        let l = best(t, tasks, &preds, &mut memo, 0);
+        if l > length {
+            (length, end) = (l, Some(t));
+        }
+    }
+    let mut path = Vec::new();
+    while let Some(t) = end {
+        path.push(t);
+        end = memo[&t].1;
+    }
+    path.reverse();
+    (length, path)
+}
+
+fn write_text(s: &Value, out: &mut dyn Write) -> Result<(), CliError> {
+    writeln!(out, "{} tasks, {} blocks", s["tasks"], s["blocks"])?;
+    writeln!(out, "{:<28} {:>6} {:>10} {:>10} {:>10}", "kernel", "count", "mean µs", "p50 µs", "p99 µs")?;
+    for k in s["kernels"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "{:<28} {:>6} {:>10.2} {:>10.2} {:>10.2}",
+            k["kernel"].as_str().unwrap_or("?"),
+            k["count"],
+            k["mean_us"].as_f64().unwrap_or(0.0),
+            k["p50_us"].as_f64().unwrap_or(0.0),
+            k["p99_us"].as_f64().unwrap_or(0.0)
+        )?;
+    }
+    let f = |k: &str| s[k].as_f64().map_or("n/a (level < 2)".to_string(), |v| format!("{v:.2} µs"));
+    writeln!(
+        out,
+        "scheduler overhead per block: dispatch→start {}, end→finish {}",
+        f("dispatch_to_start_mean_us"),
+        f("end_to_finish_mean_us")
+    )?;
+    writeln!(
+        out,
+        "critical path {:.2} µs over {} tasks; makespan {:.2} µs",
+        s["critical_path_us"].as_f64().unwrap_or(0.0),
+        s["critical_path"].as_array().map_or(0, Vec::len),
+        s["makespan_us"].as_f64().unwrap_or(0.0)
+    )?;
+    for c in s["cores"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "track {:>3}: busy {:.2} µs, idle {:.2} µs",
+            c["track"],
+            c["busy_us"].as_f64().unwrap_or(0.0),
+            c["idle_us"].as_f64().unwrap_or(0.0)
+        )?;
+    }
+    for sc in s["scopes"].as_array().into_iter().flatten() {
+        let raise = sc["raise"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        if !raise.is_empty() {
+            writeln!(out, "scope {} came close to its limits: raise {raise}", sc["scope"]["serial"])?;
+        }
+    }
+    if let Some(d) = s["dropped"].as_object() {
+        let lost: Vec<String> =
+            d.iter().filter(|(_, n)| n.as_u64().unwrap_or(0) > 0).map(|(k, n)| format!("{n} {k}")).collect();
+        if !lost.is_empty() {
+            writeln!(out, "DROPPED records (trace buffers full): {}", lost.join(", "))?;
+        }
+    }
+    Ok(())
+}
