@@ -447,3 +447,127 @@ fn write_text(s: &Value, out: &mut dyn Write) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pto_abi::trace::{BlockRecord, EdgeRecord, SubmitRecord};
+
+    use super::*;
+    use crate::backend::sim::SimBackend;
+    use crate::backend::DeviceBackend;
+    use crate::examples::{vector_args, vector_kernel_name, vector_orchestration, VECTOR_KERNELS};
+    use crate::runner::{DeviceRunner, RunMode, RunRequest};
+    use pto_device::runtime::Budgets;
+
+    fn vector_trace(mode: RunMode) -> RunTrace {
+        let sim = Arc::new(SimBackend::with_capacity(256 << 20).unwrap());
+        let mut runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
+        runner.set_trace(TraceConfig::level(4).unwrap());
+        let args = vector_args();
+        let req = RunRequest {
+            orchestration: vector_orchestration,
+            kernels: &VECTOR_KERNELS,
+            args: &args,
+            sizing: pto_abi::sizing::ArenaSizingKey::uniform(64, 1 << 20, 256),
+            mode,
+            budgets: Budgets::DEFAULT,
+        };
+        runner.run(&req).unwrap().trace.unwrap()
+    }
+
+    /// Checks the trace event format: required fields, phase values, per-track non-decreasing
+    /// timestamps (metadata aside), each flow id one start and one finish, start not after finish.
+    fn check_trace_event_format(v: &Value) {
+        let events = v["traceEvents"].as_array().expect("traceEvents");
+        let mut last: HashMap<(u64, u64), f64> = HashMap::new();
+        let mut flows: HashMap<u64, (Vec<f64>, Vec<f64>)> = HashMap::new();
+        for e in events {
+            let ph = e["ph"].as_str().expect("ph");
+            assert!(["X", "i", "s", "f", "M"].contains(&ph), "phase {ph}");
+            assert!(e["name"].is_string() && e["pid"].is_u64() && e["tid"].is_u64(), "{e}");
+            let ts = e["ts"].as_f64().expect("ts");
+            if ph == "M" {
+                continue;
+            }
+            if ph == "X" {
+                assert!(e["dur"].as_f64().expect("dur") >= 0.0, "{e}");
+            }
+            let track = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+            let prev = last.insert(track, ts).unwrap_or(f64::MIN);
+            assert!(ts >= prev, "track {track:?} goes back in time at {e}");
+            if ph == "s" || ph == "f" {
+                let f = flows.entry(e["id"].as_u64().expect("flow id")).or_default();
+                if ph == "s" { &mut f.0 } else { &mut f.1 }.push(ts);
+            }
+        }
+        for (id, (s, f)) in flows {
+            assert!(s.len() == 1 && f.len() == 1, "flow {id}: {} starts, {} finishes", s.len(), f.len());
+            assert!(s[0] <= f[0], "flow {id} ends before it starts");
+        }
+    }
+
+    #[test]
+    fn vector_traces_satisfy_the_trace_event_format_and_name_kernels() {
+        for mode in [RunMode::Deterministic { noop_cores: false }, RunMode::Threaded { threads: 3, clusters: 2 }] {
+            let t = vector_trace(mode);
+            let v = chrome_trace(&t, &vector_kernel_name);
+            check_trace_event_format(&v);
+            let events = v["traceEvents"].as_array().unwrap();
+            let names: Vec<&str> =
+                events.iter().filter(|e| e["cat"] == "block").map(|e| e["name"].as_str().unwrap()).collect();
+            assert_eq!(names.len(), 5);
+            assert!(names.iter().all(|n| n.starts_with("vector_")), "{names:?}");
+            let flows = events.iter().filter(|e| e["ph"] == "s").count();
+            assert_eq!(flows, t.edges.len(), "one arrow per edge");
+            let s = summarize(&v).unwrap();
+            assert_eq!(s["tasks"], 5);
+            assert!(s["critical_path_us"].as_f64().unwrap() <= s["makespan_us"].as_f64().unwrap() + 1e-6);
+        }
+    }
+
+    fn block(task: u64, start: u64, end: u64) -> BlockRecord {
+        BlockRecord {
+            task_id: task,
+            func_ids: [0, u32::MAX, u32::MAX],
+            core: (task % 2) as u32,
+            start_ns: start,
+            end_ns: end,
+            dispatch_ns: start,
+            finish_ns: end,
+            block_num: 1,
+            ..BlockRecord::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_finds_a_known_critical_path() {
+        // 1 (10 µs) → 2 (5 µs) → 4 (10 µs) and 1 → 3 (30 µs) → 4: the path is 1, 3, 4 = 50 µs.
+        let us = 1000;
+        let t = RunTrace {
+            level: 4,
+            epoch_ns: 0,
+            blocks: vec![
+                block(1, 0, 10 * us),
+                block(2, 10 * us, 15 * us),
+                block(3, 10 * us, 40 * us),
+                block(4, 40 * us, 50 * us),
+            ],
+            submits: (1..=4).map(|i| SubmitRecord { task_id: i, ..SubmitRecord::default() }).collect(),
+            edges: [(1, 2), (1, 3), (2, 4), (3, 4)]
+                .iter()
+                .map(|&(p, c)| EdgeRecord { producer: p, consumer: c, tensor: 0, reason: EDGE_REASON_CREATOR })
+                .collect(),
+            ..RunTrace::default()
+        };
+        let v = chrome_trace(&t, &|f| format!("k{f}"));
+        check_trace_event_format(&v);
+        let s = summarize(&v).unwrap();
+        assert_eq!(s["critical_path"], json!([1, 3, 4]));
+        assert!((s["critical_path_us"].as_f64().unwrap() - 50.0).abs() < 1e-9);
+        assert!((s["makespan_us"].as_f64().unwrap() - 50.0).abs() < 1e-9);
+        let dot = deps_dot(&t, &|f| format!("k{f}"));
+        assert_eq!(dot.matches(" -> ").count(), 4);
+    }
+}
