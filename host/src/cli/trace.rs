@@ -245,16 +245,32 @@ pub enum TraceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Draw the trace's tracks and block slices as an SVG picture.
+    Svg {
+        /// A trace written by `pto run --trace`.
+        file: PathBuf,
+        /// The SVG file to write.
+        out: PathBuf,
+    },
 }
 
 /// Runs `pto trace`.
 pub fn run(args: &TraceArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let TraceCommand::Summary { file, json } = &args.command;
+    let (file, json, svg) = match &args.command {
+        TraceCommand::Summary { file, json } => (file, *json, None),
+        TraceCommand::Svg { file, out } => (file, false, Some(out)),
+    };
     let text = std::fs::read_to_string(file).map_err(|e| CliError::bad_input(format!("{}: {e}", file.display())))?;
     let v: Value =
         serde_json::from_str(&text).map_err(|e| CliError::bad_input(format!("{}: not JSON: {e}", file.display())))?;
+    if let Some(out_path) = svg {
+        let picture = draw_svg(&v).map_err(|e| CliError::bad_input(format!("{}: {e}", file.display())))?;
+        write_file(out_path, &picture)?;
+        writeln!(out, "wrote {}", out_path.display())?;
+        return Ok(());
+    }
     let s = summarize(&v).map_err(|e| CliError::bad_input(format!("{}: {e}", file.display())))?;
-    if *json {
+    if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&s).map_err(|e| CliError::failed(e.to_string()))?)?;
     } else {
         write_text(&s, out)?;
@@ -337,6 +353,71 @@ pub fn summarize(v: &Value) -> Result<Value, String> {
         "makespan_us": makespan, "critical_path_us": length, "critical_path": path,
         "cores": core_rows, "scopes": scopes, "dropped": v["otherData"]["dropped"].clone(),
     }))
+}
+
+/// A swimlane picture of a Chrome trace written by [`chrome_trace`]: one row per track with a
+/// block slice per task block (labelled by kernel), arrows for the dependency flows.
+pub fn draw_svg(v: &Value) -> Result<String, String> {
+    let events = v["traceEvents"].as_array().ok_or("no traceEvents array")?;
+    let mut names: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["ph"] == "M" && e["name"] == "thread_name") {
+        let key = (e["pid"].as_u64().unwrap_or(0), e["tid"].as_u64().unwrap_or(0));
+        names.insert(key, e["args"]["name"].as_str().unwrap_or("?").to_string());
+    }
+    let slices: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    let end =
+        slices.iter().map(|e| e["ts"].as_f64().unwrap_or(0.0) + e["dur"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max);
+    let rows: Vec<(u64, u64)> = names.keys().copied().collect();
+    let (left, width, row_h) = (140.0, 860.0, 28.0);
+    let x = |ts: f64| left + ts / end.max(1e-9) * width;
+    let row = |k: (u64, u64)| rows.iter().position(|r| *r == k).unwrap_or(0) as f64 * row_h + 30.0;
+    let height = rows.len() as f64 * row_h + 50.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"4\" y=\"16\" font-weight=\"bold\">run trace, 0 to {end:.1} µs</text>\n",
+        left + width + 20.0
+    );
+    for (k, name) in &names {
+        s += &format!("<text x=\"4\" y=\"{}\">{name}</text>\n", row(*k) + 16.0);
+        s += &format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#ddd\"/>\n",
+            left + width,
+            y = row(*k) + row_h - 2.0
+        );
+    }
+    let palette = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"];
+    let mut colour: BTreeMap<String, &str> = BTreeMap::new();
+    for e in &slices {
+        let key = (e["pid"].as_u64().unwrap_or(0), e["tid"].as_u64().unwrap_or(0));
+        let name = e["name"].as_str().unwrap_or("?").to_string();
+        let n = colour.len();
+        let c = *colour.entry(name.clone()).or_insert(palette[n % palette.len()]);
+        let (ts, dur) = (e["ts"].as_f64().unwrap_or(0.0), e["dur"].as_f64().unwrap_or(0.0));
+        let w = (x(ts + dur) - x(ts)).max(1.0);
+        s += &format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{}\" fill=\"{c}\"><title>{name} {ts:.2}+{dur:.2} µs</title></rect>\n",
+            x(ts),
+            row(key) + 4.0,
+            row_h - 10.0
+        );
+        if w > 60.0 {
+            s += &format!("<text x=\"{:.1}\" y=\"{:.1}\" fill=\"white\">{name}</text>\n", x(ts) + 3.0, row(key) + 18.0);
+        }
+    }
+    let mut starts: HashMap<u64, (f64, f64)> = HashMap::new();
+    for e in events.iter().filter(|e| e["ph"] == "s" || e["ph"] == "f") {
+        let key = (e["pid"].as_u64().unwrap_or(0), e["tid"].as_u64().unwrap_or(0));
+        let (px, py) = (x(e["ts"].as_f64().unwrap_or(0.0)), row(key) + row_h / 2.0);
+        let id = e["id"].as_u64().unwrap_or(0);
+        if e["ph"] == "s" {
+            starts.insert(id, (px, py));
+        } else if let Some((sx, sy)) = starts.get(&id) {
+            s += &format!("<line x1=\"{sx:.1}\" y1=\"{sy:.1}\" x2=\"{px:.1}\" y2=\"{py:.1}\" stroke=\"#333\" stroke-width=\"1\"/>\n");
+            s += &format!("<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"2.5\" fill=\"#333\"/>\n");
+        }
+    }
+    Ok(s + "</svg>\n")
 }
 
 /// The longest path through `tasks` (id → (start, end)) along `edges` by summed duration.
