@@ -107,3 +107,50 @@ fn tracing_off_stages_no_trace() {
 fn an_out_of_range_level_is_refused() {
     assert!(TraceConfig::level(5).is_err());
 }
+
+/// Level-4 cost per task against level 0 on a 16,384-task chain (deterministic, instant cores).
+/// A measurement, not a check: `cargo test --release -p pto-tests --test run_trace -- --ignored
+/// --nocapture trace_cost`.
+#[test]
+#[ignore]
+fn trace_cost_per_task() {
+    use pto_device::orch::{Arg, OrchArgs, OrchError, Orchestrator, TaskSpec};
+    fn chain(o: &mut Orchestrator<'_, '_>, args: &OrchArgs<'_>) -> Result<(), OrchError> {
+        let buf = args.tensor(0)?;
+        for _ in 0..64 {
+            o.scope(pto_abi::runtime::ScopeKind::Auto, |o| {
+                for _ in 0..256 {
+                    o.submit(&TaskSpec::aiv(0, &[Arg::InOut(buf)]))?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+    let sim = Arc::new(SimBackend::with_capacity(1 << 30).expect("sim pool"));
+    let mut runner = DeviceRunner::new(sim as Arc<dyn DeviceBackend>);
+    let args = [pto_host::RunArg::InOut { data: vec![0; 64], dtype: pto_abi::task::DType::I32 }];
+    let req = pto_host::RunRequest {
+        orchestration: chain,
+        kernels: &VECTOR_KERNELS,
+        args: &args,
+        sizing: ArenaSizingKey::uniform(1024, 1 << 20, 1024),
+        mode: RunMode::Deterministic { noop_cores: true },
+        budgets: Budgets::DEFAULT,
+    };
+    let mut best = [f64::MAX; 2];
+    for _ in 0..7 {
+        for (i, level) in [0, 4].into_iter().enumerate() {
+            runner.set_trace(TraceConfig::level(level).unwrap());
+            let r = runner.run(&req).unwrap();
+            assert_eq!(r.tasks_completed, 16384);
+            best[i] = best[i].min(r.run_time.as_nanos() as f64 / 16384.0);
+        }
+    }
+    println!(
+        "trace cost: level 0 {:.1} ns/task, level 4 {:.1} ns/task, ratio {:.2}",
+        best[0],
+        best[1],
+        best[1] / best[0]
+    );
+}

@@ -167,9 +167,23 @@ impl DeviceRunner {
 
     /// Reads back and decodes a run's trace region.
     pub(super) fn read_trace(&mut self, t: &StagedTrace) -> Result<RunTrace, RunError> {
+        // The header first, then only the records each section holds (the rest was never written).
+        let r = self.backend().read_obj::<TraceHeader>(t.base);
+        let h = self.note(r)?;
         let mut region = vec![0u8; t.bytes as usize];
-        let r = self.backend().read_bytes(t.base, &mut region);
-        self.note(r)?;
+        region[..size_of::<TraceHeader>()].copy_from_slice(h.as_bytes());
+        for (k, s) in h.sections.iter().enumerate() {
+            let used = s.cursor.min(s.capacity).saturating_mul(record_size(k as u32));
+            let Some(end) = s.offset.checked_add(used).filter(|e| *e <= t.bytes) else {
+                return Err(RunError::Trace(format!("section {} ends past the region", TRACE_KIND_NAMES[k])));
+            };
+            if used > 0 {
+                let r = self
+                    .backend()
+                    .read_bytes(DevAddr(t.base.get() + s.offset), &mut region[s.offset as usize..end as usize]);
+                self.note(r)?;
+            }
+        }
         RunTrace::decode(&region).map_err(RunError::Trace)
     }
 }
