@@ -516,10 +516,10 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             block_num,
             thread: self.index,
             _pad: [0; 4],
-            dispatch_ns,
+            dispatch_ns: if self.rt.trace.on(2) { dispatch_ns } else { 0 },
             start_ns: dispatch_ns,
             end_ns: finish_ns,
-            finish_ns,
+            finish_ns: if self.rt.trace.on(2) { finish_ns } else { 0 },
         };
         self.rt.trace.record(pto_abi::trace::TRACE_KIND_BLOCK, &rec);
     }
