@@ -15,7 +15,7 @@
 use core::fmt;
 use core::mem::{align_of, offset_of, size_of};
 
-use crate::{addr, arena, callable, consts, emu, image, launch, mailbox, runtime, sizing, sm, task};
+use crate::{addr, arena, callable, consts, emu, image, launch, mailbox, runtime, sizing, sm, task, trace};
 
 pub use crate::drift::REBLESS_COMMAND;
 pub use crate::hash::{fnv1a64, FNV1A64_INIT};
@@ -295,6 +295,10 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         flags,
         boot_report,
         image_bytes,
+        trace_base,
+        trace_bytes,
+        trace_level,
+        _pad0,
         _pad,
         func_table,
     }),
@@ -440,6 +444,35 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         _pad1,
     }),
     abi_type!(emu::EmuLogHeader { magic, capacity, write, dropped_frames, written_frames, _pad0, read, _pad1 }),
+    abi_type!(trace::TraceSection { offset, capacity, cursor, dropped }),
+    abi_type!(trace::TraceHeader { magic, region_bytes, level, _pad0, epoch_ns, _pad1, sections, _pad2 }),
+    abi_type!(trace::BlockRecord {
+        task_id,
+        func_ids,
+        core,
+        block_idx,
+        block_num,
+        thread,
+        _pad,
+        dispatch_ns,
+        start_ns,
+        end_ns,
+        finish_ns,
+    }),
+    abi_type!(trace::PhaseRecord { thread, _pad, start_ns, complete_ns, dispatch_ns, release_ns, idle_ns }),
+    abi_type!(trace::SubmitRecord { task_id, start_ns, end_ns, producers, scope_serial }),
+    abi_type!(trace::EdgeRecord { producer, consumer, tensor, reason }),
+    abi_type!(trace::ScopeRecord {
+        serial,
+        ring,
+        tasks,
+        peak_ring_fill,
+        ring_window,
+        peak_heap,
+        heap_size,
+        peak_dep_pool,
+        dep_pool_capacity,
+    }),
 ];
 
 /// Every compile-time capacity, alignment and magic value that shapes the ABI.
@@ -521,6 +554,18 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = abi_capacities![
     emu::EMU_ABORT_REQUESTED,
     emu::EMU_NO_BLOCK,
     emu::EMU_RECORD_VALID,
+    trace::TRACE_MAGIC,
+    trace::MAX_TRACE_LEVEL,
+    trace::TRACE_KIND_COUNT,
+    trace::TRACE_KIND_BLOCK,
+    trace::TRACE_KIND_PHASE,
+    trace::TRACE_KIND_SUBMIT,
+    trace::TRACE_KIND_EDGE,
+    trace::TRACE_KIND_SCOPE,
+    trace::EDGE_REASON_CREATOR,
+    trace::EDGE_REASON_OVERLAP,
+    trace::EDGE_REASON_EXPLICIT,
+    trace::VIRTUAL_CORE,
 ];
 
 const fn mix_str(h: u64, s: &str) -> u64 {

@@ -54,8 +54,17 @@ pub struct LaunchDescriptor {
     pub boot_report: DevAddr,
     /// Bytes of the image the host placed at `arena_base` (the resident image's size).
     pub image_bytes: u64,
+    /// Device address of the run's trace region ([`crate::trace::TraceHeader`] first), or null
+    /// when the run is not traced (level 0).
+    pub trace_base: DevAddr,
+    /// Bytes of the trace region (0 when not traced).
+    pub trace_bytes: u64,
+    /// Trace level of the run (0 = off, up to [`crate::trace::MAX_TRACE_LEVEL`]).
+    pub trace_level: u32,
+    /// Explicit padding.
+    pub _pad0: [u8; 4],
     /// Explicit padding to a whole number of lines.
-    pub _pad: [u8; 56],
+    pub _pad: [u8; 32],
     /// Kernel code address by func id (null = unused).
     pub func_table: [DevAddr; MAX_FUNC_IDS],
 }

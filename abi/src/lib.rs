@@ -70,6 +70,7 @@ pub mod runtime;
 pub mod sizing;
 pub mod sm;
 pub mod task;
+pub mod trace;
 
 #[cfg(not(pto_abi_bless))]
 #[path = "generated/assert_layouts.rs"]

@@ -6,6 +6,7 @@
 //! Every wait here has a deadline: a scheduler that never sees the boot finish, or an
 //! orchestrator whose schedulers never exit, gives up and returns.
 
+use crate::trace::Tracer;
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -93,7 +94,11 @@ unsafe fn runtime_for<'e>(
     let count = d.func_count.min(d.func_table.len() as u32);
     // SAFETY: the func table lives in the launch descriptor for the whole launch.
     let funcs = unsafe { FuncTable::from_raw(d.func_table.as_ptr(), count) };
-    Ok(Runtime::new(view, env.platform, funcs, budgets(d)))
+    let mut rt = Runtime::new(view, env.platform, funcs, budgets(d));
+    // SAFETY: the host reserves `trace_bytes` of device memory at `trace_base` for this launch.
+    // A region that fails validation leaves the run untraced (its header's cursors stay 0).
+    rt.trace = unsafe { Tracer::attach(dev_ptr(d.trace_base), d.trace_bytes, d.trace_level) }.unwrap_or(Tracer::OFF);
+    Ok(rt)
 }
 
 unsafe fn orch_args(d: &LaunchDescriptor) -> &[OrchArg] {

@@ -33,4 +33,5 @@ pub mod sync;
 pub mod tensormap;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod trace;
 pub mod view;

@@ -82,6 +82,8 @@ pub struct Runtime<'p> {
     pub funcs: FuncTable,
     /// No-progress budgets.
     pub budgets: Budgets,
+    /// The run's trace collector ([`Tracer::OFF`] unless the launch is traced).
+    pub trace: crate::trace::Tracer,
     /// True when exactly one thread uses the runtime (the deterministic mode): slot locks and
     /// read-modify-writes become plain loads and stores with the same memory effects.
     exclusive: bool,
@@ -220,7 +222,7 @@ impl ReleaseBatch {
 impl<'p> Runtime<'p> {
     /// A context over a booted runtime.
     pub fn new(view: RuntimeView, platform: &'p dyn Platform, funcs: FuncTable, budgets: Budgets) -> Self {
-        Runtime { view, platform, funcs, budgets, exclusive: false }
+        Runtime { view, platform, funcs, budgets, trace: crate::trace::Tracer::OFF, exclusive: false }
     }
 
     /// Declares that only the calling thread uses the runtime from now on (or lifts that).

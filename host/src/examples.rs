@@ -63,3 +63,12 @@ pub fn vector_args() -> Vec<RunArg> {
 
 /// Index of f among [`vector_args`].
 pub const VECTOR_RESULT_ARG: usize = 2;
+
+/// The kernel name of a vector-example func id (`func <id>` for an unknown id).
+pub fn vector_kernel_name(func_id: u32) -> String {
+    let names = [VECTOR_ADD, VECTOR_ADD_SCALAR, VECTOR_MUL];
+    VECTOR_FUNC_IDS
+        .iter()
+        .position(|f| *f == func_id)
+        .map_or_else(|| format!("func {func_id}"), |i| names[i].to_string())
+}

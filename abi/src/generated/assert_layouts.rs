@@ -316,7 +316,11 @@ assert_offset!(launch::LaunchDescriptor.sched_timeout_ns == 104);
 assert_offset!(launch::LaunchDescriptor.flags == 112);
 assert_offset!(launch::LaunchDescriptor.boot_report == 120);
 assert_offset!(launch::LaunchDescriptor.image_bytes == 128);
-assert_offset!(launch::LaunchDescriptor._pad == 136);
+assert_offset!(launch::LaunchDescriptor.trace_base == 136);
+assert_offset!(launch::LaunchDescriptor.trace_bytes == 144);
+assert_offset!(launch::LaunchDescriptor.trace_level == 152);
+assert_offset!(launch::LaunchDescriptor._pad0 == 156);
+assert_offset!(launch::LaunchDescriptor._pad == 160);
 assert_offset!(launch::LaunchDescriptor.func_table == 192);
 
 assert_layout!(launch::OrchArg, size = 24, align = 8);
@@ -545,4 +549,66 @@ assert_offset!(emu::EmuLogHeader._pad0 == 40);
 assert_offset!(emu::EmuLogHeader.read == 64);
 assert_offset!(emu::EmuLogHeader._pad1 == 72);
 
-assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0xdd8bd6147cbd4adc);
+assert_layout!(trace::TraceSection, size = 32, align = 8);
+assert_offset!(trace::TraceSection.offset == 0);
+assert_offset!(trace::TraceSection.capacity == 8);
+assert_offset!(trace::TraceSection.cursor == 16);
+assert_offset!(trace::TraceSection.dropped == 24);
+
+assert_layout!(trace::TraceHeader, size = 256, align = 64);
+assert_offset!(trace::TraceHeader.magic == 0);
+assert_offset!(trace::TraceHeader.region_bytes == 8);
+assert_offset!(trace::TraceHeader.level == 16);
+assert_offset!(trace::TraceHeader._pad0 == 20);
+assert_offset!(trace::TraceHeader.epoch_ns == 24);
+assert_offset!(trace::TraceHeader._pad1 == 32);
+assert_offset!(trace::TraceHeader.sections == 64);
+assert_offset!(trace::TraceHeader._pad2 == 224);
+
+assert_layout!(trace::BlockRecord, size = 72, align = 8);
+assert_offset!(trace::BlockRecord.task_id == 0);
+assert_offset!(trace::BlockRecord.func_ids == 8);
+assert_offset!(trace::BlockRecord.core == 20);
+assert_offset!(trace::BlockRecord.block_idx == 24);
+assert_offset!(trace::BlockRecord.block_num == 28);
+assert_offset!(trace::BlockRecord.thread == 32);
+assert_offset!(trace::BlockRecord._pad == 36);
+assert_offset!(trace::BlockRecord.dispatch_ns == 40);
+assert_offset!(trace::BlockRecord.start_ns == 48);
+assert_offset!(trace::BlockRecord.end_ns == 56);
+assert_offset!(trace::BlockRecord.finish_ns == 64);
+
+assert_layout!(trace::PhaseRecord, size = 48, align = 8);
+assert_offset!(trace::PhaseRecord.thread == 0);
+assert_offset!(trace::PhaseRecord._pad == 4);
+assert_offset!(trace::PhaseRecord.start_ns == 8);
+assert_offset!(trace::PhaseRecord.complete_ns == 16);
+assert_offset!(trace::PhaseRecord.dispatch_ns == 24);
+assert_offset!(trace::PhaseRecord.release_ns == 32);
+assert_offset!(trace::PhaseRecord.idle_ns == 40);
+
+assert_layout!(trace::SubmitRecord, size = 32, align = 8);
+assert_offset!(trace::SubmitRecord.task_id == 0);
+assert_offset!(trace::SubmitRecord.start_ns == 8);
+assert_offset!(trace::SubmitRecord.end_ns == 16);
+assert_offset!(trace::SubmitRecord.producers == 24);
+assert_offset!(trace::SubmitRecord.scope_serial == 28);
+
+assert_layout!(trace::EdgeRecord, size = 24, align = 8);
+assert_offset!(trace::EdgeRecord.producer == 0);
+assert_offset!(trace::EdgeRecord.consumer == 8);
+assert_offset!(trace::EdgeRecord.tensor == 16);
+assert_offset!(trace::EdgeRecord.reason == 20);
+
+assert_layout!(trace::ScopeRecord, size = 64, align = 8);
+assert_offset!(trace::ScopeRecord.serial == 0);
+assert_offset!(trace::ScopeRecord.ring == 4);
+assert_offset!(trace::ScopeRecord.tasks == 8);
+assert_offset!(trace::ScopeRecord.peak_ring_fill == 16);
+assert_offset!(trace::ScopeRecord.ring_window == 24);
+assert_offset!(trace::ScopeRecord.peak_heap == 32);
+assert_offset!(trace::ScopeRecord.heap_size == 40);
+assert_offset!(trace::ScopeRecord.peak_dep_pool == 48);
+assert_offset!(trace::ScopeRecord.dep_pool_capacity == 56);
+
+assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0x4b8809854a612ef6);

@@ -10,6 +10,7 @@
 mod error;
 mod spec;
 mod submit;
+mod trace_hooks;
 mod wait;
 
 #[cfg(test)]
@@ -73,6 +74,8 @@ pub struct Orchestrator<'a, 'p> {
     submitted: u64,
     stop: Option<Stop>,
     drain: Option<&'a mut dyn Drain>,
+    /// Edges the last submit recorded in the trace (level 4).
+    traced_edges: u32,
 }
 
 /// What an orchestration run left behind.
@@ -122,8 +125,10 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
             submitted: 0,
             stop: None,
             drain,
+            traced_edges: 0,
         };
         orch.push_frame(0, ScopeKind::Auto);
+        rt.trace.set_epoch(rt.platform.now_ns());
         orch
     }
 

@@ -41,7 +41,12 @@ impl Orchestrator<'_, '_> {
     /// Submits one task; returns its id and its runtime-allocated outputs.
     pub fn submit(&mut self, spec: &TaskSpec<'_>) -> Result<Submitted, OrchError> {
         self.check_running()?;
+        let t0 = if self.rt.trace.on(4) { self.rt.platform.now_ns() } else { 0 };
         match self.submit_inner(spec) {
+            Ok(s) if self.rt.trace.on(4) => {
+                self.trace_submit(s.task.0, t0, self.traced_edges);
+                Ok(s)
+            }
             Ok(s) => Ok(s),
             Err(e) => Err(self.latch(e)),
         }
@@ -132,7 +137,7 @@ impl Orchestrator<'_, '_> {
 
     /// True when `t` was created by a task of the current scope and that scope is MANUAL: such
     /// tensors get no automatic dependencies (the orchestration orders them explicitly).
-    fn manual_local(&self, frame: &ScopeFrame, t: &Tensor) -> bool {
+    pub(super) fn manual_local(&self, frame: &ScopeFrame, t: &Tensor) -> bool {
         if frame.kind != ScopeKind::Manual as u32 || t.creator == TaskId::NONE {
             return false;
         }
@@ -276,6 +281,9 @@ impl Orchestrator<'_, '_> {
             unsafe { write_tensor(&mut (*payload).tensors[i], &t, dir) };
         }
 
+        if self.rt.trace.on(4) {
+            self.traced_edges = self.trace_edges(id, spec, &frame);
+        }
         // Wire every producer: retain it, and either count it as done or join its fanout list.
         let observed = self.wire(ring, id, payload, &fanin);
 

@@ -144,7 +144,9 @@ impl<'k> DeterministicScheduler<'k> {
                 let mut args = [0u64; MAX_KERNEL_ARGS];
                 // SAFETY: the payload of a ready task held by this thread, published at submit.
                 let n = super::kernel_args(unsafe { &*rt.view.payload(task) }, &mut args);
+                let dispatch_ns = if rt.trace.on(1) { rt.platform.now_ns() } else { 0 };
                 for block_idx in 0..blocks {
+                    let start_ns = if rt.trace.on(1) { rt.platform.now_ns() } else { 0 };
                     for (lane, kernel) in kernels.iter().enumerate().take(LANE_COUNT) {
                         if mask & (1 << lane) == 0 {
                             continue;
@@ -162,6 +164,17 @@ impl<'k> DeterministicScheduler<'k> {
                             }
                             self.kernel_faults += 1;
                         }
+                    }
+                    if rt.trace.on(1) {
+                        crate::trace::record_virtual_block(
+                            rt,
+                            task,
+                            &kernels,
+                            mask,
+                            (block_idx, blocks),
+                            dispatch_ns,
+                            start_ns,
+                        );
                     }
                 }
             }

@@ -59,6 +59,8 @@ pub struct SchedulerThread<'a, 'p> {
     /// Per core, the tasks of its tokens in flight or prepared, oldest first (`NO_TASK` = none):
     /// the block running, then the block waiting in the other payload buffer.
     tokens: [[u64; 2]; MAX_CORES],
+    /// Per core, the dispatch time of each token in `tokens` (traced runs only).
+    dispatch_ns: [[u64; 2]; MAX_CORES],
     state: *mut SchedThreadState,
     completed: u64,
     dispatched: u64,
@@ -156,6 +158,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             lanes,
             others,
             tokens: [[NO_TASK; 2]; MAX_CORES],
+            dispatch_ns: [[0; 2]; MAX_CORES],
             state,
             completed: 0,
             dispatched: 0,
@@ -309,6 +312,9 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                 progress = true;
                 let t = &mut self.tokens[core as usize];
                 *t = [t[1], NO_TASK];
+                if self.rt.trace.on(1) {
+                    self.trace_block(c.task_id, core, c.block_idx);
+                }
                 if !matches!(c.outcome, TaskOutcome::Finished) {
                     if self.faults == 0 {
                         self.first_fault = c.task_id;
@@ -467,7 +473,11 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                     let d = Dispatch { kernel, task_id: task, block_idx: next, block_num, args: &args[..n] };
                     self.ch.prepare(core, &d)?;
                     let t = &mut self.tokens[core as usize];
-                    t[usize::from(t[0] != NO_TASK)] = task;
+                    let i = usize::from(t[0] != NO_TASK);
+                    t[i] = task;
+                    if self.rt.trace.on(1) {
+                        self.dispatch_ns[core as usize][i] = self.rt.platform.now_ns();
+                    }
                 }
                 next += 1;
                 placed = true;
@@ -484,6 +494,34 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             }
         }
         Ok(any)
+    }
+
+    /// Records a finished block of `task` on `core` (its oldest token, just retired from
+    /// `tokens`). Cores do not stamp their own start and end, so the block spans dispatch to
+    /// finish as the AICPU saw them.
+    #[cold]
+    fn trace_block(&mut self, task: u64, core: u32, block_idx: u32) {
+        let stamps = &mut self.dispatch_ns[core as usize];
+        let dispatch_ns = stamps[0];
+        *stamps = [stamps[1], 0];
+        let finish_ns = self.rt.platform.now_ns();
+        let d = self.rt.view.descriptor(task);
+        // SAFETY: the descriptor of a task with a block in flight on this thread's core.
+        let (kernels, block_num, mask) = unsafe { ((*d).kernel_ids, (*d).block_num, (*d).lane_mask) };
+        let rec = pto_abi::trace::BlockRecord {
+            task_id: task,
+            func_ids: crate::trace::lane_funcs(&kernels, mask),
+            core,
+            block_idx,
+            block_num,
+            thread: self.index,
+            _pad: [0; 4],
+            dispatch_ns: if self.rt.trace.on(2) { dispatch_ns } else { 0 },
+            start_ns: dispatch_ns,
+            end_ns: finish_ns,
+            finish_ns: if self.rt.trace.on(2) { finish_ns } else { 0 },
+        };
+        self.rt.trace.record(pto_abi::trace::TRACE_KIND_BLOCK, &rec);
     }
 
     /// This scheduler's index.

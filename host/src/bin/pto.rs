@@ -44,6 +44,8 @@ enum Command {
     /// A chip worker serving its mailbox (started by a chip pool).
     #[command(hide = true)]
     Worker(cli::worker::WorkerArgs),
+    /// Read run traces written by `pto run --trace`.
+    Trace(cli::trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             clap_complete::generate(*shell, &mut cli::allow_negative_numbers(Cli::command()), "pto", &mut stdout);
             Ok(())
         }
+        Command::Trace(args) => cli::trace::run(args, &mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ pub mod json;
 pub mod layout;
 pub mod run;
 pub mod sizing_args;
+pub mod trace;
 pub mod worker;
 
 use std::fmt;

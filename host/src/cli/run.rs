@@ -99,6 +99,9 @@ pub struct RunArgs {
     /// Arena sizing.
     #[command(flatten)]
     pub sizing: SizingArgs,
+    /// Trace output.
+    #[command(flatten)]
+    pub trace: super::trace::TraceOutArgs,
 }
 
 fn human(d: Duration) -> String {
@@ -338,6 +341,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let device = CliDevice::open(&args.device, &sizing, mode)?;
     let backend_name = format!("{:?}", args.device.backend).to_lowercase();
     let mut runner = DeviceRunner::new(device.backend());
+    runner.set_trace(args.trace.config());
     // The callable is uploaded once and run by callable id; an unknown kernel or orchestration
     // name is refused here, before any device call, with the names the backend carries.
     runner
@@ -428,6 +432,17 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
     if failure.is_none() {
         if let Some(report) = &last {
+            // Trace slices are named by the callable's own kernel names.
+            let names: Vec<(u32, String)> =
+                plan.blob.view().children().map(|c| (c.func_id, c.name.to_string())).collect();
+            let name_of = |func_id: u32| {
+                names.iter().find(|(f, _)| *f == func_id).map_or_else(|| format!("func {func_id}"), |(_, n)| n.clone())
+            };
+            for note in args.trace.write(report.trace.as_ref(), &name_of)? {
+                if !args.json {
+                    writeln!(out, "{note}")?;
+                }
+            }
             for (i, spec) in plan.args.iter().enumerate() {
                 if let (Some(file), Some(Some(bytes))) = (&spec.output_file, report.outputs.get(i)) {
                     input::write_output(file, bytes)?;

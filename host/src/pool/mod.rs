@@ -832,5 +832,7 @@ fn read_report(mb: &MailboxMap, outputs: &[Option<(u64, u64)>]) -> RunReport {
         bind_time: ns(mb.read(off!(bind_ns))),
         bind_cache_hit: hit == 1,
         run_time: ns(mb.read(off!(run_ns))),
+        // Workers run untraced: the mailbox carries no trace records.
+        trace: None,
     }
 }

@@ -408,5 +408,6 @@ fn run_error_code(e: &RunError) -> (String, [u64; 4]) {
         RunError::Code(_) => ("CODE".to_string(), [0; 4]),
         RunError::Launch(_) => ("LAUNCH".to_string(), [0; 4]),
         RunError::Stuck(_) => ("STUCK".to_string(), [0; 4]),
+        RunError::Trace(_) => ("TRACE".to_string(), [0; 4]),
     }
 }

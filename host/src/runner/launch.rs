@@ -36,6 +36,8 @@ pub struct LaunchParams {
     pub flags: u64,
     /// Kernel code address by func id (at most `MAX_FUNC_IDS`).
     pub func_table: Vec<DevAddr>,
+    /// The run's trace region base, bytes and level (null, 0, 0 when untraced).
+    pub trace: (DevAddr, u64, u32),
 }
 
 impl Default for LaunchParams {
@@ -50,6 +52,7 @@ impl Default for LaunchParams {
             sched_timeout_ns: 500_000_000,
             flags: 0,
             func_table: Vec::new(),
+            trace: (DevAddr::NULL, 0, 0),
         }
     }
 }
@@ -134,6 +137,7 @@ pub(crate) fn launch_block_bytes(
     d.flags = params.flags;
     d.boot_report = block.boot_report();
     d.image_bytes = image_bytes;
+    (d.trace_base, d.trace_bytes, d.trace_level) = params.trace;
     d.func_table[..params.func_table.len()].copy_from_slice(&params.func_table);
     // The report goes out PENDING (all zero) with every launch.
     Ok(b)

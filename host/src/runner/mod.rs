@@ -26,6 +26,7 @@ mod request;
 mod run;
 mod staging;
 mod static_arena;
+mod trace;
 
 use std::sync::Arc;
 
@@ -47,6 +48,7 @@ pub use launch::{BootFailure, BootOutcome, BootSummary, LaunchBlock, LaunchParam
 pub use request::{f32s, RunArg, RunError, RunMode, RunReport, RunRequest};
 use static_arena::StaticArenas;
 pub use static_arena::{RegionKind, StaticArenaError};
+pub use trace::{RunTrace, TraceConfig, TRACE_KIND_NAMES};
 
 /// A failed runner operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,6 +143,7 @@ pub struct DeviceRunner {
     launcher: KernelLauncher,
     deferred_frees: Vec<DevAddr>,
     faulted: bool,
+    trace: TraceConfig,
 }
 
 impl DeviceRunner {
@@ -159,6 +162,7 @@ impl DeviceRunner {
             launcher: KernelLauncher::new(),
             deferred_frees: Vec::new(),
             faulted: false,
+            trace: TraceConfig::OFF,
         }
     }
 

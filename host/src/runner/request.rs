@@ -135,6 +135,8 @@ pub struct RunReport {
     /// Time from the AICPU launch (the AICore kernel is already launched) until the AICPU kernel
     /// ended: boot, the whole graph, and the schedulers shutting their cores down.
     pub run_time: Duration,
+    /// The run's trace, when the runner traces ([`DeviceRunner::set_trace`](super::DeviceRunner::set_trace)).
+    pub trace: Option<super::trace::RunTrace>,
 }
 
 impl RunReport {
@@ -175,6 +177,9 @@ pub enum RunError {
         /// Task of the first faulted block.
         first_task: u64,
     },
+    /// The run's trace region came back malformed (the device wrote a header it was not given).
+    #[error("trace: {0}")]
+    Trace(String),
     /// Device threads did not finish (the host gave up waiting).
     #[error("device threads did not finish: {0}")]
     Stuck(String),

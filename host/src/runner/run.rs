@@ -140,6 +140,7 @@ impl DeviceRunner {
             sched_timeout_ns: req.budgets.sched_ns,
             flags,
             func_table,
+            trace: staged.trace.map_or((DevAddr::NULL, 0, 0), |t| (t.base, t.bytes, t.level)),
         };
         self.prepare_launch(bound, &params)?;
         let backend = self.backend().clone();
@@ -218,6 +219,10 @@ impl DeviceRunner {
             }
         }
         drop(loaded);
+        let trace = match staged.trace {
+            Some(t) => Some(self.read_trace(&t)?),
+            None => None,
+        };
         Ok(RunReport {
             outputs,
             tasks_submitted: sm.orch.tasks_submitted,
@@ -225,6 +230,7 @@ impl DeviceRunner {
             bind_time: Duration::ZERO,
             bind_cache_hit: false,
             run_time,
+            trace,
         })
     }
 

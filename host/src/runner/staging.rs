@@ -21,18 +21,20 @@ pub(super) struct Staged {
     pub buffers: Vec<Option<(DevAddr, u64)>>,
     /// The `OrchArg` records.
     pub records: Option<DevAddr>,
+    /// The run's trace region (traced runs only).
+    pub trace: Option<super::trace::StagedTrace>,
 }
 
 impl Staged {
     fn addrs(&self) -> impl Iterator<Item = DevAddr> + '_ {
-        self.buffers.iter().flatten().map(|&(a, _)| a).chain(self.records)
+        self.buffers.iter().flatten().map(|&(a, _)| a).chain(self.records).chain(self.trace.map(|t| t.base))
     }
 }
 
 impl DeviceRunner {
     /// Stages `req`'s tensors and argument records; on failure nothing stays allocated.
     pub(super) fn stage(&mut self, req: &RunShape<'_>) -> Result<Staged, RunError> {
-        let mut staged = Staged { buffers: Vec::with_capacity(req.args.len()), records: None };
+        let mut staged = Staged { buffers: Vec::with_capacity(req.args.len()), records: None, trace: None };
         match self.stage_into(req, &mut staged) {
             Ok(()) => Ok(staged),
             Err(e) => {
@@ -73,6 +75,7 @@ impl DeviceRunner {
             let r = self.backend().copy_to_device(addr, bytes);
             self.note(r)?;
         }
+        staged.trace = self.stage_trace()?;
         Ok(())
     }
 
