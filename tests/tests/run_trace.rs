@@ -61,13 +61,13 @@ fn check_vector_trace(t: &RunTrace) {
 #[test]
 fn vector_trace_deterministic_has_five_ordered_blocks_and_its_edges() {
     let r = run(DETERMINISTIC, TraceConfig::level(4).unwrap());
-    check_vector_trace(r.trace.as_ref().unwrap());
+    check_vector_trace(r.trace.as_deref().unwrap());
 }
 
 #[test]
 fn vector_trace_threaded_has_five_ordered_blocks_and_its_edges() {
     let r = run(THREADED, TraceConfig::level(4).unwrap());
-    let t = r.trace.as_ref().unwrap();
+    let t = r.trace.as_deref().unwrap();
     check_vector_trace(t);
     assert!(t.blocks.iter().all(|b| b.core != pto_abi::trace::VIRTUAL_CORE && b.thread < 2));
 }

@@ -438,7 +438,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             let name_of = |func_id: u32| {
                 names.iter().find(|(f, _)| *f == func_id).map_or_else(|| format!("func {func_id}"), |(_, n)| n.clone())
             };
-            for note in args.trace.write(report.trace.as_ref(), &name_of)? {
+            for note in args.trace.write(report.trace.as_deref(), &name_of)? {
                 if !args.json {
                     writeln!(out, "{note}")?;
                 }

@@ -555,7 +555,7 @@ mod tests {
             mode,
             budgets: Budgets::DEFAULT,
         };
-        runner.run(&req).unwrap().trace.unwrap()
+        *runner.run(&req).unwrap().trace.unwrap()
     }
 
     /// Checks the trace event format: required fields, phase values, per-track non-decreasing

@@ -136,7 +136,7 @@ pub struct RunReport {
     /// ended: boot, the whole graph, and the schedulers shutting their cores down.
     pub run_time: Duration,
     /// The run's trace, when the runner traces ([`DeviceRunner::set_trace`](super::DeviceRunner::set_trace)).
-    pub trace: Option<super::trace::RunTrace>,
+    pub trace: Option<Box<super::trace::RunTrace>>,
 }
 
 impl RunReport {

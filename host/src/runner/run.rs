@@ -220,7 +220,7 @@ impl DeviceRunner {
         }
         drop(loaded);
         let trace = match staged.trace {
-            Some(t) => Some(self.read_trace(&t)?),
+            Some(t) => Some(Box::new(self.read_trace(&t)?)),
             None => None,
         };
         Ok(RunReport {
