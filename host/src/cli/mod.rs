@@ -2,7 +2,6 @@
 
 pub mod bench;
 pub mod callable;
-pub mod chips;
 pub mod device;
 pub mod firmware;
 pub mod image;

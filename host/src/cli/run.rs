@@ -20,6 +20,8 @@ use crate::callable::ChipCallable;
 use crate::examples::{vector_args, vector_example_callable, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG};
 use crate::runner::{CallableRunConfig, CallableRunError, DeviceRunner, RunArg, RunError, RunMode};
 
+pub mod chips;
+
 /// The callable id `pto run` registers its callable under.
 pub const EXAMPLE_CID: u32 = 0;
 
@@ -333,7 +335,7 @@ fn failure_json(e: &CallableRunError, exit_code: i32) -> Value {
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let sizing = sizing_of(args)?;
     if let Some(chips) = args.chips {
-        return super::chips::run(args, chips, sizing, out);
+        return chips::run(args, chips, sizing, out);
     }
     let mode = run_mode(args);
     let budgets = Budgets { orch_ns: args.orch_timeout, sched_ns: args.sched_timeout };

@@ -9,10 +9,14 @@
 //! and the run's error says so ([`RunError::Abandoned`]).
 
 use pto_abi::launch::{OrchArg, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
+use pto_abi::trace::{record_size, TraceHeader};
 use pto_abi::DevAddr;
 use zerocopy::IntoBytes;
 
+use crate::backend::DeviceIo;
+
 use super::request::{RunArg, RunError, RunReport, RunShape};
+use super::trace::{RunTrace, StagedTrace, TRACE_KIND_NAMES};
 use super::DeviceRunner;
 
 /// Device buffers staged for one run.
@@ -122,5 +126,42 @@ impl DeviceRunner {
                 self.deferred_frees.push(addr);
             }
         }
+    }
+}
+
+impl DeviceRunner {
+    /// Allocates and writes the trace region of a run (nothing at level 0).
+    pub(super) fn stage_trace(&mut self) -> Result<Option<StagedTrace>, RunError> {
+        let Some(h) = self.trace.header().map_err(RunError::Request)? else { return Ok(None) };
+        let base = self.alloc(h.region_bytes)?;
+        let staged = StagedTrace { base, bytes: h.region_bytes, level: h.level };
+        let r = self.backend().copy_to_device(base, h.as_bytes());
+        if let Err(e) = self.note(r) {
+            let _ = self.free(base);
+            return Err(e.into());
+        }
+        Ok(Some(staged))
+    }
+
+    /// Reads back and decodes a run's trace region.
+    pub(super) fn read_trace(&mut self, t: &StagedTrace) -> Result<RunTrace, RunError> {
+        // The header first, then only the records each section holds (the rest was never written).
+        let r = self.backend().read_obj::<TraceHeader>(t.base);
+        let h = self.note(r)?;
+        let mut region = vec![0u8; t.bytes as usize];
+        region[..size_of::<TraceHeader>()].copy_from_slice(h.as_bytes());
+        for (k, s) in h.sections.iter().enumerate() {
+            let used = s.cursor.min(s.capacity).saturating_mul(record_size(k as u32));
+            let Some(end) = s.offset.checked_add(used).filter(|e| *e <= t.bytes) else {
+                return Err(RunError::Trace(format!("section {} ends past the region", TRACE_KIND_NAMES[k])));
+            };
+            if used > 0 {
+                let r = self
+                    .backend()
+                    .read_bytes(DevAddr(t.base.get() + s.offset), &mut region[s.offset as usize..end as usize]);
+                self.note(r)?;
+            }
+        }
+        RunTrace::decode(&region).map_err(RunError::Trace)
     }
 }

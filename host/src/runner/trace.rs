@@ -9,9 +9,7 @@ use pto_abi::trace::{
 use pto_abi::DevAddr;
 use zerocopy::{FromBytes, IntoBytes};
 
-use super::request::RunError;
 use super::DeviceRunner;
-use crate::backend::DeviceIo;
 
 /// Names of the record kinds by `TRACE_KIND_*`, as reports print them.
 pub const TRACE_KIND_NAMES: [&str; TRACE_KIND_COUNT] = ["block", "phase", "submit", "edge", "scope"];
@@ -34,9 +32,9 @@ impl TraceConfig {
     pub const OFF: TraceConfig = TraceConfig { level: 0, capacities: [0; TRACE_KIND_COUNT] };
 
     /// `level` with room for 64 Ki blocks and submits, 256 Ki edges, 16 Ki phases, 4 Ki scopes.
-    pub fn level(level: u32) -> Result<TraceConfig, RunError> {
+    pub fn level(level: u32) -> Result<TraceConfig, String> {
         if level > MAX_TRACE_LEVEL {
-            return Err(RunError::Request(format!("trace level = {level}: must be in 0..={MAX_TRACE_LEVEL}")));
+            return Err(format!("trace level = {level}: must be in 0..={MAX_TRACE_LEVEL}"));
         }
         Ok(TraceConfig { level, capacities: [1 << 16, 1 << 14, 1 << 16, 1 << 18, 1 << 12] })
     }
@@ -47,13 +45,13 @@ impl TraceConfig {
     }
 
     /// The header the region of this configuration starts with (`None` at level 0).
-    pub(super) fn header(&self) -> Result<Option<TraceHeader>, RunError> {
+    pub(super) fn header(&self) -> Result<Option<TraceHeader>, String> {
         if self.level == 0 {
             return Ok(None);
         }
-        layout(self.level, self.capacities).map(Some).ok_or_else(|| {
-            RunError::Request(format!("trace capacities {:?} overflow the region size", self.capacities))
-        })
+        layout(self.level, self.capacities)
+            .map(Some)
+            .ok_or_else(|| format!("trace capacities {:?} overflow the region size", self.capacities))
     }
 }
 
@@ -150,40 +148,5 @@ impl DeviceRunner {
     /// The trace configuration of this runner's runs.
     pub fn trace_config(&self) -> TraceConfig {
         self.trace
-    }
-
-    /// Allocates and writes the trace region of a run (nothing at level 0).
-    pub(super) fn stage_trace(&mut self) -> Result<Option<StagedTrace>, RunError> {
-        let Some(h) = self.trace.header()? else { return Ok(None) };
-        let base = self.alloc(h.region_bytes)?;
-        let staged = StagedTrace { base, bytes: h.region_bytes, level: h.level };
-        let r = self.backend().copy_to_device(base, h.as_bytes());
-        if let Err(e) = self.note(r) {
-            let _ = self.free(base);
-            return Err(e.into());
-        }
-        Ok(Some(staged))
-    }
-
-    /// Reads back and decodes a run's trace region.
-    pub(super) fn read_trace(&mut self, t: &StagedTrace) -> Result<RunTrace, RunError> {
-        // The header first, then only the records each section holds (the rest was never written).
-        let r = self.backend().read_obj::<TraceHeader>(t.base);
-        let h = self.note(r)?;
-        let mut region = vec![0u8; t.bytes as usize];
-        region[..size_of::<TraceHeader>()].copy_from_slice(h.as_bytes());
-        for (k, s) in h.sections.iter().enumerate() {
-            let used = s.cursor.min(s.capacity).saturating_mul(record_size(k as u32));
-            let Some(end) = s.offset.checked_add(used).filter(|e| *e <= t.bytes) else {
-                return Err(RunError::Trace(format!("section {} ends past the region", TRACE_KIND_NAMES[k])));
-            };
-            if used > 0 {
-                let r = self
-                    .backend()
-                    .read_bytes(DevAddr(t.base.get() + s.offset), &mut region[s.offset as usize..end as usize]);
-                self.note(r)?;
-            }
-        }
-        RunTrace::decode(&region).map_err(RunError::Trace)
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use pto_abi::sizing::ArenaSizingKey;
 use pto_device::runtime::Budgets;
 
-use super::run::{RunArgs, EXAMPLE_CID};
-use super::CliError;
+use super::{RunArgs, EXAMPLE_CID};
+use crate::cli::CliError;
 use crate::examples::{vector_args, vector_example_callable, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG};
 use crate::pool::{ChipPool, PoolConfig, PoolEvent, PoolRun};
 use crate::runner::CallableRunConfig;
@@ -40,7 +40,7 @@ fn check(event: PoolEvent) -> Result<usize, CliError> {
 
 /// Runs the multi-chip form of `pto run`.
 pub fn run(args: &RunArgs, chips: u32, sizing: ArenaSizingKey, out: &mut dyn Write) -> Result<(), CliError> {
-    if args.device.backend != super::device::BackendKind::Sim {
+    if args.device.backend != crate::cli::device::BackendKind::Sim {
         return Err(CliError::bad_input(format!(
             "--chips runs chip workers on the simulated device only, not --backend {:?}",
             args.device.backend
@@ -49,7 +49,7 @@ pub fn run(args: &RunArgs, chips: u32, sizing: ArenaSizingKey, out: &mut dyn Wri
     if args.example.is_none() {
         return Err(CliError::bad_input("--chips runs the vector example: give --example vector".to_string()));
     }
-    let mode = super::run::run_mode(args);
+    let mode = super::run_mode(args);
     let budgets = Budgets { orch_ns: args.orch_timeout, sched_ns: args.sched_timeout };
     let blob = vector_example_callable().map_err(|e| CliError::failed(e.to_string()))?;
     let job = PoolRun { cid: EXAMPLE_CID, args: vector_args(), config: CallableRunConfig { sizing, mode, budgets } };
