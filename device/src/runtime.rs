@@ -4,10 +4,11 @@
 //! ring's watermark (strictly in task order over consumed slots; the heap tail, dep-pool and
 //! tensor-map entries are reclaimed behind it).
 
+use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use pto_abi::consts::RING_COUNT;
-use pto_abi::error::StallClass;
+use pto_abi::consts::{MAX_AICPU_THREADS, RING_COUNT};
+use pto_abi::error::{RuntimeErrorCode, StallClass};
 use pto_abi::task::{task_id_local, task_id_ring, TaskState, FANOUT_SCOPE_REF, NO_TASK, SLOT_FLAG_READY_CLAIMED};
 use pto_abi::DevAddr;
 
@@ -315,7 +316,7 @@ impl<'p> Runtime<'p> {
                 }
             }
         }
-        crate::sched::threaded::latch_sched_error(self, u32::MAX, StallClass::ReadyButIdle, task);
+        latch_sched_error(self, u32::MAX, StallClass::ReadyButIdle, task);
     }
 
     /// Pops the oldest ready task of `shape`.
@@ -607,4 +608,36 @@ impl<'p> Runtime<'p> {
         }
         crate::ring::TaskWindow::is_live(task_id_local(task), self.last_alive(r), self.current(r))
     }
+}
+
+/// Tasks completed by every scheduler thread so far.
+pub fn total_completed(rt: &Runtime<'_>) -> u64 {
+    (0..MAX_AICPU_THREADS)
+        .map(|t| {
+            // SAFETY: thread states are valid; each counter is read atomically.
+            unsafe { atomic_u64(addr_of_mut!((*rt.view.sched_threads.add(t)).tasks_completed)) }.load(Ordering::Acquire)
+        })
+        .sum()
+}
+
+/// Latches a scheduler error (first writer wins); true when this call won.
+pub fn latch_sched_error(rt: &Runtime<'_>, thread: u32, class: StallClass, task: u64) -> bool {
+    let sm = rt.view.sm;
+    // SAFETY: the SM header is valid; the code word is the lock of the other fields.
+    unsafe {
+        let code = atomic_u32(addr_of_mut!((*sm).sched.code));
+        if code
+            .compare_exchange(0, RuntimeErrorCode::SchedulerTimeout as u32, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        atomic_u32(addr_of_mut!((*sm).sched.thread)).store(thread, Ordering::Relaxed);
+        atomic_u32(addr_of_mut!((*sm).sched.stall_class)).store(class as u32, Ordering::Relaxed);
+        atomic_u64(addr_of_mut!((*sm).sched.stall_task)).store(task, Ordering::Relaxed);
+        atomic_u64(addr_of_mut!((*sm).sched.tasks_completed)).store(total_completed(rt), Ordering::Relaxed);
+        let ready: u64 = rt.view.queues.iter().map(|q| q.len()).sum();
+        atomic_u64(addr_of_mut!((*sm).sched.tasks_ready)).store(ready, Ordering::Release);
+    }
+    true
 }

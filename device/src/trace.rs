@@ -8,13 +8,9 @@
 use core::sync::atomic::Ordering;
 
 use pto_abi::consts::LANE_COUNT;
-use pto_abi::trace::{
-    record_size, BlockRecord, TraceHeader, MAX_TRACE_LEVEL, TRACE_KIND_BLOCK, TRACE_KIND_COUNT, TRACE_MAGIC,
-    VIRTUAL_CORE,
-};
+use pto_abi::trace::{record_size, TraceHeader, MAX_TRACE_LEVEL, TRACE_KIND_COUNT, TRACE_MAGIC};
 use zerocopy::IntoBytes;
 
-use crate::runtime::Runtime;
 use crate::sync::atomic_u64;
 
 /// Why a launch's trace region was refused (the run then goes untraced).
@@ -157,34 +153,4 @@ pub fn lane_funcs(kernels: &[i32], mask: u32) -> [u32; LANE_COUNT] {
     core::array::from_fn(
         |l| if mask & (1 << l) != 0 { kernels.get(l).map_or(u32::MAX, |k| *k as u32) } else { u32::MAX },
     )
-}
-
-/// Records one block run by a virtual core of the deterministic mode, which ends (and is seen
-/// finished) now; `block` is (index, count).
-#[cold]
-pub fn record_virtual_block(
-    rt: &Runtime<'_>,
-    task: u64,
-    kernels: &[i32],
-    mask: u32,
-    block: (u32, u32),
-    dispatch_ns: u64,
-    start_ns: u64,
-) {
-    let end_ns = rt.platform.now_ns();
-    let lvl2 = rt.trace.on(2);
-    let rec = BlockRecord {
-        task_id: task,
-        func_ids: lane_funcs(kernels, mask),
-        core: VIRTUAL_CORE,
-        block_idx: block.0,
-        block_num: block.1,
-        thread: 0,
-        _pad: [0; 4],
-        dispatch_ns: if lvl2 { dispatch_ns } else { 0 },
-        start_ns,
-        end_ns,
-        finish_ns: if lvl2 { end_ns } else { 0 },
-    };
-    rt.trace.record(TRACE_KIND_BLOCK, &rec);
 }

@@ -166,15 +166,7 @@ impl<'k> DeterministicScheduler<'k> {
                         }
                     }
                     if rt.trace.on(1) {
-                        crate::trace::record_virtual_block(
-                            rt,
-                            task,
-                            &kernels,
-                            mask,
-                            (block_idx, blocks),
-                            dispatch_ns,
-                            start_ns,
-                        );
+                        record_virtual_block(rt, task, &kernels, mask, (block_idx, blocks), dispatch_ns, start_ns);
                     }
                 }
             }
@@ -300,4 +292,34 @@ pub unsafe fn run_with(
         error: summary.error,
         kernel_faults: sched.kernel_faults,
     }
+}
+
+/// Records one block run by a virtual core of the deterministic mode, which ends (and is seen
+/// finished) now; `block` is (index, count).
+#[cold]
+fn record_virtual_block(
+    rt: &Runtime<'_>,
+    task: u64,
+    kernels: &[i32],
+    mask: u32,
+    block: (u32, u32),
+    dispatch_ns: u64,
+    start_ns: u64,
+) {
+    let end_ns = rt.platform.now_ns();
+    let lvl2 = rt.trace.on(2);
+    let rec = pto_abi::trace::BlockRecord {
+        task_id: task,
+        func_ids: crate::trace::lane_funcs(kernels, mask),
+        core: pto_abi::trace::VIRTUAL_CORE,
+        block_idx: block.0,
+        block_num: block.1,
+        thread: 0,
+        _pad: [0; 4],
+        dispatch_ns: if lvl2 { dispatch_ns } else { 0 },
+        start_ns,
+        end_ns,
+        finish_ns: if lvl2 { end_ns } else { 0 },
+    };
+    rt.trace.record(pto_abi::trace::TRACE_KIND_BLOCK, &rec);
 }

@@ -24,7 +24,7 @@ use core::ptr::addr_of_mut;
 use core::sync::atomic::Ordering;
 
 use pto_abi::consts::{LANE_COUNT, MAX_AICPU_THREADS, MAX_CORES, MAX_KERNEL_ARGS, RING_COUNT};
-use pto_abi::error::{RuntimeErrorCode, StallClass};
+use pto_abi::error::StallClass;
 use pto_abi::runtime::{SchedThreadState, THREAD_EXITED, THREAD_RUNNING};
 use pto_abi::task::{Lane, NO_TASK};
 
@@ -32,6 +32,7 @@ use crate::aicore::ownership::lane_of;
 use crate::aicore::{cluster_cores, ChannelError, CoreChannels, CoreMask, CoreTables, Dispatch, TaskOutcome};
 use crate::platform::Backoff;
 use crate::queue::Shape;
+pub use crate::runtime::{latch_sched_error, total_completed};
 use crate::runtime::{ReleaseBatch, RingSet, Runtime};
 use crate::sync::{atomic_u32, atomic_u64};
 
@@ -80,16 +81,6 @@ fn error_latched(rt: &Runtime<'_>) -> bool {
     }
 }
 
-/// Tasks completed by every scheduler thread so far.
-pub fn total_completed(rt: &Runtime<'_>) -> u64 {
-    (0..MAX_AICPU_THREADS)
-        .map(|t| {
-            // SAFETY: thread states are valid; each counter is read atomically.
-            unsafe { atomic_u64(addr_of_mut!((*rt.view.sched_threads.add(t)).tasks_completed)) }.load(Ordering::Acquire)
-        })
-        .sum()
-}
-
 /// Tasks submitted so far (the per-ring submit counters).
 pub fn total_submitted(rt: &Runtime<'_>) -> u64 {
     (0..RING_COUNT).map(|r| rt.current(r)).sum()
@@ -99,28 +90,6 @@ pub fn total_submitted(rt: &Runtime<'_>) -> u64 {
 pub fn orchestrator_done(rt: &Runtime<'_>) -> bool {
     // SAFETY: the SM header is valid; the word is read atomically.
     unsafe { atomic_u32(addr_of_mut!((*rt.view.sm).orch.orchestrator_done)) }.load(Ordering::Acquire) != 0
-}
-
-/// Latches a scheduler error (first writer wins); true when this call won.
-pub fn latch_sched_error(rt: &Runtime<'_>, thread: u32, class: StallClass, task: u64) -> bool {
-    let sm = rt.view.sm;
-    // SAFETY: the SM header is valid; the code word is the lock of the other fields.
-    unsafe {
-        let code = atomic_u32(addr_of_mut!((*sm).sched.code));
-        if code
-            .compare_exchange(0, RuntimeErrorCode::SchedulerTimeout as u32, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return false;
-        }
-        atomic_u32(addr_of_mut!((*sm).sched.thread)).store(thread, Ordering::Relaxed);
-        atomic_u32(addr_of_mut!((*sm).sched.stall_class)).store(class as u32, Ordering::Relaxed);
-        atomic_u64(addr_of_mut!((*sm).sched.stall_task)).store(task, Ordering::Relaxed);
-        atomic_u64(addr_of_mut!((*sm).sched.tasks_completed)).store(total_completed(rt), Ordering::Relaxed);
-        let ready: u64 = rt.view.queues.iter().map(|q| q.len()).sum();
-        atomic_u64(addr_of_mut!((*sm).sched.tasks_ready)).store(ready, Ordering::Release);
-    }
-    true
 }
 
 impl<'a, 'p> SchedulerThread<'a, 'p> {
