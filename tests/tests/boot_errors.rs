@@ -163,6 +163,13 @@ fn cases() -> Vec<Case> {
             words: &["aicpu_thread_count = 9 exceeds the supported 4"],
             corrupt: |_, _, p| p.aicpu_thread_count = 9,
         },
+        Case {
+            name: "more orchestration arguments than a callable can have",
+            expect: BootErrorCode::BadLaunchParameters,
+            subject: "orch_arg_count",
+            words: &["orch_arg_count = 257 exceeds the supported 256"],
+            corrupt: |_, _, p| p.orch_arg_count = 257,
+        },
     ]
 }
 

@@ -93,6 +93,12 @@ fn cases() -> Vec<Case> {
             subject: "aicpu_thread_count",
             corrupt: |_, _, p| p.aicpu_thread_count = 9,
         },
+        Case {
+            name: "more orchestration arguments than a callable can have",
+            expect: BootErrorCode::BadLaunchParameters,
+            subject: "orch_arg_count",
+            corrupt: |_, _, p| p.orch_arg_count = 257,
+        },
     ]
 }
 

@@ -5,6 +5,7 @@
 
 use core::mem::size_of;
 
+use pto_abi::callable::MAX_CHIP_ARGS;
 use pto_abi::consts::{MAX_AICPU_THREADS, MAX_CLUSTERS, REGION_BASE_ALIGN};
 use pto_abi::error::BootErrorCode as Code;
 use pto_abi::image::{ImageHeader, IMAGE_MAGIC};
@@ -129,9 +130,9 @@ pub fn validate_launch_identity(desc: &LaunchDescriptor) -> Result<(), BootError
     expect_eq(Code::BadLaunchDescriptor, "abi_fingerprint", ABI_FINGERPRINT, desc.abi_fingerprint)
 }
 
-/// Checks the launch parameters of an identified descriptor: thread and cluster counts, every
-/// region base non-null and 1024-aligned, no region wrapping the address space, and the image
-/// fitting its region.
+/// Checks the launch parameters of an identified descriptor: thread, cluster and orchestration
+/// argument counts, every region base non-null and 1024-aligned, no region wrapping the address
+/// space, and the image fitting its region.
 pub fn validate_launch(desc: &LaunchDescriptor) -> Result<DeviceRegions, BootError> {
     if desc.aicpu_thread_count as usize > MAX_AICPU_THREADS {
         let e = BootError::new(
@@ -145,6 +146,17 @@ pub fn validate_launch(desc: &LaunchDescriptor) -> Result<DeviceRegions, BootErr
     if desc.cluster_count as usize > MAX_CLUSTERS {
         let e =
             BootError::new(Code::BadLaunchParameters, "cluster_count", MAX_CLUSTERS as u64, desc.cluster_count as u64);
+        return Err(e);
+    }
+    // The orchestration's arguments are read as `orch_arg_count` records at `orch_args`: no more
+    // than a callable can declare.
+    if desc.orch_arg_count as usize > MAX_CHIP_ARGS {
+        let e = BootError::new(
+            Code::BadLaunchParameters,
+            "orch_arg_count",
+            MAX_CHIP_ARGS as u64,
+            desc.orch_arg_count as u64,
+        );
         return Err(e);
     }
     let regions = DeviceRegions {
