@@ -83,7 +83,7 @@ pub struct Runtime<'p> {
     pub funcs: FuncTable,
     /// No-progress budgets.
     pub budgets: Budgets,
-    /// The run's trace collector ([`Tracer::OFF`] unless the launch is traced).
+    /// The run's trace collector ([`Tracer::OFF`](crate::trace::Tracer::OFF) unless the launch is traced).
     pub trace: crate::trace::Tracer,
     /// True when exactly one thread uses the runtime (the deterministic mode): slot locks and
     /// read-modify-writes become plain loads and stores with the same memory effects.
