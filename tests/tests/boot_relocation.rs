@@ -22,22 +22,34 @@ fn header_and_handle(runner: &pto_host::DeviceRunner, bound: &BoundImage) -> (Ru
     (rt, h)
 }
 
-#[test]
-fn image_copied_to_another_region_boots_there_with_every_pointer_rewired() {
-    let sim = sim();
-    let mut a = runner(&sim);
-    let s = sizing(16);
-    let bound_a = a.bind(&s).unwrap();
-    let image = read_bytes(&a, bound_a.regions.arena.base, bound_a.image_size);
+/// Two runners on one device: `a` bound at window `window`, `b` holding a byte copy of `a`'s image
+/// in regions of its own.
+struct Relocated {
+    a: pto_host::DeviceRunner,
+    b: pto_host::DeviceRunner,
+    bound_a: BoundImage,
+    bound_b: BoundImage,
+}
 
-    // A second runner on the same device: different regions, the same bytes copied over.
-    let mut b = runner(&sim);
+fn relocate(sim: &std::sync::Arc<pto_host::sim::SimBackend>, window: u64) -> Relocated {
+    let mut a = runner(sim);
+    let bound_a = a.bind(&sizing(window)).unwrap();
+    let image = read_bytes(&a, bound_a.regions.arena.base, bound_a.image_size);
+    let mut b = runner(sim);
     let regions_b =
         b.setup_static_arena(bound_a.regions.heap.size, bound_a.regions.sm.size, image.len() as u64).unwrap();
     assert_ne!(regions_b.arena.base, bound_a.regions.arena.base);
-    assert_ne!(regions_b.sm.base, bound_a.regions.sm.base);
     sim.copy_to_device(regions_b.arena.base, &image).unwrap();
     let bound_b = BoundImage { regions: regions_b, cache_hit: false, ..bound_a };
+    Relocated { a, b, bound_a, bound_b }
+}
+
+#[test]
+fn image_copied_to_another_region_boots_there_with_every_pointer_rewired() {
+    let sim = sim();
+    let Relocated { a: _a, mut b, bound_a, bound_b } = relocate(&sim, 16);
+    let (s, regions_b) = (bound_a.layout.sizing, bound_b.regions);
+    assert_ne!(regions_b.sm.base, bound_a.regions.sm.base);
 
     let booted = boot_direct(&mut b, &bound_b).expect("relocated image boots");
     assert_eq!(booted.epoch(), 1);
@@ -133,16 +145,8 @@ fn boot_through_a_backend_launch_reports_ready() {
 #[test]
 fn a_relocated_image_reboots_at_its_new_bases_with_reuse() {
     let sim = sim();
-    let mut a = runner(&sim);
-    let s = sizing(8);
-    let bound_a = a.bind(&s).unwrap();
-    let image = read_bytes(&a, bound_a.regions.arena.base, bound_a.image_size);
-    let mut b = runner(&sim);
-    let regions_b =
-        b.setup_static_arena(bound_a.regions.heap.size, bound_a.regions.sm.size, image.len() as u64).unwrap();
-    assert_ne!(regions_b.arena.base, bound_a.regions.arena.base);
-    sim.copy_to_device(regions_b.arena.base, &image).unwrap();
-    let bound_b = BoundImage { regions: regions_b, cache_hit: false, ..bound_a };
+    let Relocated { a: _a, mut b, bound_b, .. } = relocate(&sim, 8);
+    let regions_b = bound_b.regions;
 
     // In debug and `pointer-audit` builds both boots run the pre-wire audit: the second one must
     // check the pointers against the bases the first one wired, not the image's build-time bases.
