@@ -168,9 +168,10 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         fanin_spill_count,
         fanin_spill_head,
         _pad0,
+        fanin,
+        _pad1,
         tensors,
         scalars,
-        fanin,
     }),
     abi_type!(task::SlotState {
         task_id,

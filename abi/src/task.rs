@@ -169,14 +169,17 @@ pub struct TaskPayload {
     pub fanin_spill_count: u32,
     /// Dep-list pool index of the first spilled edge (0 = none).
     pub fanin_spill_head: u32,
-    /// Explicit padding to one cache line.
-    pub _pad0: [u8; 44],
+    /// Explicit padding to the fanin ids' alignment.
+    pub _pad0: [u8; 4],
+    /// Producer task ids this task waits for. The first five share the counts' cache line, so a
+    /// task with few producers writes (at submit) and reads (at completion) one header line.
+    pub fanin: [u64; INLINE_FANIN],
+    /// Explicit padding: the tensor descriptors start on a cache line.
+    pub _pad1: [u8; 40],
     /// Tensor arguments.
     pub tensors: [TensorDesc; MAX_TENSOR_ARGS],
     /// Scalar arguments, raw 64-bit words.
     pub scalars: [u64; MAX_SCALAR_ARGS],
-    /// Producer task ids this task waits for.
-    pub fanin: [u64; INLINE_FANIN],
 }
 
 /// Per-slot mutable state in SM, one cache line.

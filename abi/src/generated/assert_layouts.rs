@@ -144,9 +144,10 @@ assert_offset!(task::TaskPayload.fanin_count == 8);
 assert_offset!(task::TaskPayload.fanin_spill_count == 12);
 assert_offset!(task::TaskPayload.fanin_spill_head == 16);
 assert_offset!(task::TaskPayload._pad0 == 20);
-assert_offset!(task::TaskPayload.tensors == 64);
-assert_offset!(task::TaskPayload.scalars == 4160);
-assert_offset!(task::TaskPayload.fanin == 4288);
+assert_offset!(task::TaskPayload.fanin == 24);
+assert_offset!(task::TaskPayload._pad1 == 536);
+assert_offset!(task::TaskPayload.tensors == 576);
+assert_offset!(task::TaskPayload.scalars == 4672);
 
 assert_layout!(task::SlotState, size = 64, align = 64);
 assert_offset!(task::SlotState.task_id == 0);
@@ -611,4 +612,4 @@ assert_offset!(trace::ScopeRecord.heap_size == 40);
 assert_offset!(trace::ScopeRecord.peak_dep_pool == 48);
 assert_offset!(trace::ScopeRecord.dep_pool_capacity == 56);
 
-assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0x4b8809854a612ef6);
+assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0x21daf6c5e687ae22);

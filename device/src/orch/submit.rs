@@ -575,7 +575,8 @@ impl super::OrchRing {
 const PREFETCH_AHEAD: u32 = 2;
 
 /// Prefetches the lines a submit of `local` with `tensors` tensor arguments writes: its slot
-/// state, its descriptor, its payload's counts, tensor descriptors and first fanin ids. Every
+/// state, its descriptor, its payload's counts and first fanin ids (one line), and its tensor
+/// descriptors. Every
 /// task reuses a slot last touched a whole window earlier, so these lines usually come from memory.
 #[inline(always)]
 fn prefetch_task_lines(rv: &crate::view::RingView, local: u32, tensors: usize) {
@@ -589,7 +590,6 @@ fn prefetch_task_lines(rv: &crate::view::RingView, local: u32, tensors: usize) {
     for at in (0..bytes).step_by(64) {
         prefetch_write(first.wrapping_add(at));
     }
-    prefetch_write(p.cast::<u8>().wrapping_add(core::mem::offset_of!(TaskPayload, fanin)));
 }
 
 fn write_tensor(d: &mut TensorDesc, t: &Tensor, dir: TensorDirection) {

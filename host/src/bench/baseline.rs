@@ -19,7 +19,7 @@ pub struct TaskTraffic {
 }
 
 /// The baseline of the graph figures: per task, a `memcpy` of the bytes a submit publishes
-/// (descriptor, payload header, its tensor descriptors and fanin words, slot state) into arrays
+/// (descriptor, payload counts, its fanin words and tensor descriptors, slot state) into arrays
 /// laid out like one ring of shared memory with the same task window, so the cache footprint
 /// matches the runtime's.
 pub struct DescriptorTraffic {
@@ -67,7 +67,7 @@ impl DescriptorTraffic {
                 // from the template, which is as large as a payload.
                 unsafe {
                     let pay = black_box(p.add(slot * size_of::<TaskPayload>()));
-                    std::ptr::copy_nonoverlapping(src, pay, tensors_at);
+                    std::ptr::copy_nonoverlapping(src, pay, fanin_at);
                     let tensor_bytes = t.tensors as usize * size_of::<TensorDesc>();
                     std::ptr::copy_nonoverlapping(src.add(tensors_at), pay.add(tensors_at), tensor_bytes);
                     std::ptr::copy_nonoverlapping(src.add(fanin_at), pay.add(fanin_at), t.fanin as usize * 8);
@@ -82,7 +82,7 @@ impl DescriptorTraffic {
 
     /// Bytes one task of `t` copies.
     pub fn bytes_per_task(t: TaskTraffic) -> usize {
-        offset_of!(TaskPayload, tensors)
+        offset_of!(TaskPayload, fanin)
             + t.tensors as usize * size_of::<TensorDesc>()
             + t.fanin as usize * 8
             + size_of::<TaskDescriptor>()
@@ -112,6 +112,9 @@ mod tests {
             assert_eq!(pay(slot, last_tensor_byte + 1), 0, "a third tensor is not copied");
         }
         assert_eq!(pay(3, 0), 0, "slot 3 untouched by 3 tasks");
-        assert_eq!(DescriptorTraffic::bytes_per_task(TaskTraffic { tensors: 2, fanin: 1 }), 64 + 256 + 8 + 64 + 64);
+        assert_eq!(
+            DescriptorTraffic::bytes_per_task(TaskTraffic { tensors: 2, fanin: 1 }),
+            offset_of!(TaskPayload, fanin) + 256 + 8 + 64 + 64
+        );
     }
 }

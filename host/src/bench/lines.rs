@@ -247,13 +247,14 @@ mod tests {
 
     #[test]
     fn payload_lines_come_from_the_layout() {
-        // The counts share line 0; each 128-byte tensor descriptor takes two lines; the inline
-        // fanin ids start on a line of their own.
+        // The counts and the first five inline fanin ids share line 0; each 128-byte tensor
+        // descriptor takes two lines, starting on a line of its own.
         assert_eq!(offset_of!(TaskPayload, tensors) % LINE, 0);
-        assert_eq!(payload_written(2, 1), 1.0 + 4.0 + 1.0);
+        assert_eq!(payload_written(2, 1), 1.0 + 4.0);
         assert_eq!(payload_written(2, 0), 5.0);
-        assert_eq!(payload_written(3, 2), 1.0 + 6.0 + 1.0);
-        assert_eq!(payload_read_at_completion(1), 2.0);
+        assert_eq!(payload_written(3, 2), 1.0 + 6.0);
+        assert_eq!(payload_written(1, 6), 2.0 + 2.0, "a sixth fanin id starts line 1");
+        assert_eq!(payload_read_at_completion(1), 1.0);
         assert_eq!(payload_read_at_completion(0), 1.0);
     }
 
