@@ -144,11 +144,11 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         creator_task,
         dtype,
         ndims,
-        shape,
-        strides,
         direction,
+        dims,
         _pad,
     }),
+    abi_type!(task::TensorDim { extent, stride }),
     abi_type!(task::TaskDescriptor {
         task_id,
         kernel_ids,

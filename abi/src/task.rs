@@ -100,7 +100,20 @@ impl DType {
     }
 }
 
+/// One dimension of a tensor view.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct TensorDim {
+    /// Extent, in elements.
+    pub extent: u32,
+    /// Stride, in elements.
+    pub stride: u32,
+}
+
 /// One tensor argument of a task: a byte range of a device buffer plus its view shape.
+///
+/// Everything a one-dimensional view uses (the addresses, creator, dtype, dimension count,
+/// direction and first dimension) lies in the first cache line.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct TensorDesc {
@@ -116,14 +129,12 @@ pub struct TensorDesc {
     pub creator_task: u64,
     /// A [`DType`] value.
     pub dtype: u32,
-    /// Number of used entries in `shape` and `strides`.
+    /// Number of used entries in `dims`.
     pub ndims: u32,
-    /// Extent of each dimension, in elements.
-    pub shape: [u32; MAX_TENSOR_DIMS],
-    /// Stride of each dimension, in elements.
-    pub strides: [u32; MAX_TENSOR_DIMS],
     /// A [`TensorDirection`] value.
     pub direction: u32,
+    /// Extent and stride of each dimension, outermost first.
+    pub dims: [TensorDim; MAX_TENSOR_DIMS],
     /// Explicit padding to 128 bytes.
     pub _pad: [u8; 36],
 }

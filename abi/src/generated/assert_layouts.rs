@@ -120,10 +120,13 @@ assert_offset!(task::TensorDesc.view_bytes == 24);
 assert_offset!(task::TensorDesc.creator_task == 32);
 assert_offset!(task::TensorDesc.dtype == 40);
 assert_offset!(task::TensorDesc.ndims == 44);
-assert_offset!(task::TensorDesc.shape == 48);
-assert_offset!(task::TensorDesc.strides == 68);
-assert_offset!(task::TensorDesc.direction == 88);
+assert_offset!(task::TensorDesc.direction == 48);
+assert_offset!(task::TensorDesc.dims == 52);
 assert_offset!(task::TensorDesc._pad == 92);
+
+assert_layout!(task::TensorDim, size = 8, align = 4);
+assert_offset!(task::TensorDim.extent == 0);
+assert_offset!(task::TensorDim.stride == 4);
 
 assert_layout!(task::TaskDescriptor, size = 64, align = 64);
 assert_offset!(task::TaskDescriptor.task_id == 0);
@@ -612,4 +615,4 @@ assert_offset!(trace::ScopeRecord.heap_size == 40);
 assert_offset!(trace::ScopeRecord.peak_dep_pool == 48);
 assert_offset!(trace::ScopeRecord.dep_pool_capacity == 56);
 
-assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0x21daf6c5e687ae22);
+assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0x17037af9023ffa42);

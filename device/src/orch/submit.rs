@@ -12,7 +12,7 @@ use pto_abi::consts::{HEAP_OUTPUT_ALIGN, INLINE_FANIN, LANE_COUNT, MAX_KERNEL_AR
 use pto_abi::error::RuntimeErrorCode;
 use pto_abi::runtime::{ScopeFrame, ScopeKind};
 use pto_abi::task::{
-    make_task_id, TaskDescriptor, TaskPayload, TaskState, TensorDesc, TensorDirection, FANOUT_SCOPE_REF,
+    make_task_id, TaskDescriptor, TaskPayload, TaskState, TensorDesc, TensorDim, TensorDirection, FANOUT_SCOPE_REF,
     INACTIVE_KERNEL, NO_TASK,
 };
 use pto_abi::DevAddr;
@@ -586,9 +586,9 @@ fn prefetch_task_lines(rv: &crate::view::RingView, local: u32, tensors: usize) {
     prefetch_write(rv.descriptor(local));
     prefetch_write(p);
     let first = p.cast::<u8>().wrapping_add(core::mem::offset_of!(TaskPayload, tensors));
-    let bytes = tensors.min(4) * core::mem::size_of::<TensorDesc>();
-    for at in (0..bytes).step_by(64) {
-        prefetch_write(first.wrapping_add(at));
+    for i in 0..tensors.min(4) {
+        // A one-dimensional tensor descriptor is written in its first line only.
+        prefetch_write(first.wrapping_add(i * core::mem::size_of::<TensorDesc>()));
     }
 }
 
@@ -600,7 +600,6 @@ fn write_tensor(d: &mut TensorDesc, t: &Tensor, dir: TensorDirection) {
     d.creator_task = t.creator.0;
     d.dtype = t.dtype as u32;
     d.ndims = 1;
-    d.shape[0] = t.elements().min(u32::MAX as u64) as u32;
-    d.strides[0] = 1;
     d.direction = dir as u32;
+    d.dims[0] = TensorDim { extent: t.elements().min(u32::MAX as u64) as u32, stride: 1 };
 }

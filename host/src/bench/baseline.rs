@@ -19,7 +19,8 @@ pub struct TaskTraffic {
 }
 
 /// The baseline of the graph figures: per task, a `memcpy` of the bytes a submit publishes
-/// (descriptor, payload counts, its fanin words and tensor descriptors, slot state) into arrays
+/// (descriptor, payload counts, its fanin words and the used part of its tensor descriptors, slot
+/// state) into arrays
 /// laid out like one ring of shared memory with the same task window, so the cache footprint
 /// matches the runtime's.
 pub struct DescriptorTraffic {
@@ -68,8 +69,10 @@ impl DescriptorTraffic {
                 unsafe {
                     let pay = black_box(p.add(slot * size_of::<TaskPayload>()));
                     std::ptr::copy_nonoverlapping(src, pay, fanin_at);
-                    let tensor_bytes = t.tensors as usize * size_of::<TensorDesc>();
-                    std::ptr::copy_nonoverlapping(src.add(tensors_at), pay.add(tensors_at), tensor_bytes);
+                    for k in 0..t.tensors as usize {
+                        let at = tensors_at + k * size_of::<TensorDesc>();
+                        std::ptr::copy_nonoverlapping(src.add(at), pay.add(at), super::lines::tensor_written());
+                    }
                     std::ptr::copy_nonoverlapping(src.add(fanin_at), pay.add(fanin_at), t.fanin as usize * 8);
                     let desc = black_box(d.add(slot * size_of::<TaskDescriptor>()));
                     std::ptr::copy_nonoverlapping(src, desc, size_of::<TaskDescriptor>());
@@ -83,7 +86,7 @@ impl DescriptorTraffic {
     /// Bytes one task of `t` copies.
     pub fn bytes_per_task(t: TaskTraffic) -> usize {
         offset_of!(TaskPayload, fanin)
-            + t.tensors as usize * size_of::<TensorDesc>()
+            + t.tensors as usize * super::lines::tensor_written()
             + t.fanin as usize * 8
             + size_of::<TaskDescriptor>()
             + size_of::<SlotState>()
@@ -106,15 +109,17 @@ mod tests {
             unsafe { *b.payloads.ptr().add(slot * size_of::<TaskPayload>() + at) }
         };
         for slot in 0..3 {
-            let last_tensor_byte = tensors_at + 2 * size_of::<TensorDesc>() - 1;
+            let second = tensors_at + size_of::<TensorDesc>();
+            let last_tensor_byte = second + crate::bench::lines::tensor_written() - 1;
             assert_eq!(pay(slot, last_tensor_byte), last_tensor_byte as u8);
+            assert_eq!(pay(slot, last_tensor_byte + 1), 0, "the unused dimensions are not copied");
             assert_eq!(pay(slot, fanin_at + 7), (fanin_at + 7) as u8);
-            assert_eq!(pay(slot, last_tensor_byte + 1), 0, "a third tensor is not copied");
+            assert_eq!(pay(slot, second + size_of::<TensorDesc>()), 0, "a third tensor is not copied");
         }
         assert_eq!(pay(3, 0), 0, "slot 3 untouched by 3 tasks");
         assert_eq!(
             DescriptorTraffic::bytes_per_task(TaskTraffic { tensors: 2, fanin: 1 }),
-            offset_of!(TaskPayload, fanin) + 256 + 8 + 64 + 64
+            offset_of!(TaskPayload, fanin) + 2 * 60 + 8 + 64 + 64
         );
     }
 }

@@ -20,7 +20,7 @@
 use core::mem::{offset_of, size_of};
 
 use pto_abi::runtime::{ReadyQueueCell, TensorMapEntry};
-use pto_abi::task::{DepListEntry, SlotState, TaskDescriptor, TaskPayload, TensorDesc};
+use pto_abi::task::{DepListEntry, SlotState, TaskDescriptor, TaskPayload, TensorDesc, TensorDim};
 
 use super::graph::{Shape, TensorMode};
 
@@ -109,11 +109,18 @@ fn lines_of(ranges: &[(usize, usize)]) -> f64 {
 pub fn payload_written(tensors: usize, fanin: usize) -> f64 {
     let t0 = offset_of!(TaskPayload, tensors);
     let f0 = offset_of!(TaskPayload, fanin);
-    lines_of(&[
-        (0, offset_of!(TaskPayload, fanin_spill_head) + 4),
-        (t0, t0 + tensors * size_of::<TensorDesc>()),
-        (f0, f0 + fanin * 8),
-    ])
+    let mut ranges = vec![(0, offset_of!(TaskPayload, fanin_spill_head) + 4), (f0, f0 + fanin * 8)];
+    for i in 0..tensors {
+        let t = t0 + i * size_of::<TensorDesc>();
+        ranges.push((t, t + tensor_written()));
+    }
+    lines_of(&ranges)
+}
+
+/// Bytes of a tensor descriptor a submit writes: everything up to the first dimension (the
+/// runtime's views are one-dimensional).
+pub fn tensor_written() -> usize {
+    offset_of!(TensorDesc, dims) + size_of::<TensorDim>()
 }
 
 /// Lines a completion reads in a payload: the fanin count and spill head, the inline fanin ids.
@@ -247,13 +254,14 @@ mod tests {
 
     #[test]
     fn payload_lines_come_from_the_layout() {
-        // The counts and the first five inline fanin ids share line 0; each 128-byte tensor
-        // descriptor takes two lines, starting on a line of its own.
+        // The counts and the first five inline fanin ids share line 0; each tensor descriptor
+        // starts on a line of its own, and a one-dimensional one is written in that line only.
         assert_eq!(offset_of!(TaskPayload, tensors) % LINE, 0);
-        assert_eq!(payload_written(2, 1), 1.0 + 4.0);
-        assert_eq!(payload_written(2, 0), 5.0);
-        assert_eq!(payload_written(3, 2), 1.0 + 6.0);
-        assert_eq!(payload_written(1, 6), 2.0 + 2.0, "a sixth fanin id starts line 1");
+        assert!(tensor_written() <= LINE);
+        assert_eq!(payload_written(2, 1), 1.0 + 2.0);
+        assert_eq!(payload_written(2, 0), 3.0);
+        assert_eq!(payload_written(3, 2), 1.0 + 3.0);
+        assert_eq!(payload_written(1, 6), 2.0 + 1.0, "a sixth fanin id starts line 1");
         assert_eq!(payload_read_at_completion(1), 1.0);
         assert_eq!(payload_read_at_completion(0), 1.0);
     }
