@@ -32,6 +32,9 @@ crate::abi_enum! {
         TensormapOverflow = 11 => "TENSORMAP_OVERFLOW", "the tensor-map entry pool is exhausted",
         /// A scheduler made no progress within its budget.
         SchedulerTimeout = 100 => "SCHEDULER_TIMEOUT", "a scheduler made no progress within its budget",
+        /// A task slot's fanout lock stayed held for a whole budget (a stuck holder or overwritten
+        /// device memory); the waiting thread (orchestrator or scheduler) took nothing and stopped.
+        SlotLockTimeout = 101 => "SLOT_LOCK_TIMEOUT", "a task slot's fanout lock stayed held for a whole budget",
     }
 }
 
@@ -151,5 +154,7 @@ mod tests {
         assert_eq!(RuntimeErrorCode::try_from(6), Err(6));
         assert_eq!(DeviceErrorCode::from_raw(1999), Err(1999));
         assert_eq!(RuntimeErrorCode::SchedulerTimeout.name(), "SCHEDULER_TIMEOUT");
+        assert_eq!(RuntimeErrorCode::try_from(101), Ok(RuntimeErrorCode::SlotLockTimeout));
+        assert_eq!(RuntimeErrorCode::SlotLockTimeout.name(), "SLOT_LOCK_TIMEOUT");
     }
 }

@@ -13,7 +13,7 @@ use crate::aicore::KernelResolver;
 use crate::kernel::KernelInvocation;
 use crate::orch::{run_orchestration, Drain, OrchError, OrchestrationFn};
 use crate::queue::Shape;
-use crate::runtime::{ReleaseBatch, RingSet, Runtime};
+use crate::runtime::{latch_lock_timeout, ReleaseBatch, RingSet, Runtime, SlotLockTimeout};
 use crate::sync::{atomic_u32, atomic_u64};
 
 /// What a virtual core does with a dispatched task.
@@ -56,6 +56,8 @@ pub struct DeterministicScheduler<'k> {
     /// Keeps the runtime in its shared (atomic) mode, as the threaded mode runs it: locks, atomic
     /// refcounts and the MPMC queue paths, although one thread does all the work.
     shared: bool,
+    /// Set once a slot lock stayed held (shared mode only): the run is over, nothing more runs.
+    stopped: bool,
 }
 
 impl<'k> DeterministicScheduler<'k> {
@@ -70,6 +72,7 @@ impl<'k> DeterministicScheduler<'k> {
             first_fault_task: pto_abi::task::NO_TASK,
             releases: ReleaseBatch::new(),
             shared: false,
+            stopped: false,
         }
     }
 
@@ -103,6 +106,15 @@ impl<'k> DeterministicScheduler<'k> {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// Ends the run on a slot lock that stayed held: latches `SLOT_LOCK_TIMEOUT` (thread 0) and
+    /// drops the held releases (applying them would wait on locks again).
+    fn stop(&mut self, rt: &Runtime<'_>, e: SlotLockTimeout) {
+        self.stopped = true;
+        self.releases.discard();
+        latch_lock_timeout(rt, 0, e);
+    }
+
+    /// Drains the ready queues in shuffled rounds; after a [`Self::stop`] it returns at once.
     fn drain_shuffled(&mut self, rt: &Runtime<'_>) -> bool {
         let mut any = false;
         loop {
@@ -127,14 +139,26 @@ impl<'k> DeterministicScheduler<'k> {
             }
             let mut rings = RingSet::default();
             for t in round {
-                rings.merge(self.run(rt, t));
+                match self.run(rt, t) {
+                    Ok(r) => rings.merge(r),
+                    Err(e) => {
+                        self.stop(rt, e);
+                        return any;
+                    }
+                }
             }
-            rings.merge(rt.flush_releases(&mut self.releases));
+            match rt.flush_releases(&mut self.releases) {
+                Ok(r) => rings.merge(r),
+                Err(e) => {
+                    self.stop(rt, e);
+                    return any;
+                }
+            }
             rt.advance(rings);
         }
     }
 
-    fn run(&mut self, rt: &Runtime<'_>, task: u64) -> RingSet {
+    fn run(&mut self, rt: &Runtime<'_>, task: u64) -> Result<RingSet, SlotLockTimeout> {
         self.dispatched += 1;
         if let VirtualCores::RunKernels(resolver) = self.cores {
             let d = rt.view.descriptor(task);
@@ -171,8 +195,9 @@ impl<'k> DeterministicScheduler<'k> {
                 }
             }
         }
+        let rings = rt.complete(task, &mut self.releases)?;
         self.completed += 1;
-        rt.complete(task, &mut self.releases)
+        Ok(rings)
     }
 
     /// Releases recorded and not yet applied (zero whenever `drain` has returned).
@@ -183,6 +208,9 @@ impl<'k> DeterministicScheduler<'k> {
 
 impl Drain for DeterministicScheduler<'_> {
     fn drain(&mut self, rt: &Runtime<'_>) -> bool {
+        if self.stopped {
+            return false;
+        }
         if self.shuffle.is_some() {
             return self.drain_shuffled(rt);
         }
@@ -192,13 +220,25 @@ impl Drain for DeterministicScheduler<'_> {
             let mut rings = RingSet::default();
             for shape in Shape::ALL {
                 while let Some(task) = rt.pop_ready(shape) {
-                    rings.merge(self.run(rt, task));
+                    match self.run(rt, task) {
+                        Ok(r) => rings.merge(r),
+                        Err(e) => {
+                            self.stop(rt, e);
+                            return any;
+                        }
+                    }
                     progressed = true;
                 }
             }
             // Nothing ready is left on this pass: apply the releases before the orchestrator
             // (which may be waiting for them) looks at the watermarks again.
-            rings.merge(rt.flush_releases(&mut self.releases));
+            match rt.flush_releases(&mut self.releases) {
+                Ok(r) => rings.merge(r),
+                Err(e) => {
+                    self.stop(rt, e);
+                    return any;
+                }
+            }
             rt.advance(rings);
             if !progressed {
                 return any;

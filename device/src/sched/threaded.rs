@@ -32,8 +32,8 @@ use crate::aicore::ownership::lane_of;
 use crate::aicore::{cluster_cores, ChannelError, CoreChannels, CoreMask, CoreTables, Dispatch, TaskOutcome};
 use crate::platform::Backoff;
 use crate::queue::Shape;
+use crate::runtime::{latch_lock_timeout, ReleaseBatch, RingSet, Runtime, SlotLockTimeout};
 pub use crate::runtime::{latch_sched_error, total_completed};
-use crate::runtime::{ReleaseBatch, RingSet, Runtime};
 use crate::sync::{atomic_u32, atomic_u64};
 
 /// How a scheduler thread ended.
@@ -69,6 +69,24 @@ pub struct SchedulerThread<'a, 'p> {
     first_fault: u64,
     /// Producer releases of the tasks this thread completed, not applied yet.
     releases: ReleaseBatch,
+}
+
+/// Why a scheduler round stopped: a core broke the dispatch protocol, or a slot lock stayed held.
+enum RoundError {
+    Channel,
+    Lock(SlotLockTimeout),
+}
+
+impl From<ChannelError> for RoundError {
+    fn from(_: ChannelError) -> Self {
+        RoundError::Channel
+    }
+}
+
+impl From<SlotLockTimeout> for RoundError {
+    fn from(e: SlotLockTimeout) -> Self {
+        RoundError::Lock(e)
+    }
 }
 
 /// The latched error words, read atomically.
@@ -200,9 +218,16 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         loop {
             let progress = match self.round() {
                 Ok(p) => p,
-                Err(_) => {
-                    self.flush_releases();
+                Err(RoundError::Channel) => {
+                    // A lock timeout while applying them comes second: the protocol error is latched.
+                    let _ = self.flush_releases();
                     latch_sched_error(self.rt, self.index, StallClass::RunningStalled, NO_TASK);
+                    return SchedExit::Stopped;
+                }
+                Err(RoundError::Lock(e)) => {
+                    // The run is over: the held releases are dropped, not applied (no more locks).
+                    self.releases.discard();
+                    latch_lock_timeout(self.rt, self.index, e);
                     return SchedExit::Stopped;
                 }
             };
@@ -269,7 +294,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
     }
 
     /// One round; true when anything completed or was dispatched.
-    fn round(&mut self) -> Result<bool, ChannelError> {
+    fn round(&mut self) -> Result<bool, RoundError> {
         let mut progress = false;
         let mut rings = RingSet::default();
         for core in self.owned {
@@ -290,11 +315,11 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                     }
                     self.faults += 1;
                 }
-                rings.merge(self.block_done(c.task_id));
+                rings.merge(self.block_done(c.task_id)?);
             }
         }
         while let Some(t) = self.rt.pop_ready(Shape::DepOnly) {
-            rings.merge(self.rt.complete(t, &mut self.releases));
+            rings.merge(self.rt.complete(t, &mut self.releases)?);
             self.completed += 1;
             progress = true;
         }
@@ -305,7 +330,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         if !progress && !self.releases.is_empty() {
             // Nothing new to do: apply the held releases now (this counts as progress, so the
             // stall and termination checks only ever run with an empty batch).
-            rings.merge(self.rt.flush_releases(&mut self.releases));
+            rings.merge(self.rt.flush_releases(&mut self.releases)?);
             progress = true;
         }
         self.rt.advance(rings);
@@ -313,19 +338,21 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
     }
 
     /// Applies every held release and advances the rings where tasks became consumed.
-    fn flush_releases(&mut self) {
-        let rings = self.rt.flush_releases(&mut self.releases);
+    fn flush_releases(&mut self) -> Result<(), SlotLockTimeout> {
+        let rings = self.rt.flush_releases(&mut self.releases)?;
         self.rt.advance(rings);
+        Ok(())
     }
 
-    fn block_done(&mut self, task: u64) -> RingSet {
+    fn block_done(&mut self, task: u64) -> Result<RingSet, SlotLockTimeout> {
         let slot = self.rt.slot(task);
         let before = self.rt.add_u32(slot.subtask_done(), 1);
         if before + 1 == slot.subtask_total().load(Ordering::Relaxed) {
+            let rings = self.rt.complete(task, &mut self.releases)?;
             self.completed += 1;
-            self.rt.complete(task, &mut self.releases)
+            Ok(rings)
         } else {
-            RingSet::default()
+            Ok(RingSet::default())
         }
     }
 
