@@ -76,6 +76,8 @@ pub struct Orchestrator<'a, 'p> {
     drain: Option<&'a mut dyn Drain>,
     /// Edges the last submit recorded in the trace (level 4).
     traced_edges: u32,
+    /// Per open scope depth, what its submits saw of its ring (level 4).
+    scope_stats: trace_hooks::ScopeStatsStack,
 }
 
 /// What an orchestration run left behind.
@@ -126,6 +128,7 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
             stop: None,
             drain,
             traced_edges: 0,
+            scope_stats: Default::default(),
         };
         orch.push_frame(0, ScopeKind::Auto);
         rt.trace.set_epoch(rt.platform.now_ns());
@@ -168,6 +171,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
         // SAFETY: the frame lies in the scope stack region, written by this orchestrator only.
         unsafe { *self.frame(depth) = f };
         self.depth = depth;
+        if self.rt.trace.on(4) {
+            self.trace_scope_begin(depth);
+        }
     }
 
     /// Stops with `e` unless already stopped; returns the error that stopped the run.
@@ -274,6 +280,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
     }
 
     fn end_frame(&mut self) {
+        if self.rt.trace.on(4) {
+            self.trace_scope_end();
+        }
         // SAFETY: the frame at the current depth was written by `push_frame`.
         let first = unsafe { (*self.frame(self.depth)).first_task };
         self.drop_scope_refs(first);
@@ -283,6 +292,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
 
     fn pop_frame_quietly(&mut self) {
         if self.depth > 0 {
+            if self.rt.trace.on(4) {
+                self.trace_scope_end();
+            }
             // SAFETY: as in `end_frame`.
             self.scope_top = unsafe { (*self.frame(self.depth)).first_task };
             self.depth -= 1;
@@ -316,6 +328,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
 
     fn end_frame_outermost(&mut self) {
         debug_assert_eq!(self.depth, 0);
+        if self.rt.trace.on(4) {
+            self.trace_scope_end();
+        }
         self.drop_scope_refs(0);
         self.scope_top = 0;
     }
