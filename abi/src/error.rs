@@ -89,6 +89,8 @@ crate::abi_enum! {
         PointerAuditFailed = 1014 => "BOOT_POINTER_AUDIT_FAILED", "a runtime pointer lands outside the region it must point into",
         /// The launch asks for more threads or clusters than the ABI supports.
         BadLaunchParameters = 1015 => "BOOT_BAD_LAUNCH_PARAMETERS", "the launch asks for more threads or clusters than supported",
+        /// The launch's trace region (level, base, size or header) fails its checks.
+        BadTraceRegion = 1016 => "BOOT_BAD_TRACE_REGION", "the launch's trace region is malformed",
     }
 }
 

@@ -156,8 +156,9 @@ pub fn aicore_worker(w: &Work, s: usize) -> Result<(), Failure> {
         // (waited for above) reset them; core `core` is served by this worker alone.
         match unsafe { CoreEndpoint::new(&tables, core) } {
             Ok(e) => {
-                // Capacity MAX_CORES holds every core index below MAX_CORES.
-                let _ = mine.push((e, false));
+                // Capacity MAX_CORES holds every core index below MAX_CORES. The cores stamp
+                // kernels with the virtual counter every vCPU shares with the AICPU threads.
+                let _ = mine.push((e.with_clock(&PLATFORM), false));
             }
             Err(_) => return Err((EmuLaunchStatus::BadCoreTables, core as u64)),
         }

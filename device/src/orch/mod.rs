@@ -82,6 +82,8 @@ pub struct Orchestrator<'a, 'p> {
     drain: Option<&'a mut dyn Drain>,
     /// Edges the last submit recorded in the trace (level 4).
     traced_edges: u32,
+    /// Per open scope depth, what its submits saw of its ring (level 4).
+    scope_stats: trace_hooks::ScopeStatsStack,
 }
 
 /// What an orchestration run left behind.
@@ -132,6 +134,7 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
             stop: None,
             drain,
             traced_edges: 0,
+            scope_stats: Default::default(),
         };
         orch.push_frame(0, ScopeKind::Auto);
         rt.trace.set_epoch(rt.platform.now_ns());
@@ -174,6 +177,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
         // SAFETY: the frame lies in the scope stack region, written by this orchestrator only.
         unsafe { *self.frame(depth) = f };
         self.depth = depth;
+        if self.rt.trace.on(4) {
+            self.trace_scope_begin(depth);
+        }
     }
 
     /// Stops with `e` unless already stopped; returns the error that stopped the run.
@@ -284,6 +290,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
     /// Closes the innermost scope; the frame is popped even when a scope reference could not be
     /// dropped (the error then ends the run).
     fn end_frame(&mut self) -> Result<(), OrchError> {
+        if self.rt.trace.on(4) {
+            self.trace_scope_end();
+        }
         // SAFETY: the frame at the current depth was written by `push_frame`.
         let first = unsafe { (*self.frame(self.depth)).first_task };
         let dropped = self.drop_scope_refs(first);
@@ -294,6 +303,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
 
     fn pop_frame_quietly(&mut self) {
         if self.depth > 0 {
+            if self.rt.trace.on(4) {
+                self.trace_scope_end();
+            }
             // SAFETY: as in `end_frame`.
             self.scope_top = unsafe { (*self.frame(self.depth)).first_task };
             self.depth -= 1;
@@ -334,6 +346,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
 
     fn end_frame_outermost(&mut self) -> Result<(), OrchError> {
         debug_assert_eq!(self.depth, 0);
+        if self.rt.trace.on(4) {
+            self.trace_scope_end();
+        }
         let dropped = self.drop_scope_refs(0);
         self.scope_top = 0;
         dropped

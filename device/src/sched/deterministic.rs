@@ -58,6 +58,10 @@ pub struct DeterministicScheduler<'k> {
     shared: bool,
     /// Set once a slot lock stayed held (shared mode only): the run is over, nothing more runs.
     stopped: bool,
+    /// End of the last scheduler-phase record, or the start of the run (level 3).
+    phase_mark: u64,
+    /// Nanoseconds spent completing tasks in the current pass (level 3).
+    phase_complete_ns: u64,
 }
 
 impl<'k> DeterministicScheduler<'k> {
@@ -73,6 +77,8 @@ impl<'k> DeterministicScheduler<'k> {
             releases: ReleaseBatch::new(),
             shared: false,
             stopped: false,
+            phase_mark: 0,
+            phase_complete_ns: 0,
         }
     }
 
@@ -133,6 +139,7 @@ impl<'k> DeterministicScheduler<'k> {
                 return any;
             }
             any = true;
+            let t0 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
             for i in (1..round.len()).rev() {
                 let j = (self.next_random() % (i as u64 + 1)) as usize;
                 round.swap(i, j);
@@ -147,6 +154,7 @@ impl<'k> DeterministicScheduler<'k> {
                     }
                 }
             }
+            let t1 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
             match rt.flush_releases(&mut self.releases) {
                 Ok(r) => rings.merge(r),
                 Err(e) => {
@@ -155,6 +163,9 @@ impl<'k> DeterministicScheduler<'k> {
                 }
             }
             rt.advance(rings);
+            if rt.trace.on(3) {
+                self.trace_phase(rt, t0, t1);
+            }
         }
     }
 
@@ -195,9 +206,35 @@ impl<'k> DeterministicScheduler<'k> {
                 }
             }
         }
+        let t = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
         let rings = rt.complete(task, &mut self.releases)?;
+        if rt.trace.on(3) {
+            self.phase_complete_ns += rt.platform.now_ns().saturating_sub(t);
+        }
         self.completed += 1;
         Ok(rings)
+    }
+
+    /// Records one pass over the ready tasks that started at `t0` and finished running and
+    /// completing them at `t1`, its releases ending now. The virtual cores run at dispatch, so
+    /// the dispatch time includes the kernels; the time since the previous record (the thread
+    /// orchestrating) is the idle time.
+    #[cold]
+    fn trace_phase(&mut self, rt: &Runtime<'_>, t0: u64, t1: u64) {
+        let now = rt.platform.now_ns();
+        let mark = if self.phase_mark == 0 { t0 } else { self.phase_mark };
+        let complete_ns = core::mem::take(&mut self.phase_complete_ns);
+        let rec = pto_abi::trace::PhaseRecord {
+            thread: 0,
+            _pad: [0; 4],
+            start_ns: mark,
+            complete_ns,
+            dispatch_ns: t1.saturating_sub(t0).saturating_sub(complete_ns),
+            release_ns: now.saturating_sub(t1),
+            idle_ns: t0.saturating_sub(mark),
+        };
+        self.phase_mark = now;
+        rt.trace.record(pto_abi::trace::TRACE_KIND_PHASE, &rec);
     }
 
     /// Releases recorded and not yet applied (zero whenever `drain` has returned).
@@ -218,6 +255,7 @@ impl Drain for DeterministicScheduler<'_> {
         loop {
             let mut progressed = false;
             let mut rings = RingSet::default();
+            let t0 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
             for shape in Shape::ALL {
                 while let Some(task) = rt.pop_ready(shape) {
                     match self.run(rt, task) {
@@ -230,6 +268,7 @@ impl Drain for DeterministicScheduler<'_> {
                     progressed = true;
                 }
             }
+            let t1 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
             // Nothing ready is left on this pass: apply the releases before the orchestrator
             // (which may be waiting for them) looks at the watermarks again.
             match rt.flush_releases(&mut self.releases) {
@@ -242,6 +281,9 @@ impl Drain for DeterministicScheduler<'_> {
             rt.advance(rings);
             if !progressed {
                 return any;
+            }
+            if rt.trace.on(3) {
+                self.trace_phase(rt, t0, t1);
             }
             any = true;
         }
@@ -301,6 +343,9 @@ pub unsafe fn run_with(
         unsafe { rt.set_exclusive(!shared) };
     }
     let rt = &*rt;
+    if rt.trace.on(3) {
+        sched.phase_mark = rt.platform.now_ns();
+    }
     let mut summary = run_orchestration(rt, f, args, Some(&mut sched));
     if summary.error.is_none() {
         sched.drain(rt);

@@ -134,6 +134,7 @@ pub fn hint(code: DeviceErrorCode) -> &'static str {
             B::BadRuntimeHeader => "the runtime header inside the image is corrupt; rebuild the image",
             B::PointerAuditFailed => "a baked pointer lands outside its region: the image was built for other bases or is corrupt; rebuild it",
             B::BadLaunchParameters => "the launch asks for more AICPU threads or clusters than the ABI supports (see `pto info`)",
+            B::BadTraceRegion => "the trace region the host staged does not match the launch's trace level and size, or its header is corrupt; stage it through the runner (`--trace-level`)",
         },
     }
 }
