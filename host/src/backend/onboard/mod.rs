@@ -35,6 +35,7 @@
 //! * a run's code is what its callable uploaded: kernels and the orchestration run at the device
 //!   addresses of their bytes, as they are (a host function cannot run on the chip).
 
+pub mod aicpu_so;
 pub mod result;
 pub mod safe;
 #[allow(
@@ -62,6 +63,7 @@ use std::time::Duration;
 use pto_abi::DevAddr;
 use zerocopy::IntoBytes;
 
+pub use aicpu_so::{AicpuSo, AicpuSoReport, AICPU_SO_DEFAULT_PATH};
 pub use result::{RtCode, RtError, RtResult, RT_CODES};
 pub use safe::{Device, Runtime, Stream};
 
