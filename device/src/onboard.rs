@@ -358,9 +358,10 @@ mod tests {
             Box::new(launch_block(entry, ka, self.so.as_ptr() as u64, self.so.len() as u64))
         }
 
-        fn desc(&self) -> &mut LaunchDescriptor {
-            // SAFETY: the runtime's own descriptor; these tests run one entry at a time.
-            unsafe { &mut *self.rt.launch_descriptor() }
+        /// Changes the runtime's launch descriptor.
+        fn edit(&self, f: impl FnOnce(&mut LaunchDescriptor)) {
+            // SAFETY: the runtime's own descriptor; no entry runs while it is changed.
+            f(unsafe { &mut *self.rt.launch_descriptor() })
         }
     }
 
@@ -397,7 +398,8 @@ mod tests {
         // SAFETY: a misaligned address is refused before anything is read.
         assert_eq!(unsafe { exec(odd, &HostPlatform, &CODE) }, AicpuStatus::MisalignedArgs);
 
-        let cases: [(&str, fn(&mut AicpuLaunchArgs), AicpuStatus); 8] = [
+        type Spoil = fn(&mut AicpuLaunchArgs);
+        let cases: [(&str, Spoil, AicpuStatus); 8] = [
             ("entry", |b| b.kernel_name = name_field(AICPU_EXEC_ENTRY), AicpuStatus::WrongEntry),
             ("unterminated entry", |b| b.kernel_name = [b'p'; 32], AicpuStatus::WrongEntry),
             ("so name", |b| b.so_name = name_field("libother.so"), AicpuStatus::WrongSoName),
@@ -425,16 +427,17 @@ mod tests {
         assert_eq!(with_desc(l.rt.launch_descriptor() as u64 + 8), AicpuStatus::BadLaunchDescriptor);
         assert_eq!(with_desc(USER_ADDR_END), AicpuStatus::BadLaunchDescriptor);
 
-        let d = l.desc();
-        d.magic ^= 1;
+        l.edit(|d| d.magic ^= 1);
         assert_eq!(init_with(&mut l.block(AICPU_INIT_ENTRY)), AicpuStatus::BadLaunchMagic);
-        d.magic ^= 1;
-        d.abi_fingerprint ^= 1;
+        l.edit(|d| {
+            d.magic ^= 1;
+            d.abi_fingerprint ^= 1;
+        });
         assert_eq!(init_with(&mut l.block(AICPU_INIT_ENTRY)), AicpuStatus::BadFingerprint);
         assert_eq!(exec_with(&mut l.block(AICPU_EXEC_ENTRY)), AicpuStatus::BadFingerprint);
-        d.abi_fingerprint ^= 1;
+        l.edit(|d| d.abi_fingerprint ^= 1);
         for count in [0, MAX_AICPU_THREADS as u32 + 1] {
-            l.desc().aicpu_thread_count = count;
+            l.edit(|d| d.aicpu_thread_count = count);
             assert_eq!(exec_with(&mut l.block(AICPU_EXEC_ENTRY)), AicpuStatus::BadThreadCount, "{count} threads");
         }
         assert_eq!(l.rt.boot_report().boot_count, before, "nothing booted");
@@ -443,10 +446,11 @@ mod tests {
     #[test]
     fn an_exec_block_claims_its_thread_and_refuses_an_unknown_orchestration() {
         let l = Launch::new();
-        let d = l.desc();
-        d.aicpu_thread_count = 2;
-        d.flags = LAUNCH_FLAG_DETERMINISTIC;
-        d.orchestration = DevAddr(0);
+        l.edit(|d| {
+            d.aicpu_thread_count = 2;
+            d.flags = LAUNCH_FLAG_DETERMINISTIC;
+            d.orchestration = DevAddr(0);
+        });
         let mut b = l.block(AICPU_EXEC_ENTRY);
         // Every thread resolves the orchestration before it runs (with the table the firmware
         // uses): address 0 names none.
