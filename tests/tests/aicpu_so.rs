@@ -79,3 +79,32 @@ fn pto_firmware_inspect_describes_the_shared_object_and_refuses_one_from_another
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("does NOT match this host"), "{stdout}");
 }
+
+#[test]
+fn under_qemu_user_mode_the_loader_check_loads_the_shared_object_and_every_entry_status_holds() {
+    let Some(so) = aicpu_so() else { return };
+    let check = so.with_file_name("pto-aicpu-check");
+    let qemu = Command::new("qemu-aarch64").arg("--version").output();
+    if !matches!(&qemu, Ok(o) if o.status.success()) {
+        let what = "qemu-aarch64 not found: install it (Debian: apt-get install qemu-user)";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true and {what}");
+        }
+        println!("SKIP: {what}");
+        return;
+    }
+    assert!(check.is_file(), "{} is built with the shared object by `cargo aicpu-build`", check.display());
+    let out = Command::new("qemu-aarch64").arg(&check).arg(&so).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "pto_aicpu_init and pto_aicpu_exec resolved",
+        "ok: init(NULL) -> NullArgs",
+        "ok: descriptor magic 0 -> BadLaunchMagic",
+        "ok: fingerprint 0 -> BadFingerprint",
+        "ok: orchestration 0 (thread 0 claimed) -> UnknownOrchestration",
+        "all checks passed",
+    ] {
+        assert!(stdout.contains(line), "missing `{line}` in\n{stdout}");
+    }
+}
