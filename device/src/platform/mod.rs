@@ -10,9 +10,9 @@
 mod host;
 #[cfg(any(test, feature = "std"))]
 pub use host::HostPlatform;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cfg(target_arch = "aarch64")]
 pub mod aarch64;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cfg(target_arch = "aarch64")]
 pub use aarch64::Aarch64Platform;
 
 /// Clock and scheduling hooks of the machine running device code.
