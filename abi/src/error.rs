@@ -32,6 +32,9 @@ crate::abi_enum! {
         TensormapOverflow = 11 => "TENSORMAP_OVERFLOW", "the tensor-map entry pool is exhausted",
         /// A scheduler made no progress within its budget.
         SchedulerTimeout = 100 => "SCHEDULER_TIMEOUT", "a scheduler made no progress within its budget",
+        /// A task slot's fanout lock stayed held for a whole budget (a stuck holder or overwritten
+        /// device memory); the waiting thread (orchestrator or scheduler) took nothing and stopped.
+        SlotLockTimeout = 101 => "SLOT_LOCK_TIMEOUT", "a task slot's fanout lock stayed held for a whole budget",
     }
 }
 
@@ -86,6 +89,8 @@ crate::abi_enum! {
         PointerAuditFailed = 1014 => "BOOT_POINTER_AUDIT_FAILED", "a runtime pointer lands outside the region it must point into",
         /// The launch asks for more threads or clusters than the ABI supports.
         BadLaunchParameters = 1015 => "BOOT_BAD_LAUNCH_PARAMETERS", "the launch asks for more threads or clusters than supported",
+        /// The launch's trace region (level, base, size or header) fails its checks.
+        BadTraceRegion = 1016 => "BOOT_BAD_TRACE_REGION", "the launch's trace region is malformed",
     }
 }
 
@@ -151,5 +156,7 @@ mod tests {
         assert_eq!(RuntimeErrorCode::try_from(6), Err(6));
         assert_eq!(DeviceErrorCode::from_raw(1999), Err(1999));
         assert_eq!(RuntimeErrorCode::SchedulerTimeout.name(), "SCHEDULER_TIMEOUT");
+        assert_eq!(RuntimeErrorCode::try_from(101), Ok(RuntimeErrorCode::SlotLockTimeout));
+        assert_eq!(RuntimeErrorCode::SlotLockTimeout.name(), "SLOT_LOCK_TIMEOUT");
     }
 }

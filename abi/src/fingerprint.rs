@@ -315,9 +315,9 @@ pub const ABI_TYPES: &[TypeLayout] = &[
         flags,
         reserved,
     }),
-    abi_type!(launch::CoreRegisters { dispatch, _pad0, condition, _pad1 }),
+    abi_type!(launch::CoreRegisters { dispatch, _pad0, condition, start_ns, end_ns, _pad1 }),
     abi_type!(launch::HandshakeRecord { core_id, lane, cluster, online, registers, payloads, faults, _pad }),
-    abi_type!(launch::AicorePayload { kernel, task_id, block_idx, block_num, arg_count, _pad0, args, _pad1 }),
+    abi_type!(launch::AicorePayload { kernel, task_id, block_idx, block_num, arg_count, flags, args, _pad1 }),
     abi_type!(callable::ChipCallableHeader {
         magic,
         version,
@@ -462,7 +462,7 @@ pub const ABI_TYPES: &[TypeLayout] = &[
     }),
     abi_type!(trace::PhaseRecord { thread, _pad, start_ns, complete_ns, dispatch_ns, release_ns, idle_ns }),
     abi_type!(trace::SubmitRecord { task_id, start_ns, end_ns, producers, scope_serial }),
-    abi_type!(trace::EdgeRecord { producer, consumer, tensor, reason }),
+    abi_type!(trace::EdgeRecord { producer, consumer, tensor, reason, flags, _pad }),
     abi_type!(trace::ScopeRecord {
         serial,
         ring,
@@ -507,6 +507,7 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = abi_capacities![
     launch::LAUNCH_MAGIC,
     launch::DISPATCH_IDLE,
     launch::DISPATCH_EXIT,
+    launch::PAYLOAD_FLAG_STAMP,
     launch::COND_ACK,
     launch::COND_FIN,
     launch::COND_EXITED,
@@ -566,6 +567,7 @@ pub const ABI_CAPACITIES: &[(&str, u64)] = abi_capacities![
     trace::EDGE_REASON_CREATOR,
     trace::EDGE_REASON_OVERLAP,
     trace::EDGE_REASON_EXPLICIT,
+    trace::EDGE_FLAG_RETIRED,
     trace::VIRTUAL_CORE,
 ];
 

@@ -186,6 +186,10 @@ crate::abi_enum! {
     }
 }
 
+/// `AicorePayload::flags`: the core stamps the token's kernel start and end on its own clock
+/// into [`CoreRegisters::start_ns`] / [`CoreRegisters::end_ns`] (traced runs).
+pub const PAYLOAD_FLAG_STAMP: u32 = 1;
+
 /// One core's registers; dispatch (AICPU writes) and condition (core writes) on separate lines.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -196,8 +200,15 @@ pub struct CoreRegisters {
     pub _pad0: [u8; 56],
     /// `COND_*` kind | token.
     pub condition: u64,
-    /// Explicit padding: the core's line.
-    pub _pad1: [u8; 56],
+    /// Per token parity, the core's clock (nanoseconds) when the token's kernel started; written
+    /// by the core before it reports the token's end, only for payloads with
+    /// [`PAYLOAD_FLAG_STAMP`].
+    pub start_ns: [u64; 2],
+    /// Per token parity, the core's clock (nanoseconds) when the token's kernel ended; written
+    /// like `start_ns`.
+    pub end_ns: [u64; 2],
+    /// Explicit padding: the rest of the core's line.
+    pub _pad1: [u8; 24],
 }
 
 /// A core announces itself through this record before polling its dispatch register.
@@ -237,8 +248,8 @@ pub struct AicorePayload {
     pub block_num: u32,
     /// Used entries of `args`.
     pub arg_count: u32,
-    /// Explicit padding.
-    pub _pad0: [u8; 4],
+    /// `PAYLOAD_FLAG_*` bits.
+    pub flags: u32,
     /// Argument words: tensor addresses then scalars.
     pub args: [u64; MAX_KERNEL_ARGS],
     /// Explicit padding to a whole number of lines.

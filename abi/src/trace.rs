@@ -34,6 +34,10 @@ pub const EDGE_REASON_CREATOR: u32 = 0;
 pub const EDGE_REASON_OVERLAP: u32 = 1;
 /// `EdgeRecord::reason`: the orchestration named the producer explicitly.
 pub const EDGE_REASON_EXPLICIT: u32 = 2;
+/// `EdgeRecord::flags`: the producer had already retired (completed and consumed) when the
+/// consumer was submitted. The edge is part of the data dependency graph, but the runtime wired
+/// nothing for it: there was nothing left to wait for.
+pub const EDGE_FLAG_RETIRED: u32 = 1;
 /// `BlockRecord::core` of a block run by a virtual core of the deterministic mode.
 pub const VIRTUAL_CORE: u32 = u32::MAX;
 
@@ -150,6 +154,10 @@ pub struct EdgeRecord {
     pub tensor: u32,
     /// `EDGE_REASON_*`.
     pub reason: u32,
+    /// `EDGE_FLAG_*` bits.
+    pub flags: u32,
+    /// Explicit padding.
+    pub _pad: [u8; 4],
 }
 
 /// One closed scope (level 4).

@@ -96,8 +96,10 @@ unsafe fn runtime_for<'e>(
     let funcs = unsafe { FuncTable::from_raw(d.func_table.as_ptr(), count) };
     let mut rt = Runtime::new(view, env.platform, funcs, budgets(d));
     // SAFETY: the host reserves `trace_bytes` of device memory at `trace_base` for this launch.
-    // A region that fails validation leaves the run untraced (its header's cursors stay 0).
-    rt.trace = unsafe { Tracer::attach(dev_ptr(d.trace_base), d.trace_bytes, d.trace_level) }.unwrap_or(Tracer::OFF);
+    // Boot refused a region that fails the checks; one that fails them now was changed under the
+    // run, and the thread stops instead of running untraced.
+    rt.trace = unsafe { Tracer::attach(dev_ptr(d.trace_base), d.trace_bytes, d.trace_level) }
+        .map_err(|e| ViewError::TraceRegion(e.subject))?;
     Ok(rt)
 }
 

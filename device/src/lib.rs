@@ -21,8 +21,10 @@ pub mod hostmem;
 pub mod kernel;
 #[macro_use]
 pub mod log;
+pub mod onboard;
 pub mod orch;
 pub mod platform;
+pub mod program;
 pub mod queue;
 pub mod reset;
 pub mod ring;

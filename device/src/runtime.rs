@@ -16,8 +16,18 @@ use crate::deppool::{DepPoolCursor, NodeRef};
 use crate::platform::{Backoff, Platform};
 use crate::queue::Shape;
 use crate::slot::SlotRef;
-use crate::sync::{atomic_u32, atomic_u64, WordLock};
+use crate::sync::{atomic_u32, atomic_u64, LockTimeout, WordLock};
 use crate::view::RuntimeView;
+
+/// A slot's fanout lock stayed held for the whole lock budget ([`Budgets::sched_ns`]): its holder
+/// stopped while holding it, or device memory overwrote it. The operation that needed the lock
+/// changed nothing in that slot (a lock is never taken half), and the run fails with
+/// [`RuntimeErrorCode::SlotLockTimeout`] naming `task`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotLockTimeout {
+    /// The task whose slot lock could not be taken.
+    pub task: u64,
+}
 
 /// Kernel addresses by func id (the launch descriptor's table).
 #[derive(Clone, Copy, Debug)]
@@ -60,11 +70,28 @@ impl FuncTable {
 }
 
 /// No-progress budgets of one run.
+///
+/// Every wait in device code ends within a budget, with an error code:
+///
+/// | wait | budget | ends with |
+/// |---|---|---|
+/// | orchestrator: task window, ring heap, dep pool, tensor-map room ([`orch`](crate::orch)) | `orch_ns` without a watermark moving (at once when the oldest task is pinned) | `FLOW_CONTROL_DEADLOCK` / `SCOPE_DEADLOCK`, `HEAP_RING_DEADLOCK`, `DEP_POOL_OVERFLOW`, `TENSORMAP_OVERFLOW` |
+/// | a ready-queue push refused ([`Runtime::push_ready`]) | `sched_ns` | `SCHEDULER_TIMEOUT`, ready-but-idle |
+/// | a slot's fanout lock ([`Runtime::lock_slot`]: completion, release, scope end, wiring) | `sched_ns` | `SLOT_LOCK_TIMEOUT` naming the task |
+/// | a scheduler with outstanding work and no progress | `sched_ns` (twice that for a block on another scheduler's core) | `SCHEDULER_TIMEOUT` with its stall class |
+/// | a scheduler waiting for its cores to come online | `sched_ns` | `SCHEDULER_TIMEOUT`, ready-but-idle |
+/// | a scheduler shutting its cores down | `sched_ns` | the cores not exited, in its thread state |
+/// | a scheduler waiting for boot | `max(sched_ns, 5 s)` | the thread exits without running |
+/// | the orchestrator thread waiting for the schedulers to exit | `3 sched_ns + 1 s` | no reclaim after the run |
+///
+/// A ring's watermark advance lock is never waited for: a thread finding it held leaves a note for
+/// the holder and returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budgets {
     /// How long the orchestrator may stay blocked without the runtime making progress.
     pub orch_ns: u64,
-    /// How long a scheduler may see outstanding work without progress.
+    /// How long a scheduler may see outstanding work without progress; also how long any thread
+    /// waits for a slot's fanout lock (held for a few stores by a live holder).
     pub sched_ns: u64,
 }
 
@@ -200,6 +227,15 @@ impl ReleaseBatch {
         self.applied
     }
 
+    /// Drops every held release without applying it (a thread stopping because a slot lock stayed
+    /// held: the run is over, and applying them would wait on locks again); returns how many.
+    pub fn discard(&mut self) -> u64 {
+        let dropped = self.held;
+        self.pending.clear();
+        self.held = 0;
+        dropped
+    }
+
     /// Records one release of `producer`, merged into the newest entry when that is the same
     /// producer (consumers of one producer tend to complete one after another); false when the
     /// batch is full (nothing recorded).
@@ -247,12 +283,15 @@ impl<'p> Runtime<'p> {
         unsafe { SlotRef::new(self.view.slot(task)) }
     }
 
-    /// Takes a slot's fanout lock (nothing to take in the single-thread mode).
+    /// Takes the fanout lock of `task`'s slot `slot` (nothing to take in the single-thread mode),
+    /// waiting at most the scheduler budget; [`SlotLockTimeout`] when it stayed held that long
+    /// (nothing taken: the caller writes nothing in the slot and must not unlock it).
     #[inline(always)]
-    pub fn lock_slot(&self, slot: &SlotRef) {
+    pub fn lock_slot(&self, task: u64, slot: &SlotRef) -> Result<(), SlotLockTimeout> {
         if !self.exclusive {
-            slot.lock().lock(self.platform);
+            slot.lock().lock(self.platform, self.budgets.sched_ns).map_err(|LockTimeout| SlotLockTimeout { task })?;
         }
+        Ok(())
     }
 
     /// Releases a slot's fanout lock.
@@ -366,13 +405,18 @@ impl<'p> Runtime<'p> {
     /// [`Runtime::flush_releases`], or at once for the part that no longer fits), marks it
     /// COMPLETED, and notifies every consumer waiting for it. Returns the rings in which a task
     /// became CONSUMED (advance them with [`Runtime::advance`]).
+    ///
+    /// # Errors
+    /// [`SlotLockTimeout`] when a slot lock (this task's, or a producer's while applying a full
+    /// batch) stayed held for the whole budget: the task is not marked COMPLETED and no consumer
+    /// is notified; the run is over (the caller latches the code and stops, discarding `batch`).
     #[inline]
-    pub fn complete(&self, task: u64, batch: &mut ReleaseBatch) -> RingSet {
+    pub fn complete(&self, task: u64, batch: &mut ReleaseBatch) -> Result<RingSet, SlotLockTimeout> {
         // Read the producer list first: once COMPLETED the slot may be consumed and reused at once.
         // The producers themselves stay retained (by this task's edges) until the batch is applied.
-        let mut rings = self.defer_producers(task, batch);
+        let mut rings = self.defer_producers(task, batch)?;
         let slot = self.slot(task);
-        self.lock_slot(&slot);
+        self.lock_slot(task, &slot)?;
         slot.task_state().store(TaskState::Completed as u32, Ordering::Release);
         let head = NodeRef(slot.fanout_head().load(Ordering::Relaxed));
         let consumed = Self::consume_if_done(&slot);
@@ -392,12 +436,12 @@ impl<'p> Runtime<'p> {
         if consumed {
             rings.add_task(task);
         }
-        rings
+        Ok(rings)
     }
 
     /// Records a release of every producer of `task` in `batch`; returns the rings of the tasks a
     /// flush of a full batch consumed.
-    fn defer_producers(&self, task: u64, batch: &mut ReleaseBatch) -> RingSet {
+    fn defer_producers(&self, task: u64, batch: &mut ReleaseBatch) -> Result<RingSet, SlotLockTimeout> {
         let mut rings = RingSet::default();
         let payload = self.view.payload(task);
         // SAFETY: the payload belongs to a live task being completed by this thread.
@@ -407,7 +451,7 @@ impl<'p> Runtime<'p> {
             // SAFETY: `i < INLINE_FANIN`.
             let p = unsafe { (*payload).fanin[i] };
             if p != NO_TASK {
-                rings.merge(self.defer_release(p, batch));
+                rings.merge(self.defer_release(p, batch)?);
             }
         }
         let mut node = NodeRef(spill_head);
@@ -415,71 +459,99 @@ impl<'p> Runtime<'p> {
         while !node.is_null() && left > 0 {
             let (p, next) = self.view.dep_pools.read(node);
             if p != NO_TASK {
-                rings.merge(self.defer_release(p, batch));
+                rings.merge(self.defer_release(p, batch)?);
             }
             node = next;
             left -= 1;
         }
-        rings
+        Ok(rings)
     }
 
     /// Records one release of `producer` in `batch`, applying the batch first when it is full;
     /// returns the rings of the tasks that flush consumed.
+    ///
+    /// # Errors
+    /// [`SlotLockTimeout`] from applying the full batch (see [`Runtime::flush_releases`]); this
+    /// release is then not recorded.
     #[inline]
-    pub fn defer_release(&self, producer: u64, batch: &mut ReleaseBatch) -> RingSet {
+    pub fn defer_release(&self, producer: u64, batch: &mut ReleaseBatch) -> Result<RingSet, SlotLockTimeout> {
         if batch.record(producer) {
-            return RingSet::default();
+            return Ok(RingSet::default());
         }
-        let mut rings = self.flush_releases(batch);
+        let mut rings = self.flush_releases(batch)?;
         let recorded = batch.record(producer);
         debug_assert!(recorded, "an empty batch takes a release");
-        if !recorded && self.release(producer, 1) {
+        if !recorded && self.release(producer, 1)? {
             rings.add_task(producer);
         }
-        rings
+        Ok(rings)
     }
 
     /// Applies every release held in `batch` (one locked update per distinct producer) and empties
     /// it; returns the rings in which a producer became CONSUMED.
-    pub fn flush_releases(&self, batch: &mut ReleaseBatch) -> RingSet {
+    ///
+    /// # Errors
+    /// [`SlotLockTimeout`] when a producer's lock stayed held for the whole budget: the releases
+    /// before it are applied, that producer and the ones after it are left as they were, and the
+    /// batch is emptied all the same (the run is over; nothing is held back for later).
+    pub fn flush_releases(&self, batch: &mut ReleaseBatch) -> Result<RingSet, SlotLockTimeout> {
         let mut rings = RingSet::default();
         if batch.pending.is_empty() {
-            return rings;
+            return Ok(rings);
         }
+        let mut result = Ok(());
+        let mut applied = 0;
         for r in batch.pending.iter() {
-            if self.release(r.producer, r.count) {
-                rings.add_task(r.producer);
+            match self.release(r.producer, r.count) {
+                Ok(consumed) => {
+                    if consumed {
+                        rings.add_task(r.producer);
+                    }
+                    applied += u64::from(r.count);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
         batch.flushes += 1;
-        batch.applied += batch.held;
+        batch.applied += applied;
         batch.held = 0;
         batch.pending.clear();
-        rings
+        result.map(|()| rings)
     }
 
     /// `count` consumers of `producer` are done with it; true when the producer became CONSUMED.
+    ///
+    /// # Errors
+    /// [`SlotLockTimeout`] when the producer's lock stayed held for the whole budget (nothing
+    /// released).
     #[inline]
-    pub fn release(&self, producer: u64, count: u32) -> bool {
+    pub fn release(&self, producer: u64, count: u32) -> Result<bool, SlotLockTimeout> {
         let slot = self.slot(producer);
-        self.lock_slot(&slot);
+        self.lock_slot(producer, &slot)?;
         let r = slot.fanout_refcount().load(Ordering::Relaxed);
         slot.fanout_refcount().store(r + count, Ordering::Relaxed);
         let consumed = Self::consume_if_done(&slot);
         self.unlock_slot(&slot);
-        consumed
+        Ok(consumed)
     }
 
     /// The scope holding `task` ended; true when the task became CONSUMED.
+    ///
+    /// # Errors
+    /// [`SlotLockTimeout`] when the task's lock stayed held for the whole budget (the scope
+    /// reference stays).
     #[inline]
-    pub fn drop_scope_ref(&self, task: u64) -> bool {
+    pub fn drop_scope_ref(&self, task: u64) -> Result<bool, SlotLockTimeout> {
         let slot = self.slot(task);
-        self.lock_slot(&slot);
+        self.lock_slot(task, &slot)?;
         let c = slot.fanout_count().load(Ordering::Relaxed);
         slot.fanout_count().store(c & !FANOUT_SCOPE_REF, Ordering::Relaxed);
         let consumed = Self::consume_if_done(&slot);
         self.unlock_slot(&slot);
-        consumed
+        Ok(consumed)
     }
 
     /// Advances the watermark of every ring in `rings`.
@@ -620,16 +692,25 @@ pub fn total_completed(rt: &Runtime<'_>) -> u64 {
         .sum()
 }
 
-/// Latches a scheduler error (first writer wins); true when this call won.
+/// Latches a `SCHEDULER_TIMEOUT` scheduler error (first writer wins); true when this call won.
 pub fn latch_sched_error(rt: &Runtime<'_>, thread: u32, class: StallClass, task: u64) -> bool {
+    latch_sched_code(rt, RuntimeErrorCode::SchedulerTimeout, thread, class, task)
+}
+
+/// Latches the `SLOT_LOCK_TIMEOUT` of scheduler `thread` in the scheduler error words (first
+/// writer wins; the stall task names the task whose lock stayed held); true when this call won.
+pub fn latch_lock_timeout(rt: &Runtime<'_>, thread: u32, e: SlotLockTimeout) -> bool {
+    latch_sched_code(rt, RuntimeErrorCode::SlotLockTimeout, thread, StallClass::None, e.task)
+}
+
+/// Latches scheduler error `code` (first writer wins) with the thread, stall class and task it
+/// concerns; true when this call won.
+fn latch_sched_code(rt: &Runtime<'_>, code: RuntimeErrorCode, thread: u32, class: StallClass, task: u64) -> bool {
     let sm = rt.view.sm;
     // SAFETY: the SM header is valid; the code word is the lock of the other fields.
     unsafe {
-        let code = atomic_u32(addr_of_mut!((*sm).sched.code));
-        if code
-            .compare_exchange(0, RuntimeErrorCode::SchedulerTimeout as u32, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        let word = atomic_u32(addr_of_mut!((*sm).sched.code));
+        if word.compare_exchange(0, code as u32, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return false;
         }
         atomic_u32(addr_of_mut!((*sm).sched.thread)).store(thread, Ordering::Relaxed);
@@ -641,3 +722,6 @@ pub fn latch_sched_error(rt: &Runtime<'_>, thread: u32, class: StallClass, task:
     }
     true
 }
+
+#[cfg(test)]
+mod tests;

@@ -29,7 +29,17 @@ pub unsafe fn atomic_u64<'a>(p: *mut u64) -> &'a AtomicU64 {
     unsafe { AtomicU64::from_ptr(p) }
 }
 
+/// A lock wait that outlasted its budget: the word stayed held the whole time (its holder stopped
+/// while holding it, or device memory overwrote it). The waiter took nothing and wrote nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockTimeout;
+
 /// A spin lock over one `u32` word (0 = free, 1 = held).
+///
+/// Taking it waits at most a budget: a holder keeps the lock for a handful of stores, so a word
+/// that stays held for a whole budget belongs to a stuck holder (or was overwritten), and
+/// [`WordLock::lock`] gives up with [`LockTimeout`] instead of waiting forever. It never clears a
+/// word it did not set, so a stuck holder's word stays held.
 #[derive(Clone, Copy)]
 pub struct WordLock<'a> {
     word: &'a AtomicU32,
@@ -41,24 +51,30 @@ impl<'a> WordLock<'a> {
         WordLock { word }
     }
 
-    /// Takes the lock, spinning then yielding while another thread holds it.
+    /// Takes the lock, spinning then yielding while another thread holds it, for at most
+    /// `budget_ns` of `platform`'s clock; [`LockTimeout`] when the word stayed held that long
+    /// (nothing taken). An uncontended take reads no clock.
     #[inline]
-    pub fn lock(self, platform: &dyn Platform) {
+    pub fn lock(self, platform: &dyn Platform, budget_ns: u64) -> Result<(), LockTimeout> {
         if self.word.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            return;
+            return Ok(());
         }
-        self.lock_slow(platform);
+        self.lock_slow(platform, budget_ns)
     }
 
     #[cold]
-    fn lock_slow(self, platform: &dyn Platform) {
+    fn lock_slow(self, platform: &dyn Platform, budget_ns: u64) -> Result<(), LockTimeout> {
         let mut backoff = Backoff::new();
+        let since = platform.now_ns();
         loop {
             while self.word.load(Ordering::Relaxed) != 0 {
+                if platform.now_ns().saturating_sub(since) > budget_ns {
+                    return Err(LockTimeout);
+                }
                 backoff.snooze(platform);
             }
             if self.word.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                return;
+                return Ok(());
             }
         }
     }
@@ -112,7 +128,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let lock = WordLock::new(&word);
                     for _ in 0..2000 {
-                        lock.lock(&HostPlatform);
+                        lock.lock(&HostPlatform, u64::MAX).unwrap();
                         // A non-atomic read-modify-write: lost updates would show without exclusion.
                         let v = counter.load(Ordering::Relaxed);
                         counter.store(v + 1, Ordering::Relaxed);
@@ -129,5 +145,32 @@ mod tests {
         assert!(lock.try_lock());
         assert!(!lock.try_lock());
         lock.unlock();
+    }
+
+    #[test]
+    fn a_lock_word_left_held_times_out_and_stays_held() {
+        // A holder that never comes back: the word is set and nobody will clear it.
+        let word = AtomicU32::new(1);
+        let lock = WordLock::new(&word);
+        assert_eq!(lock.lock(&HostPlatform, 2_000_000), Err(LockTimeout));
+        assert_eq!(word.load(Ordering::Relaxed), 1, "the waiter neither took nor cleared the word");
+        lock.unlock();
+        assert_eq!(lock.lock(&HostPlatform, 0), Ok(()), "a free word is taken without reading the clock");
+        assert_eq!(word.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_lock_released_within_the_budget_is_taken() {
+        let word = Arc::new(AtomicU32::new(1));
+        let holder = {
+            let word = word.clone();
+            std::thread::spawn(move || {
+                std::thread::yield_now();
+                WordLock::new(&word).unlock();
+            })
+        };
+        assert_eq!(WordLock::new(&word).lock(&HostPlatform, u64::MAX), Ok(()));
+        holder.join().unwrap();
+        assert_eq!(word.load(Ordering::Relaxed), 1, "held by the waiter now");
     }
 }

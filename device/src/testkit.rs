@@ -118,6 +118,11 @@ impl HostRuntime {
         Ok(booted)
     }
 
+    /// The launch descriptor the runtime was booted from (its boot report follows it).
+    pub fn launch_descriptor(&self) -> *mut LaunchDescriptor {
+        self.launch.ptr().cast()
+    }
+
     /// The runtime header.
     pub fn header(&self) -> *mut RuntimeHeader {
         self.booted.header()

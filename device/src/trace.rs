@@ -13,15 +13,86 @@ use zerocopy::IntoBytes;
 
 use crate::sync::atomic_u64;
 
-/// Why a launch's trace region was refused (the run then goes untraced).
+/// Why a launch's trace region was refused: the field or rule concerned, what it needed and what
+/// was found (boot reports it as `BOOT_BAD_TRACE_REGION`, so a traced run never goes untraced
+/// silently).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TraceRegionError {
-    /// The header's magic is not `TRACE_MAGIC`.
-    BadMagic,
-    /// The header's level differs from the descriptor's or exceeds `MAX_TRACE_LEVEL`.
-    BadLevel,
-    /// A section of this kind lies outside the region or is misaligned.
-    BadSection(u32),
+pub struct TraceRegionError {
+    /// The launch field or header field concerned (`trace_level`, `trace_base`, `trace magic`,
+    /// `trace section edge` …).
+    pub subject: &'static str,
+    /// The value the rule needs (a bound, an alignment, the expected magic or level).
+    pub expected: u64,
+    /// The value found.
+    pub found: u64,
+}
+
+impl TraceRegionError {
+    const fn new(subject: &'static str, expected: u64, found: u64) -> Self {
+        TraceRegionError { subject, expected, found }
+    }
+}
+
+/// Subjects of the section checks, by `TRACE_KIND_*`.
+const SECTION_SUBJECTS: [&str; TRACE_KIND_COUNT] =
+    ["trace section block", "trace section phase", "trace section submit", "trace section edge", "trace section scope"];
+
+/// Checks the trace fields of a launch and, when the level is above 0, the region's header: the
+/// level at most `MAX_TRACE_LEVEL`; level 0 with no region; otherwise a non-null 64-aligned base,
+/// room for the header without wrapping, the header's magic, level and size equal to the launch's,
+/// and every section 8-aligned after the header and inside the region.
+///
+/// # Safety
+/// A non-null `base` at a level above 0 is `bytes` bytes of readable device memory (checked for
+/// alignment and size here before anything is read).
+pub unsafe fn check_region(base: *const u8, bytes: u64, level: u32) -> Result<(), TraceRegionError> {
+    if level > MAX_TRACE_LEVEL {
+        return Err(TraceRegionError::new("trace_level", MAX_TRACE_LEVEL as u64, level as u64));
+    }
+    if level == 0 {
+        if !base.is_null() {
+            return Err(TraceRegionError::new("trace_base (level 0)", 0, base as u64));
+        }
+        if bytes != 0 {
+            return Err(TraceRegionError::new("trace_bytes (level 0)", 0, bytes));
+        }
+        return Ok(());
+    }
+    let head = core::mem::size_of::<TraceHeader>() as u64;
+    if base.is_null() || base as usize % 64 != 0 {
+        return Err(TraceRegionError::new("trace_base alignment", 64, base as u64));
+    }
+    if bytes < head {
+        return Err(TraceRegionError::new("trace_bytes", head, bytes));
+    }
+    if (base as u64).checked_add(bytes).is_none() {
+        return Err(TraceRegionError::new("trace_bytes (wraps)", u64::MAX - base as u64, bytes));
+    }
+    // SAFETY: the region holds at least a header (checked above), per the caller.
+    let h = unsafe { core::ptr::read_volatile(base as *const TraceHeader) };
+    if h.magic != TRACE_MAGIC {
+        return Err(TraceRegionError::new("trace magic", TRACE_MAGIC, h.magic));
+    }
+    if h.level != level {
+        return Err(TraceRegionError::new("trace header level", level as u64, h.level as u64));
+    }
+    if h.region_bytes != bytes {
+        return Err(TraceRegionError::new("trace header region_bytes", bytes, h.region_bytes));
+    }
+    for (k, hs) in h.sections.iter().enumerate() {
+        if hs.capacity == 0 {
+            continue;
+        }
+        if hs.offset < head || hs.offset % 8 != 0 {
+            return Err(TraceRegionError::new(SECTION_SUBJECTS[k], head, hs.offset));
+        }
+        let end = hs.capacity.checked_mul(record_size(k as u32)).and_then(|b| b.checked_add(hs.offset));
+        match end {
+            Some(e) if e <= bytes => {}
+            _ => return Err(TraceRegionError::new(SECTION_SUBJECTS[k], bytes, end.unwrap_or(u64::MAX))),
+        }
+    }
+    Ok(())
 }
 
 /// Where one kind's records go (copied from the validated header at attach time).
@@ -59,36 +130,21 @@ impl Tracer {
         sections: [Section { offset: 0, capacity: 0 }; TRACE_KIND_COUNT],
     };
 
-    /// Attaches the trace region at `base` of `bytes` bytes for a run at `level`; level 0 or a
-    /// null base gives [`Tracer::OFF`].
+    /// Attaches the trace region at `base` of `bytes` bytes for a run at `level` after the
+    /// checks of [`check_region`]; level 0 gives [`Tracer::OFF`].
     ///
     /// # Safety
-    /// A non-null `base` is `bytes` bytes of device memory, 64-aligned, reserved for this run's
-    /// trace for the whole launch.
+    /// As for [`check_region`]; the region is reserved for this run's trace for the whole launch.
     pub unsafe fn attach(base: *mut u8, bytes: u64, level: u32) -> Result<Tracer, TraceRegionError> {
-        if level == 0 || base.is_null() {
+        // SAFETY: forwarded.
+        unsafe { check_region(base, bytes, level) }?;
+        if level == 0 {
             return Ok(Tracer::OFF);
         }
-        let head = core::mem::size_of::<TraceHeader>() as u64;
-        if bytes < head || base as usize % 64 != 0 {
-            return Err(TraceRegionError::BadSection(u32::MAX));
-        }
-        // SAFETY: the region holds at least a header (checked above), per the caller.
+        // SAFETY: the header was checked readable and valid above.
         let h = unsafe { core::ptr::read_volatile(base as *const TraceHeader) };
-        if h.magic != TRACE_MAGIC {
-            return Err(TraceRegionError::BadMagic);
-        }
-        if h.level != level || level > MAX_TRACE_LEVEL {
-            return Err(TraceRegionError::BadLevel);
-        }
-        let mut sections = [Section::default(); TRACE_KIND_COUNT];
-        for (k, (s, hs)) in sections.iter_mut().zip(h.sections.iter()).enumerate() {
-            let end = hs.capacity.checked_mul(record_size(k as u32)).and_then(|b| b.checked_add(hs.offset));
-            if hs.capacity != 0 && (hs.offset < head || hs.offset % 8 != 0 || end.is_none_or(|e| e > bytes)) {
-                return Err(TraceRegionError::BadSection(k as u32));
-            }
-            *s = Section { offset: hs.offset, capacity: hs.capacity };
-        }
+        let sections =
+            core::array::from_fn(|k| Section { offset: h.sections[k].offset, capacity: h.sections[k].capacity });
         Ok(Tracer { base, level, sections })
     }
 
@@ -137,15 +193,27 @@ impl Tracer {
         let at = s.offset + idx * record_size(kind);
         let bytes = rec.as_bytes();
         // SAFETY: `at + size` lies inside the region (checked at attach); the index was claimed by
-        // this call alone. Records are written bytewise, so no alignment is assumed.
+        // this call alone. The base is 64-aligned, section offsets 8-aligned (checked at attach)
+        // and every record size a multiple of 8, so the record is written as aligned 8-byte words.
         unsafe {
-            let dst = self.base.add(at as usize);
-            for (i, b) in bytes.iter().enumerate() {
-                core::ptr::write_volatile(dst.add(i), *b);
+            let dst = self.base.add(at as usize).cast::<u64>();
+            for (i, w) in bytes.chunks_exact(8).enumerate() {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(w);
+                core::ptr::write_volatile(dst.add(i), u64::from_ne_bytes(word));
             }
         }
     }
 }
+
+// Every record is a whole number of 8-byte words (`Tracer::record` writes words).
+const _: () = {
+    let mut k = 0;
+    while k < TRACE_KIND_COUNT as u32 {
+        assert!(record_size(k) % 8 == 0 && record_size(k) > 0);
+        k += 1;
+    }
+};
 
 /// Func id per lane of a task's kernels, `u32::MAX` for lanes outside `mask`.
 #[inline]

@@ -70,6 +70,8 @@ pub enum ViewError {
     NullPointer(&'static str),
     /// The layout stored in the image does not match the one computed from its sizing.
     LayoutMismatch,
+    /// The launch's trace region no longer passes the checks boot made (this field or rule).
+    TraceRegion(&'static str),
 }
 
 /// Every structure of a booted runtime.

@@ -170,6 +170,20 @@ fn cases() -> Vec<Case> {
             words: &["orch_arg_count = 257 exceeds the supported 256"],
             corrupt: |_, _, p| p.orch_arg_count = 257,
         },
+        Case {
+            name: "trace level above the highest",
+            expect: BootErrorCode::BadTraceRegion,
+            subject: "trace_level",
+            words: &["trace region trace_level is 0x5, the rule needs 0x4"],
+            corrupt: |_, _, p| p.trace = (DevAddr::NULL, 0, 5),
+        },
+        Case {
+            name: "trace region without a trace header",
+            expect: BootErrorCode::BadTraceRegion,
+            subject: "trace magic",
+            words: &["trace region trace magic is 0x"],
+            corrupt: |_, b, p| p.trace = (b.regions.arena.base, 1024, 4),
+        },
     ]
 }
 

@@ -99,6 +99,18 @@ fn cases() -> Vec<Case> {
             subject: "orch_arg_count",
             corrupt: |_, _, p| p.orch_arg_count = 257,
         },
+        Case {
+            name: "trace level above the highest",
+            expect: BootErrorCode::BadTraceRegion,
+            subject: "trace_level",
+            corrupt: |_, _, p| p.trace = (DevAddr::NULL, 0, 5),
+        },
+        Case {
+            name: "trace region without a trace header",
+            expect: BootErrorCode::BadTraceRegion,
+            subject: "trace magic",
+            corrupt: |_, b, p| p.trace = (b.regions.arena.base, 1024, 4),
+        },
     ]
 }
 

@@ -358,7 +358,9 @@ assert_layout!(launch::CoreRegisters, size = 128, align = 64);
 assert_offset!(launch::CoreRegisters.dispatch == 0);
 assert_offset!(launch::CoreRegisters._pad0 == 8);
 assert_offset!(launch::CoreRegisters.condition == 64);
-assert_offset!(launch::CoreRegisters._pad1 == 72);
+assert_offset!(launch::CoreRegisters.start_ns == 72);
+assert_offset!(launch::CoreRegisters.end_ns == 88);
+assert_offset!(launch::CoreRegisters._pad1 == 104);
 
 assert_layout!(launch::HandshakeRecord, size = 64, align = 64);
 assert_offset!(launch::HandshakeRecord.core_id == 0);
@@ -376,7 +378,7 @@ assert_offset!(launch::AicorePayload.task_id == 8);
 assert_offset!(launch::AicorePayload.block_idx == 16);
 assert_offset!(launch::AicorePayload.block_num == 20);
 assert_offset!(launch::AicorePayload.arg_count == 24);
-assert_offset!(launch::AicorePayload._pad0 == 28);
+assert_offset!(launch::AicorePayload.flags == 28);
 assert_offset!(launch::AicorePayload.args == 32);
 assert_offset!(launch::AicorePayload._pad1 == 416);
 
@@ -598,11 +600,13 @@ assert_offset!(trace::SubmitRecord.end_ns == 16);
 assert_offset!(trace::SubmitRecord.producers == 24);
 assert_offset!(trace::SubmitRecord.scope_serial == 28);
 
-assert_layout!(trace::EdgeRecord, size = 24, align = 8);
+assert_layout!(trace::EdgeRecord, size = 32, align = 8);
 assert_offset!(trace::EdgeRecord.producer == 0);
 assert_offset!(trace::EdgeRecord.consumer == 8);
 assert_offset!(trace::EdgeRecord.tensor == 16);
 assert_offset!(trace::EdgeRecord.reason == 20);
+assert_offset!(trace::EdgeRecord.flags == 24);
+assert_offset!(trace::EdgeRecord._pad == 28);
 
 assert_layout!(trace::ScopeRecord, size = 64, align = 8);
 assert_offset!(trace::ScopeRecord.serial == 0);
@@ -615,4 +619,4 @@ assert_offset!(trace::ScopeRecord.heap_size == 40);
 assert_offset!(trace::ScopeRecord.peak_dep_pool == 48);
 assert_offset!(trace::ScopeRecord.dep_pool_capacity == 56);
 
-assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0x17037af9023ffa42);
+assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0x5e49c582c7169a3c);

@@ -40,7 +40,7 @@ use core::ptr::{self, addr_of, addr_of_mut};
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use pto_abi::consts::{MAX_CORES, MAX_KERNEL_ARGS};
-use pto_abi::launch::{AicorePayload, CoreFault, HandshakeRecord, DISPATCH_EXIT};
+use pto_abi::launch::{AicorePayload, CoreFault, HandshakeRecord, DISPATCH_EXIT, PAYLOAD_FLAG_STAMP};
 use pto_abi::DevAddr;
 
 use super::ownership::{cluster_of, lane_of, owned_cores, CoreMask, OwnershipError};
@@ -294,6 +294,8 @@ pub struct CoreChannels {
     prepared: CoreMask,
     exited: CoreMask,
     shut_down: bool,
+    /// Payloads ask the cores to stamp kernel start and end (traced runs).
+    stamp: bool,
     cores: [CoreState; MAX_CORES],
 }
 
@@ -330,6 +332,7 @@ impl CoreChannels {
             prepared: CoreMask::EMPTY,
             exited: CoreMask::EMPTY,
             shut_down: false,
+            stamp: false,
             cores: [CORE_STATE; MAX_CORES],
         })
     }
@@ -348,6 +351,31 @@ impl CoreChannels {
         let owned = owned_cores(sched, sched_count, clusters)?;
         // SAFETY: forwarded contract.
         unsafe { CoreChannels::new(tables, owned) }
+    }
+
+    /// Makes every later payload ask its core to stamp the kernel's start and end on the core's
+    /// clock ([`CoreChannels::stamps`] reads them once the token is seen finished).
+    pub fn set_stamping(&mut self, on: bool) {
+        self.stamp = on;
+    }
+
+    /// The kernel start and end `core` stamped for `token`, a token [`CoreChannels::poll`] has
+    /// reported finished and whose payload asked for stamps (0, 0 for a core not owned). Valid
+    /// until the next token of the same parity is published.
+    pub fn stamps(&self, core: u32, token: u64) -> (u64, u64) {
+        if !self.owned.contains(core) {
+            return (0, 0);
+        }
+        let r = self.tables.registers_of(core);
+        let p = parity(token);
+        // SAFETY: `core < MAX_CORES` (owned), the registers table is valid and aligned; the core
+        // wrote these words before the release store of the token's end, which `poll` acquired.
+        unsafe {
+            (
+                AtomicU64::from_ptr(addr_of_mut!((*r).start_ns[p])).load(Ordering::Relaxed),
+                AtomicU64::from_ptr(addr_of_mut!((*r).end_ns[p])).load(Ordering::Relaxed),
+            )
+        }
     }
 
     /// The cores these channels own.
@@ -436,6 +464,7 @@ impl CoreChannels {
             ptr::write_volatile(addr_of_mut!((*p).block_idx), work.block_idx);
             ptr::write_volatile(addr_of_mut!((*p).block_num), work.block_num);
             ptr::write_volatile(addr_of_mut!((*p).arg_count), work.args.len() as u32);
+            ptr::write_volatile(addr_of_mut!((*p).flags), if self.stamp { PAYLOAD_FLAG_STAMP } else { 0 });
             for (i, &a) in work.args.iter().enumerate() {
                 ptr::write_volatile(addr_of_mut!((*p).args[i]), a);
             }

@@ -8,7 +8,9 @@
 //! 3. Poll the dispatch register (acquire). Tokens are run strictly in order: when it holds a token
 //!    above the last one run, run the next token `t = last + 1` ([`CoreEndpoint::step`]): read
 //!    payload buffer `t & 1`, write `ACK | t` (release), resolve and run the kernel, write
-//!    `FIN | t` (release) — or, if the kernel address is unknown, the argument count too large or
+//!    `FIN | t` (release); a payload with `PAYLOAD_FLAG_STAMP` also gets the kernel's start and end
+//!    on the core's own clock in the registers' stamps of parity `t & 1`, written before the end
+//!    is reported — or, if the kernel address is unknown, the argument count too large or
 //!    the kernel failed, write the fault word of parity `t & 1` and then `FAULT | t` (release). The
 //!    core stays in service after a fault.
 //! 4. On [`DISPATCH_EXIT`]: `online = 0`, then `COND_EXITED` (release), and return. Tokens
@@ -22,7 +24,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use pto_abi::consts::{MAX_CORES, MAX_KERNEL_ARGS};
 use pto_abi::launch::{
     AicorePayload, BootReport, CoreFault, CoreRegisters, HandshakeRecord, BOOT_STATE_FAILED, BOOT_STATE_READY,
-    DISPATCH_EXIT, DISPATCH_IDLE,
+    DISPATCH_EXIT, DISPATCH_IDLE, PAYLOAD_FLAG_STAMP,
 };
 use pto_abi::DevAddr;
 
@@ -30,6 +32,7 @@ use super::ownership::{cluster_of, lane_of};
 use super::signal::{fault_word, parity, Condition, LAST_TOKEN};
 use super::tables::CoreTables;
 use crate::kernel::{KernelInvocation, SimKernelFn};
+use crate::platform::Platform;
 
 /// Maps a kernel address from a payload to code the core can run.
 ///
@@ -126,9 +129,8 @@ impl core::fmt::Display for EndpointError {
     }
 }
 
-/// The core's end of its channel: its registers, handshake record and payload buffers, and the
-/// last token it ran.
-#[derive(Debug)]
+/// The core's end of its channel: its registers, handshake record and payload buffers, the last
+/// token it ran, and the clock it stamps kernel start and end with.
 pub struct CoreEndpoint {
     core: u32,
     regs: *mut CoreRegisters,
@@ -136,6 +138,18 @@ pub struct CoreEndpoint {
     payloads: [*const AicorePayload; 2],
     last: u64,
     faults: u64,
+    clock: Option<&'static dyn Platform>,
+}
+
+impl core::fmt::Debug for CoreEndpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CoreEndpoint")
+            .field("core", &self.core)
+            .field("last", &self.last)
+            .field("faults", &self.faults)
+            .field("clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 // SAFETY: an endpoint is a set of device addresses plus the core's own counters; the memory behind
@@ -163,7 +177,16 @@ impl CoreEndpoint {
             payloads: [tables.payload_of(core, 0), tables.payload_of(core, 1)],
             last: 0,
             faults: 0,
+            clock: None,
         })
+    }
+
+    /// The same endpoint stamping kernel start and end with `clock` (the clock of the machine the
+    /// core runs on, the one the AICPU threads read too). Without a clock a payload that asks for
+    /// stamps gets 0 for both.
+    pub fn with_clock(mut self, clock: &'static dyn Platform) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// The core index.
@@ -241,12 +264,13 @@ impl CoreEndpoint {
         let p = self.payloads[parity(token)];
         // SAFETY: the acquire load of a dispatch value >= `token` made the AICPU's writes of this
         // buffer visible, and the AICPU does not write it again before it sees this token end.
-        let (kernel, block_idx, block_num, arg_count) = unsafe {
+        let (kernel, block_idx, block_num, arg_count, flags) = unsafe {
             (
                 ptr::read_volatile(addr_of!((*p).kernel)),
                 ptr::read_volatile(addr_of!((*p).block_idx)),
                 ptr::read_volatile(addr_of!((*p).block_num)),
                 ptr::read_volatile(addr_of!((*p).arg_count)),
+                ptr::read_volatile(addr_of!((*p).flags)),
             )
         };
         let mut args = [0u64; MAX_KERNEL_ARGS];
@@ -257,6 +281,8 @@ impl CoreEndpoint {
         }
         self.condition().store(Condition::Ack(token).encode(), Ordering::Release);
 
+        let stamp = flags & PAYLOAD_FLAG_STAMP != 0;
+        let start_ns = if stamp { self.now_ns() } else { 0 };
         let outcome = if arg_count as usize > MAX_KERNEL_ARGS {
             Err(CoreFault::BadArgCount)
         } else {
@@ -269,6 +295,10 @@ impl CoreEndpoint {
             self.go_offline();
             return Step::Stopped { token };
         }
+        if stamp {
+            let end_ns = self.now_ns();
+            self.write_stamps(parity(token), start_ns, end_ns);
+        }
         match outcome {
             Ok(()) => {
                 self.condition().store(Condition::Fin(token).encode(), Ordering::Release);
@@ -280,6 +310,24 @@ impl CoreEndpoint {
                 self.condition().store(Condition::Fault(token).encode(), Ordering::Release);
                 Step::Ran { token, fault: Some(reason) }
             }
+        }
+    }
+
+    /// The core's clock (0 without one).
+    #[inline]
+    fn now_ns(&self) -> u64 {
+        self.clock.map_or(0, |c| c.now_ns())
+    }
+
+    /// Writes the kernel start and end of the token of parity `p`; the release store of the
+    /// token's end that follows publishes them.
+    #[cold]
+    fn write_stamps(&self, p: usize, start_ns: u64, end_ns: u64) {
+        // SAFETY: `regs` points to this core's aligned CoreRegisters (constructor contract); the
+        // stamps lie on the core's line, whose words only the core writes; `p` is 0 or 1.
+        unsafe {
+            AtomicU64::from_ptr(addr_of_mut!((*self.regs).start_ns[p])).store(start_ns, Ordering::Relaxed);
+            AtomicU64::from_ptr(addr_of_mut!((*self.regs).end_ns[p])).store(end_ns, Ordering::Relaxed);
         }
     }
 

@@ -89,7 +89,14 @@ impl CoreTables {
 /// thread may use them concurrently.
 pub unsafe fn reset_core_tables(tables: &CoreTables) {
     for core in 0..MAX_CORES as u32 {
-        let regs = CoreRegisters { dispatch: DISPATCH_IDLE, _pad0: [0; 56], condition: 0, _pad1: [0; 56] };
+        let regs = CoreRegisters {
+            dispatch: DISPATCH_IDLE,
+            _pad0: [0; 56],
+            condition: 0,
+            start_ns: [0; 2],
+            end_ns: [0; 2],
+            _pad1: [0; 24],
+        };
         let hs = HandshakeRecord {
             core_id: 0,
             lane: 0,

@@ -97,5 +97,12 @@ pub fn write_boot_error(
         BootErrorCode::BadLaunchParameters => {
             write!(out, "launch parameter {subject} = {found} exceeds the supported {expected}")
         }
+        BootErrorCode::BadTraceRegion => {
+            write!(out, "trace region {subject} is {found:#x}, the rule needs {expected:#x}")?;
+            if limit != 0 {
+                write!(out, " (limit {limit:#x})")?;
+            }
+            Ok(())
+        }
     }
 }

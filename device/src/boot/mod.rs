@@ -145,7 +145,8 @@ impl BootedRuntime {
 /// # Safety
 /// `desc` must be null or point to a readable launch descriptor in device memory. If its magic and
 /// fingerprint are right, its region bases and sizes must describe device memory the caller may
-/// read and write, with no other thread touching the arena or SM until boot returns.
+/// read and write, with no other thread touching the arena or SM until boot returns; a non-null
+/// `trace_base` names `trace_bytes` bytes of device memory the caller may read and write.
 pub unsafe fn boot(desc: *const LaunchDescriptor) -> Result<BootedRuntime, BootError> {
     if desc.is_null() {
         return Err(BootError::new(Code::BadLaunchDescriptor, "address", 1, 0));
@@ -173,6 +174,12 @@ pub unsafe fn boot(desc: *const LaunchDescriptor) -> Result<BootedRuntime, BootE
 /// # Safety
 /// As for [`boot`].
 unsafe fn boot_validated(d: &LaunchDescriptor, regions: &DeviceRegions) -> Result<BootedRuntime, BootError> {
+    // A traced launch whose trace region is malformed fails here, before anything runs, instead
+    // of running untraced.
+    // SAFETY: the caller's contract covers the trace region the descriptor names; the check reads
+    // its header only after the base and size passed.
+    unsafe { crate::trace::check_region(dev_ptr::<u8>(d.trace_base), d.trace_bytes, d.trace_level) }
+        .map_err(|e| BootError::new(Code::BadTraceRegion, e.subject, e.expected, e.found))?;
     // SAFETY: `image_bytes <= arena_region_size` (validated), and the arena region is device
     // memory nobody writes during boot.
     let bytes = unsafe { core::slice::from_raw_parts(dev_ptr::<u8>(regions.arena.base), d.image_bytes as usize) };

@@ -30,7 +30,7 @@ fn wait_ms(ms: u64) {
     std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
-#[cfg(all(not(any(test, feature = "std")), target_arch = "aarch64", target_os = "none"))]
+#[cfg(all(not(any(test, feature = "std")), target_arch = "aarch64"))]
 fn wait_ms(ms: u64) {
     use crate::platform::aarch64::{cntfrq, cntvct, sleep_ns};
     let ticks = ms.saturating_mul(cntfrq() / 1000);
@@ -40,7 +40,7 @@ fn wait_ms(ms: u64) {
     }
 }
 
-#[cfg(not(any(test, feature = "std", all(target_arch = "aarch64", target_os = "none"))))]
+#[cfg(not(any(test, feature = "std", target_arch = "aarch64")))]
 fn wait_ms(ms: u64) {
     // No clock on this build: spin a number of rounds proportional to the request.
     for _ in 0..ms.saturating_mul(100_000) {

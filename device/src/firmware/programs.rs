@@ -7,19 +7,20 @@ use core::ptr::{addr_of, addr_of_mut, read_volatile};
 use core::sync::atomic::Ordering;
 
 use heapless::Vec;
-use pto_abi::consts::{MAX_AICPU_THREADS, MAX_CORES};
+use pto_abi::consts::MAX_CORES;
 use pto_abi::emu::{EmuLaunchStatus, EMU_ABORT_REQUESTED};
 use pto_abi::launch::{BootReport, KernelArgs, LaunchDescriptor};
 use pto_abi::DevAddr;
 use pto_device::aicore::tables::TABLE_BYTES;
 use pto_device::aicore::{wait_for_boot, CoreEndpoint, CoreTables, CoreWait, Step};
-use pto_device::aicpu::{run_aicpu_thread, AicpuEnv, AicpuExit};
+use pto_device::aicpu::AicpuExit;
 use pto_device::boot::dev_ptr;
 use pto_device::platform::{Aarch64Platform, Platform};
+use pto_device::program::{run_aicpu_part, PartOutcome};
 use pto_device::pto_log;
 
 use super::layout::in_heap;
-use super::names::{resolve_orchestration, FirmwareKernels};
+use super::names::{FirmwareKernels, CODE};
 use super::shared::{slot, word32};
 use super::trap::HALTED;
 use super::vcpus::{Failure, Work};
@@ -59,23 +60,15 @@ pub fn boot_only(w: &Work) -> Result<(), Failure> {
 pub fn aicpu_thread(w: &Work, _slot: usize) -> Result<(), Failure> {
     let args = kernel_args(w)?;
     let desc = checked::<LaunchDescriptor>(args.runtime_desc, EmuLaunchStatus::BadLaunchDescriptor)?;
-    // SAFETY: a launch descriptor inside the heap, written by the host before the launch and not
-    // changed while it runs.
-    let (threads, orchestration) = unsafe {
-        (read_volatile(addr_of!((*desc).aicpu_thread_count)), read_volatile(addr_of!((*desc).orchestration)))
-    };
-    let threads = threads.clamp(1, MAX_AICPU_THREADS as u32);
     let thread = w.part.load(Ordering::Relaxed);
-    if thread >= threads {
-        return Ok(());
-    }
-    let orchestration =
-        resolve_orchestration(orchestration).ok_or((EmuLaunchStatus::UnknownOrchestration, orchestration.get()))?;
-    let env = AicpuEnv { platform: &PLATFORM, kernels: &FirmwareKernels, orchestration };
-    // SAFETY: `desc` is this launch's descriptor; every part of the launch runs one distinct
-    // thread index below the descriptor's thread count; the AICore launch of the run serves its
-    // clusters.
-    let exit = unsafe { run_aicpu_thread(desc, thread, &env) };
+    // SAFETY: a launch descriptor inside the heap, written by the host before the launch and not
+    // changed while it runs; every part of the launch runs one distinct thread index; the AICore
+    // launch of the run serves its clusters.
+    let exit = match unsafe { run_aicpu_part(desc, thread, &PLATFORM, &CODE) } {
+        PartOutcome::Extra => return Ok(()),
+        PartOutcome::UnknownOrchestration(addr) => return Err((EmuLaunchStatus::UnknownOrchestration, addr)),
+        PartOutcome::Exit(exit) => exit,
+    };
     match exit {
         AicpuExit::BootNotReady => Err((EmuLaunchStatus::BootNotReady, 0)),
         AicpuExit::View(_) => Err((EmuLaunchStatus::RuntimeView, 0)),
@@ -156,8 +149,9 @@ pub fn aicore_worker(w: &Work, s: usize) -> Result<(), Failure> {
         // (waited for above) reset them; core `core` is served by this worker alone.
         match unsafe { CoreEndpoint::new(&tables, core) } {
             Ok(e) => {
-                // Capacity MAX_CORES holds every core index below MAX_CORES.
-                let _ = mine.push((e, false));
+                // Capacity MAX_CORES holds every core index below MAX_CORES. The cores stamp
+                // kernels with the virtual counter every vCPU shares with the AICPU threads.
+                let _ = mine.push((e.with_clock(&PLATFORM), false));
             }
             Err(_) => return Err((EmuLaunchStatus::BadCoreTables, core as u64)),
         }

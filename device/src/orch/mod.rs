@@ -28,7 +28,7 @@ use pto_abi::task::task_id_ring;
 
 use crate::deppool::DepPoolCursor;
 use crate::ring::{HeapRing, TaskWindow};
-use crate::runtime::{RingSet, Runtime};
+use crate::runtime::{RingSet, Runtime, SlotLockTimeout};
 use crate::sync::{atomic_u32, atomic_u64};
 use crate::tensormap::TensorMap;
 
@@ -39,6 +39,12 @@ pub type OrchestrationFn = fn(&mut Orchestrator<'_, '_>, &OrchArgs<'_>) -> Resul
 pub trait Drain {
     /// Dispatches and completes ready tasks until none is left; true when at least one completed.
     fn drain(&mut self, rt: &Runtime<'_>) -> bool;
+}
+
+/// The orchestrator's error for a slot lock that stayed held: `SLOT_LOCK_TIMEOUT`, the task's ring,
+/// the task as detail.
+fn lock_error(e: SlotLockTimeout) -> OrchError {
+    OrchError::new(RuntimeErrorCode::SlotLockTimeout, task_id_ring(e.task), e.task)
 }
 
 /// The orchestrator's cursors over one ring.
@@ -76,6 +82,8 @@ pub struct Orchestrator<'a, 'p> {
     drain: Option<&'a mut dyn Drain>,
     /// Edges the last submit recorded in the trace (level 4).
     traced_edges: u32,
+    /// Per open scope depth, what its submits saw of its ring (level 4).
+    scope_stats: trace_hooks::ScopeStatsStack,
 }
 
 /// What an orchestration run left behind.
@@ -126,6 +134,7 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
             stop: None,
             drain,
             traced_edges: 0,
+            scope_stats: Default::default(),
         };
         orch.push_frame(0, ScopeKind::Auto);
         rt.trace.set_epoch(rt.platform.now_ns());
@@ -168,6 +177,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
         // SAFETY: the frame lies in the scope stack region, written by this orchestrator only.
         unsafe { *self.frame(depth) = f };
         self.depth = depth;
+        if self.rt.trace.on(4) {
+            self.trace_scope_begin(depth);
+        }
     }
 
     /// Stops with `e` unless already stopped; returns the error that stopped the run.
@@ -236,7 +248,9 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
             self.pop_frame_quietly();
             return Err(s.error);
         }
-        self.end_frame();
+        if let Err(e) = self.end_frame() {
+            return Err(self.latch(e));
+        }
         if let Some(d) = self.drain.as_deref_mut() {
             d.drain(self.rt);
         }
@@ -273,16 +287,25 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
         }
     }
 
-    fn end_frame(&mut self) {
+    /// Closes the innermost scope; the frame is popped even when a scope reference could not be
+    /// dropped (the error then ends the run).
+    fn end_frame(&mut self) -> Result<(), OrchError> {
+        if self.rt.trace.on(4) {
+            self.trace_scope_end();
+        }
         // SAFETY: the frame at the current depth was written by `push_frame`.
         let first = unsafe { (*self.frame(self.depth)).first_task };
-        self.drop_scope_refs(first);
+        let dropped = self.drop_scope_refs(first);
         self.scope_top = first;
         self.depth = self.depth.saturating_sub(1);
+        dropped
     }
 
     fn pop_frame_quietly(&mut self) {
         if self.depth > 0 {
+            if self.rt.trace.on(4) {
+                self.trace_scope_end();
+            }
             // SAFETY: as in `end_frame`.
             self.scope_top = unsafe { (*self.frame(self.depth)).first_task };
             self.depth -= 1;
@@ -295,12 +318,19 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
         if let Err(e) = result {
             self.latch(e);
         }
+        let mut closed = Ok(());
         if self.stop.is_none() {
-            while self.depth > 0 {
-                self.end_frame();
+            while self.depth > 0 && closed.is_ok() {
+                closed = self.end_frame();
             }
-            self.end_frame_outermost();
-        } else {
+            if closed.is_ok() {
+                closed = self.end_frame_outermost();
+            }
+        }
+        if let Err(e) = closed {
+            self.latch(e);
+        }
+        if self.stop.is_some() {
             self.depth = 0;
             self.scope_top = 0;
         }
@@ -314,24 +344,36 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
         OrchSummary { tasks_submitted: self.submitted, error: self.stop.filter(|s| !s.from_scheduler).map(|s| s.error) }
     }
 
-    fn end_frame_outermost(&mut self) {
+    fn end_frame_outermost(&mut self) -> Result<(), OrchError> {
         debug_assert_eq!(self.depth, 0);
-        self.drop_scope_refs(0);
+        if self.rt.trace.on(4) {
+            self.trace_scope_end();
+        }
+        let dropped = self.drop_scope_refs(0);
         self.scope_top = 0;
+        dropped
     }
 
     /// Drops the scope reference of the scope tasks `first..scope_top`, then advances the rings
-    /// where tasks became consumed.
-    fn drop_scope_refs(&mut self, first: u32) {
+    /// where tasks became consumed. A task whose slot lock stays held for the whole budget keeps
+    /// its reference and stops the loop with `SLOT_LOCK_TIMEOUT` (the later tasks keep theirs).
+    fn drop_scope_refs(&mut self, first: u32) -> Result<(), OrchError> {
         let mut rings = RingSet::default();
+        let mut result = Ok(());
         for i in first..self.scope_top {
             // SAFETY: `i < scope_top <= scope_task_capacity`, inside the scope task region.
             let task = unsafe { *self.rt.view.scope_tasks.add(i as usize) };
-            if self.rt.drop_scope_ref(task) {
-                rings.add_task(task);
+            match self.rt.drop_scope_ref(task) {
+                Ok(true) => rings.add_task(task),
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(lock_error(e));
+                    break;
+                }
             }
         }
         self.rt.advance(rings);
+        result
     }
 
     fn persist(&mut self) {

@@ -285,7 +285,7 @@ impl Orchestrator<'_, '_> {
             self.traced_edges = self.trace_edges(id, spec, &frame);
         }
         // Wire every producer: retain it, and either count it as done or join its fanout list.
-        let observed = self.wire(ring, id, payload, &fanin);
+        let observed = self.wire(ring, id, payload, &fanin)?;
 
         // Register this task as the newest writer of its INOUT / OUTPUT_EXISTING ranges.
         let mut chain = 0u32;
@@ -512,14 +512,15 @@ impl Orchestrator<'_, '_> {
     }
 
     /// Wires the new task `id` to each listed producer under the producer's lock; returns the
-    /// number of producers found already done (counted by this thread).
-    fn wire(&mut self, ring: usize, id: u64, payload: *mut TaskPayload, f: &Fanin) -> u32 {
+    /// number of producers found already done (counted by this thread). A producer lock that stays
+    /// held ends it with `SLOT_LOCK_TIMEOUT`: the task keeps its wiring guard, so it never runs.
+    fn wire(&mut self, ring: usize, id: u64, payload: *mut TaskPayload, f: &Fanin) -> Result<u32, OrchError> {
         let mut observed = 0;
         let inline = (f.count as usize).min(INLINE_FANIN);
         for i in 0..inline {
             // SAFETY: the payload is the new task's; `i < INLINE_FANIN`.
             let p = unsafe { (*payload).fanin[i] };
-            if !self.wire_one(ring, id, p, &mut observed) {
+            if !self.wire_one(ring, id, p, &mut observed)? {
                 // SAFETY: as above.
                 unsafe { (*payload).fanin[i] = NO_TASK };
             }
@@ -528,25 +529,25 @@ impl Orchestrator<'_, '_> {
         let mut left = self.rt.view.dep_pools.max_list_len();
         while !node.is_null() && left > 0 {
             let (p, next) = self.rt.view.dep_pools.read(node);
-            if !self.wire_one(ring, id, p, &mut observed) {
+            if !self.wire_one(ring, id, p, &mut observed)? {
                 self.rt.view.dep_pools.write(node, NO_TASK, next);
             }
             node = next;
             left -= 1;
         }
-        observed
+        Ok(observed)
     }
 
     /// Wires one edge; false when the producer turned out to be gone (no edge, nothing to release).
     #[inline]
-    fn wire_one(&mut self, ring: usize, id: u64, p: u64, observed: &mut u32) -> bool {
+    fn wire_one(&mut self, ring: usize, id: u64, p: u64, observed: &mut u32) -> Result<bool, OrchError> {
         let ps = self.rt.slot(p);
-        self.rt.lock_slot(&ps);
+        self.rt.lock_slot(p, &ps).map_err(super::lock_error)?;
         let state = ps.task_state().load(Ordering::Relaxed);
         if ps.task_id().load(Ordering::Relaxed) != p || state == TaskState::Consumed as u32 {
             self.rt.unlock_slot(&ps);
             *observed += 1;
-            return false;
+            return Ok(false);
         }
         let c = ps.fanout_count().load(Ordering::Relaxed);
         ps.fanout_count().store(c + 1, Ordering::Relaxed);
@@ -559,7 +560,7 @@ impl Orchestrator<'_, '_> {
             ps.fanout_head().store(node.0, Ordering::Relaxed);
         }
         self.rt.unlock_slot(&ps);
-        true
+        Ok(true)
     }
 }
 

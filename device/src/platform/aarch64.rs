@@ -4,6 +4,9 @@
 //! the firmware has routed that timer's interrupt to wake WFI ([`enable_timer_sleep`]); before
 //! that it spins too (under the emulator WFE does not sleep, and WFI without a wake-up source
 //! would never return).
+//!
+//! The onboard AICPU program (an aarch64 Linux shared object, at EL0) uses the same platform: Linux
+//! lets EL0 read both counter registers, and it never turns timer sleep on, so its waits spin.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -3,14 +3,16 @@
 //!
 //! The simulated device runs AICPU and AICore code as host threads on a machine with few cores,
 //! so every wait in device code spins briefly and then yields through [`Platform::yield_now`].
+//! Every such wait also has a budget read from [`Platform::now_ns`] and ends in an error code when
+//! it runs out; [`Budgets`](crate::runtime::Budgets) lists each wait with its budget and code.
 
 #[cfg(any(test, feature = "std"))]
 mod host;
 #[cfg(any(test, feature = "std"))]
 pub use host::HostPlatform;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cfg(target_arch = "aarch64")]
 pub mod aarch64;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cfg(target_arch = "aarch64")]
 pub use aarch64::Aarch64Platform;
 
 /// Clock and scheduling hooks of the machine running device code.

@@ -13,7 +13,7 @@ use crate::aicore::KernelResolver;
 use crate::kernel::KernelInvocation;
 use crate::orch::{run_orchestration, Drain, OrchError, OrchestrationFn};
 use crate::queue::Shape;
-use crate::runtime::{ReleaseBatch, RingSet, Runtime};
+use crate::runtime::{latch_lock_timeout, ReleaseBatch, RingSet, Runtime, SlotLockTimeout};
 use crate::sync::{atomic_u32, atomic_u64};
 
 /// What a virtual core does with a dispatched task.
@@ -56,6 +56,12 @@ pub struct DeterministicScheduler<'k> {
     /// Keeps the runtime in its shared (atomic) mode, as the threaded mode runs it: locks, atomic
     /// refcounts and the MPMC queue paths, although one thread does all the work.
     shared: bool,
+    /// Set once a slot lock stayed held (shared mode only): the run is over, nothing more runs.
+    stopped: bool,
+    /// End of the last scheduler-phase record, or the start of the run (level 3).
+    phase_mark: u64,
+    /// Nanoseconds spent completing tasks in the current pass (level 3).
+    phase_complete_ns: u64,
 }
 
 impl<'k> DeterministicScheduler<'k> {
@@ -70,6 +76,9 @@ impl<'k> DeterministicScheduler<'k> {
             first_fault_task: pto_abi::task::NO_TASK,
             releases: ReleaseBatch::new(),
             shared: false,
+            stopped: false,
+            phase_mark: 0,
+            phase_complete_ns: 0,
         }
     }
 
@@ -103,6 +112,15 @@ impl<'k> DeterministicScheduler<'k> {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// Ends the run on a slot lock that stayed held: latches `SLOT_LOCK_TIMEOUT` (thread 0) and
+    /// drops the held releases (applying them would wait on locks again).
+    fn stop(&mut self, rt: &Runtime<'_>, e: SlotLockTimeout) {
+        self.stopped = true;
+        self.releases.discard();
+        latch_lock_timeout(rt, 0, e);
+    }
+
+    /// Drains the ready queues in shuffled rounds; after a [`Self::stop`] it returns at once.
     fn drain_shuffled(&mut self, rt: &Runtime<'_>) -> bool {
         let mut any = false;
         loop {
@@ -121,20 +139,37 @@ impl<'k> DeterministicScheduler<'k> {
                 return any;
             }
             any = true;
+            let t0 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
             for i in (1..round.len()).rev() {
                 let j = (self.next_random() % (i as u64 + 1)) as usize;
                 round.swap(i, j);
             }
             let mut rings = RingSet::default();
             for t in round {
-                rings.merge(self.run(rt, t));
+                match self.run(rt, t) {
+                    Ok(r) => rings.merge(r),
+                    Err(e) => {
+                        self.stop(rt, e);
+                        return any;
+                    }
+                }
             }
-            rings.merge(rt.flush_releases(&mut self.releases));
+            let t1 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
+            match rt.flush_releases(&mut self.releases) {
+                Ok(r) => rings.merge(r),
+                Err(e) => {
+                    self.stop(rt, e);
+                    return any;
+                }
+            }
             rt.advance(rings);
+            if rt.trace.on(3) {
+                self.trace_phase(rt, t0, t1);
+            }
         }
     }
 
-    fn run(&mut self, rt: &Runtime<'_>, task: u64) -> RingSet {
+    fn run(&mut self, rt: &Runtime<'_>, task: u64) -> Result<RingSet, SlotLockTimeout> {
         self.dispatched += 1;
         if let VirtualCores::RunKernels(resolver) = self.cores {
             let d = rt.view.descriptor(task);
@@ -171,8 +206,35 @@ impl<'k> DeterministicScheduler<'k> {
                 }
             }
         }
+        let t = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
+        let rings = rt.complete(task, &mut self.releases)?;
+        if rt.trace.on(3) {
+            self.phase_complete_ns += rt.platform.now_ns().saturating_sub(t);
+        }
         self.completed += 1;
-        rt.complete(task, &mut self.releases)
+        Ok(rings)
+    }
+
+    /// Records one pass over the ready tasks that started at `t0` and finished running and
+    /// completing them at `t1`, its releases ending now. The virtual cores run at dispatch, so
+    /// the dispatch time includes the kernels; the time since the previous record (the thread
+    /// orchestrating) is the idle time.
+    #[cold]
+    fn trace_phase(&mut self, rt: &Runtime<'_>, t0: u64, t1: u64) {
+        let now = rt.platform.now_ns();
+        let mark = if self.phase_mark == 0 { t0 } else { self.phase_mark };
+        let complete_ns = core::mem::take(&mut self.phase_complete_ns);
+        let rec = pto_abi::trace::PhaseRecord {
+            thread: 0,
+            _pad: [0; 4],
+            start_ns: mark,
+            complete_ns,
+            dispatch_ns: t1.saturating_sub(t0).saturating_sub(complete_ns),
+            release_ns: now.saturating_sub(t1),
+            idle_ns: t0.saturating_sub(mark),
+        };
+        self.phase_mark = now;
+        rt.trace.record(pto_abi::trace::TRACE_KIND_PHASE, &rec);
     }
 
     /// Releases recorded and not yet applied (zero whenever `drain` has returned).
@@ -183,6 +245,9 @@ impl<'k> DeterministicScheduler<'k> {
 
 impl Drain for DeterministicScheduler<'_> {
     fn drain(&mut self, rt: &Runtime<'_>) -> bool {
+        if self.stopped {
+            return false;
+        }
         if self.shuffle.is_some() {
             return self.drain_shuffled(rt);
         }
@@ -190,18 +255,35 @@ impl Drain for DeterministicScheduler<'_> {
         loop {
             let mut progressed = false;
             let mut rings = RingSet::default();
+            let t0 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
             for shape in Shape::ALL {
                 while let Some(task) = rt.pop_ready(shape) {
-                    rings.merge(self.run(rt, task));
+                    match self.run(rt, task) {
+                        Ok(r) => rings.merge(r),
+                        Err(e) => {
+                            self.stop(rt, e);
+                            return any;
+                        }
+                    }
                     progressed = true;
                 }
             }
+            let t1 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
             // Nothing ready is left on this pass: apply the releases before the orchestrator
             // (which may be waiting for them) looks at the watermarks again.
-            rings.merge(rt.flush_releases(&mut self.releases));
+            match rt.flush_releases(&mut self.releases) {
+                Ok(r) => rings.merge(r),
+                Err(e) => {
+                    self.stop(rt, e);
+                    return any;
+                }
+            }
             rt.advance(rings);
             if !progressed {
                 return any;
+            }
+            if rt.trace.on(3) {
+                self.trace_phase(rt, t0, t1);
             }
             any = true;
         }
@@ -261,6 +343,9 @@ pub unsafe fn run_with(
         unsafe { rt.set_exclusive(!shared) };
     }
     let rt = &*rt;
+    if rt.trace.on(3) {
+        sched.phase_mark = rt.platform.now_ns();
+    }
     let mut summary = run_orchestration(rt, f, args, Some(&mut sched));
     if summary.error.is_none() {
         sched.drain(rt);

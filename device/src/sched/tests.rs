@@ -55,7 +55,7 @@ fn complete_ready(rt: &Runtime<'_>, batch: &mut ReleaseBatch) -> Vec<u64> {
         ready.push(t);
     }
     for &t in &ready {
-        let rings = rt.complete(t, batch);
+        let rings = rt.complete(t, batch).unwrap();
         rt.advance(rings);
     }
     ready.sort_unstable();
@@ -90,13 +90,13 @@ fn completed_consumers_keep_their_producer_until_the_batch_is_applied() {
     assert_eq!(rt.slot(0).fanout_refcount().load(Ordering::Relaxed), 0, "no release applied yet");
     assert_eq!(rt.last_alive(0), 0, "the watermark waits for P");
 
-    let rings = rt.flush_releases(&mut batch);
+    let rings = rt.flush_releases(&mut batch).unwrap();
     assert_state(&rt, 0, TaskState::Consumed);
     assert_eq!(rt.slot(0).fanout_refcount().load(Ordering::Relaxed), 3);
     rt.advance(rings);
     assert_eq!(rt.last_alive(0), 4, "every task consumed");
     assert_eq!((batch.held(), batch.applied(), batch.flushes()), (0, 3, 1));
-    assert_eq!(rt.flush_releases(&mut batch), Default::default(), "an empty flush changes nothing");
+    assert_eq!(rt.flush_releases(&mut batch), Ok(Default::default()), "an empty flush changes nothing");
     assert_eq!(batch.flushes(), 1);
 }
 
@@ -130,7 +130,7 @@ fn a_full_batch_applies_itself_before_recording_more() {
     }
     assert_eq!(rt.last_alive(0), 4, "the watermark stops at the first producer still held");
 
-    let rings = rt.flush_releases(&mut batch);
+    let rings = rt.flush_releases(&mut batch).unwrap();
     rt.advance(rings);
     assert_eq!(rt.last_alive(0), 7);
     assert_eq!((batch.flushes(), batch.applied(), batch.held()), (2, 6, 0));
@@ -146,7 +146,7 @@ fn batch_limits_are_clamped_to_the_capacity() {
     complete_ready(&rt, &mut batch);
     complete_ready(&rt, &mut batch);
     assert_eq!((batch.flushes(), batch.applied(), batch.held()), (5, 5, 1));
-    rt.flush_releases(&mut batch);
+    rt.flush_releases(&mut batch).unwrap();
     rt.advance_all();
     assert_eq!(rt.last_alive(0), 7);
     assert_eq!(ReleaseBatch::with_limit(usize::MAX).producers(), 0);

@@ -32,8 +32,8 @@ use crate::aicore::ownership::lane_of;
 use crate::aicore::{cluster_cores, ChannelError, CoreChannels, CoreMask, CoreTables, Dispatch, TaskOutcome};
 use crate::platform::Backoff;
 use crate::queue::Shape;
+use crate::runtime::{latch_lock_timeout, ReleaseBatch, RingSet, Runtime, SlotLockTimeout};
 pub use crate::runtime::{latch_sched_error, total_completed};
-use crate::runtime::{ReleaseBatch, RingSet, Runtime};
 use crate::sync::{atomic_u32, atomic_u64};
 
 /// How a scheduler thread ended.
@@ -69,6 +69,26 @@ pub struct SchedulerThread<'a, 'p> {
     first_fault: u64,
     /// Producer releases of the tasks this thread completed, not applied yet.
     releases: ReleaseBatch,
+    /// End of the last scheduler-phase record, or the start of scheduling (level 3).
+    phase_mark: u64,
+}
+
+/// Why a scheduler round stopped: a core broke the dispatch protocol, or a slot lock stayed held.
+enum RoundError {
+    Channel,
+    Lock(SlotLockTimeout),
+}
+
+impl From<ChannelError> for RoundError {
+    fn from(_: ChannelError) -> Self {
+        RoundError::Channel
+    }
+}
+
+impl From<SlotLockTimeout> for RoundError {
+    fn from(e: SlotLockTimeout) -> Self {
+        RoundError::Lock(e)
+    }
 }
 
 /// The latched error words, read atomically.
@@ -105,7 +125,9 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         clusters: u32,
     ) -> Result<Self, ChannelError> {
         // SAFETY: forwarded from the caller.
-        let ch = unsafe { CoreChannels::for_scheduler(tables, index, threads, clusters)? };
+        let mut ch = unsafe { CoreChannels::for_scheduler(tables, index, threads, clusters)? };
+        // Traced runs: the cores stamp each block's kernel start and end on their own clock.
+        ch.set_stamping(rt.trace.on(1));
         let owned = ch.owned();
         let mut lanes = [CoreMask::EMPTY; LANE_COUNT];
         for core in owned {
@@ -134,6 +156,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             faults: 0,
             first_fault: NO_TASK,
             releases: ReleaseBatch::new(),
+            phase_mark: 0,
         })
     }
 
@@ -175,6 +198,11 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
     pub fn run(&mut self) -> SchedExit {
         self.set_running(THREAD_RUNNING);
         let exit = self.schedule();
+        if self.rt.trace.on(3) && self.phase_mark != 0 {
+            // The time since the last productive round was idle.
+            let now = self.rt.platform.now_ns();
+            self.trace_phase(now, [now; 3]);
+        }
         debug_assert!(self.releases.is_empty(), "a scheduler thread stopped holding releases");
         self.publish_counters();
         let budget = self.rt.budgets.sched_ns;
@@ -197,12 +225,20 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         let mut backoff = Backoff::new();
         let mut seen = (u64::MAX, u64::MAX);
         let mut since = clock.now_ns();
+        self.phase_mark = since;
         loop {
             let progress = match self.round() {
                 Ok(p) => p,
-                Err(_) => {
-                    self.flush_releases();
+                Err(RoundError::Channel) => {
+                    // A lock timeout while applying them comes second: the protocol error is latched.
+                    let _ = self.flush_releases();
                     latch_sched_error(self.rt, self.index, StallClass::RunningStalled, NO_TASK);
+                    return SchedExit::Stopped;
+                }
+                Err(RoundError::Lock(e)) => {
+                    // The run is over: the held releases are dropped, not applied (no more locks).
+                    self.releases.discard();
+                    latch_lock_timeout(self.rt, self.index, e);
                     return SchedExit::Stopped;
                 }
             };
@@ -268,8 +304,11 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         Some((StallClass::DependencyDeadlock, NO_TASK))
     }
 
-    /// One round; true when anything completed or was dispatched.
-    fn round(&mut self) -> Result<bool, ChannelError> {
+    /// One round; true when anything completed or was dispatched. At level 3 a round with
+    /// progress writes a scheduler-phase record.
+    fn round(&mut self) -> Result<bool, RoundError> {
+        let phases = self.rt.trace.on(3);
+        let t0 = if phases { self.rt.platform.now_ns() } else { 0 };
         let mut progress = false;
         let mut rings = RingSet::default();
         for core in self.owned {
@@ -282,7 +321,7 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                 let t = &mut self.tokens[core as usize];
                 *t = [t[1], NO_TASK];
                 if self.rt.trace.on(1) {
-                    self.trace_block(c.task_id, core, c.block_idx);
+                    self.trace_block(c.task_id, core, c.block_idx, c.token);
                 }
                 if !matches!(c.outcome, TaskOutcome::Finished) {
                     if self.faults == 0 {
@@ -290,42 +329,67 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
                     }
                     self.faults += 1;
                 }
-                rings.merge(self.block_done(c.task_id));
+                rings.merge(self.block_done(c.task_id)?);
             }
         }
         while let Some(t) = self.rt.pop_ready(Shape::DepOnly) {
-            rings.merge(self.rt.complete(t, &mut self.releases));
+            rings.merge(self.rt.complete(t, &mut self.releases)?);
             self.completed += 1;
             progress = true;
         }
+        let t1 = if phases { self.rt.platform.now_ns() } else { 0 };
         for shape in [Shape::Mix, Shape::Aic, Shape::Aiv] {
             progress |= self.dispatch_shape(shape)?;
         }
         self.ch.publish();
+        let t2 = if phases { self.rt.platform.now_ns() } else { 0 };
         if !progress && !self.releases.is_empty() {
             // Nothing new to do: apply the held releases now (this counts as progress, so the
             // stall and termination checks only ever run with an empty batch).
-            rings.merge(self.rt.flush_releases(&mut self.releases));
+            rings.merge(self.rt.flush_releases(&mut self.releases)?);
             progress = true;
         }
         self.rt.advance(rings);
+        if phases && progress {
+            self.trace_phase(t0, [t1, t2, self.rt.platform.now_ns()]);
+        }
         Ok(progress)
     }
 
-    /// Applies every held release and advances the rings where tasks became consumed.
-    fn flush_releases(&mut self) {
-        let rings = self.rt.flush_releases(&mut self.releases);
-        self.rt.advance(rings);
+    /// Records one productive round that started at `t0` and ended its complete, dispatch and
+    /// release phases at `ends`; the time since the previous record (rounds without progress and
+    /// the waits between them) is its idle time.
+    #[cold]
+    fn trace_phase(&mut self, t0: u64, ends: [u64; 3]) {
+        let rec = pto_abi::trace::PhaseRecord {
+            thread: self.index,
+            _pad: [0; 4],
+            start_ns: self.phase_mark,
+            complete_ns: ends[0].saturating_sub(t0),
+            dispatch_ns: ends[1].saturating_sub(ends[0]),
+            release_ns: ends[2].saturating_sub(ends[1]),
+            idle_ns: t0.saturating_sub(self.phase_mark),
+        };
+        self.phase_mark = ends[2];
+        self.rt.trace.record(pto_abi::trace::TRACE_KIND_PHASE, &rec);
     }
 
-    fn block_done(&mut self, task: u64) -> RingSet {
+    /// Applies every held release and advances the rings where tasks became consumed.
+    fn flush_releases(&mut self) -> Result<(), SlotLockTimeout> {
+        let rings = self.rt.flush_releases(&mut self.releases)?;
+        self.rt.advance(rings);
+        Ok(())
+    }
+
+    fn block_done(&mut self, task: u64) -> Result<RingSet, SlotLockTimeout> {
         let slot = self.rt.slot(task);
         let before = self.rt.add_u32(slot.subtask_done(), 1);
         if before + 1 == slot.subtask_total().load(Ordering::Relaxed) {
+            let rings = self.rt.complete(task, &mut self.releases)?;
             self.completed += 1;
-            self.rt.complete(task, &mut self.releases)
+            Ok(rings)
         } else {
-            RingSet::default()
+            Ok(RingSet::default())
         }
     }
 
@@ -465,15 +529,16 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
         Ok(any)
     }
 
-    /// Records a finished block of `task` on `core` (its oldest token, just retired from
-    /// `tokens`). Cores do not stamp their own start and end, so the block spans dispatch to
-    /// finish as the AICPU saw them.
+    /// Records a finished block of `task` on `core` (token `token`, its oldest, just retired from
+    /// `tokens`): the AICPU's dispatch and finish times, and the kernel start and end the core
+    /// stamped on its own clock.
     #[cold]
-    fn trace_block(&mut self, task: u64, core: u32, block_idx: u32) {
+    fn trace_block(&mut self, task: u64, core: u32, block_idx: u32, token: u64) {
         let stamps = &mut self.dispatch_ns[core as usize];
         let dispatch_ns = stamps[0];
         *stamps = [stamps[1], 0];
         let finish_ns = self.rt.platform.now_ns();
+        let (start_ns, end_ns) = self.ch.stamps(core, token);
         let d = self.rt.view.descriptor(task);
         // SAFETY: the descriptor of a task with a block in flight on this thread's core.
         let (kernels, block_num, mask) = unsafe { ((*d).kernel_ids, (*d).block_num, (*d).lane_mask) };
@@ -486,8 +551,8 @@ impl<'a, 'p> SchedulerThread<'a, 'p> {
             thread: self.index,
             _pad: [0; 4],
             dispatch_ns: if self.rt.trace.on(2) { dispatch_ns } else { 0 },
-            start_ns: dispatch_ns,
-            end_ns: finish_ns,
+            start_ns,
+            end_ns,
             finish_ns: if self.rt.trace.on(2) { finish_ns } else { 0 },
         };
         self.rt.trace.record(pto_abi::trace::TRACE_KIND_BLOCK, &rec);

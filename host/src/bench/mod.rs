@@ -54,6 +54,9 @@ pub struct Plan {
     pub threaded: Option<ThreadedSetup>,
     /// Tasks of each threaded-throughput run.
     pub threaded_tasks: u64,
+    /// Trace level of the traced threaded-throughput figures, each measured beside the untraced
+    /// one in the same run (0: none).
+    pub trace_level: u32,
 }
 
 impl Plan {
@@ -70,6 +73,7 @@ impl Plan {
             structure_items: 2_000_000,
             threaded: Some(ThreadedSetup { threads: 2, clusters: 1 }),
             threaded_tasks: 100_000,
+            trace_level: 0,
         }
     }
 
@@ -258,8 +262,8 @@ pub fn run_observed(plan: &Plan, observe: &mut dyn FnMut(Event)) -> Result<Repor
         for &shape in &plan.shapes {
             for &mode in &plan.modes {
                 let index = step(format!("threaded {} {}", shape.name(), mode.name()), observe);
-                let l = bench.measure(shape, mode, plan.threaded_tasks, plan.reps)?;
-                let text = format!(
+                let l = bench.measure(shape, mode, plan.threaded_tasks, plan.reps, plan.trace_level)?;
+                let mut text = format!(
                     "threaded {} {} {} tasks: {:.1} ns/task, deterministic {:.1} ns/task",
                     shape.name(),
                     mode.name(),
@@ -267,6 +271,16 @@ pub fn run_observed(plan: &Plan, observe: &mut dyn FnMut(Event)) -> Result<Repor
                     l.threaded_ns.median,
                     l.deterministic_ns.median
                 );
+                if let Some(t) = &l.traced {
+                    text += &format!(
+                        "; traced at level {}: {:.1} ns/task ({:.2}× untraced), deterministic {:.1} ns/task ({:.2}×)",
+                        t.level,
+                        t.threaded_ns.median,
+                        t.threaded_ns.median / l.threaded_ns.median,
+                        t.deterministic_ns.median,
+                        t.deterministic_ns.median / l.deterministic_ns.median
+                    );
+                }
                 observe(Event::Done { index, total, lines: vec![text] });
                 report.threaded.push(l);
             }

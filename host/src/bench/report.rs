@@ -214,6 +214,37 @@ impl Report {
                 ratio(l.threaded_ns.median, l.deterministic_ns.median)
             )?;
         }
+        self.write_traced(out)
+    }
+
+    fn write_traced(&self, out: &mut dyn Write) -> io::Result<()> {
+        let traced: Vec<_> = self.threaded.iter().filter_map(|l| l.traced.as_ref().map(|t| (l, t))).collect();
+        let Some((_, first)) = traced.first() else { return Ok(()) };
+        writeln!(out)?;
+        writeln!(
+            out,
+            "the same runs traced at level {} (each beside its untraced run; ratio = traced / untraced, \
+             run time per task)",
+            first.level
+        )?;
+        writeln!(
+            out,
+            "{:<9} {:<4} {:>10} {:>7} {:>10} {:>7} {:>8}",
+            "shape", "mode", "thr ns", "×lvl0", "det ns", "×lvl0", "dropped"
+        )?;
+        for (l, t) in traced {
+            writeln!(
+                out,
+                "{:<9} {:<4} {:>10.1} {:>7.2} {:>10.1} {:>7.2} {:>8}",
+                l.shape.name(),
+                l.mode.name(),
+                t.threaded_ns.median,
+                ratio(t.threaded_ns.median, l.threaded_ns.median),
+                t.deterministic_ns.median,
+                ratio(t.deterministic_ns.median, l.deterministic_ns.median),
+                t.dropped
+            )?;
+        }
         Ok(())
     }
 
@@ -384,6 +415,14 @@ impl Report {
                 "baseline": "deterministic mode, instant virtual cores, same run path",
                 "deterministic_ns_per_task": l.deterministic_ns.median,
                 "ratio_to_deterministic": ratio(l.threaded_ns.median, l.deterministic_ns.median),
+                "traced": l.traced.as_ref().map(|t| json!({
+                    "level": t.level,
+                    "threaded_ns_per_task": t.threaded_ns.median,
+                    "threaded_ratio_to_level_0": ratio(t.threaded_ns.median, l.threaded_ns.median),
+                    "deterministic_ns_per_task": t.deterministic_ns.median,
+                    "deterministic_ratio_to_level_0": ratio(t.deterministic_ns.median, l.deterministic_ns.median),
+                    "dropped": t.dropped,
+                })),
             })).collect::<Vec<_>>(),
         })
     }

@@ -7,6 +7,10 @@
 //!
 //! On a machine with fewer cores than device threads the threaded figure measures the simulated
 //! device's thread hand-offs (spin, then yield) more than the runtime's own cost.
+//!
+//! With a trace level above 0 each figure is measured a second time, interleaved with the
+//! untraced runs, with the run traced at that level (buffers sized so nothing is dropped): the
+//! ratio of the two is the cost of tracing per task on the same machine at the same moment.
 
 use std::sync::Arc;
 
@@ -18,7 +22,7 @@ use super::graph::{graph_program, graph_run_args, Shape, TensorMode};
 use super::Sampled;
 use crate::backend::sim::SimBackend;
 use crate::backend::{DeviceBackend, KernelFn};
-use crate::runner::{DeviceRunner, RunMode, RunRequest};
+use crate::runner::{DeviceRunner, RunMode, RunRequest, TraceConfig};
 
 /// The threaded configuration measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +46,28 @@ pub struct ThroughputLine {
     pub threaded_ns: Sampled,
     /// Deterministic mode (instant virtual cores), same run path, nanoseconds per task.
     pub deterministic_ns: Sampled,
+    /// The same runs traced, when a trace level was asked for.
+    pub traced: Option<TracedThroughput>,
+}
+
+/// One shape and mode in both modes with the runs traced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracedThroughput {
+    /// The trace level of the traced runs.
+    pub level: u32,
+    /// Threaded mode, traced, nanoseconds per task.
+    pub threaded_ns: Sampled,
+    /// Deterministic mode, traced, nanoseconds per task.
+    pub deterministic_ns: Sampled,
+    /// Records dropped over every traced run (0 when the buffers were large enough).
+    pub dropped: u64,
+}
+
+/// A trace configuration at `level` with room for every record of a `tasks`-task run.
+pub fn bench_trace(level: u32, tasks: u64) -> Result<TraceConfig, String> {
+    let c = TraceConfig::level(level)?;
+    let n = tasks + 1024;
+    Ok(TraceConfig { capacities: [n, 4 * n, n, 4 * n, n / 16 + 1024], ..c })
 }
 
 fn noop(_: &KernelInvocation<'_>) {}
@@ -66,6 +92,20 @@ impl ThreadedBench {
     /// One run of `tasks` tasks (rounded up to whole scopes); returns nanoseconds per task after
     /// checking that every task was submitted and completed.
     pub fn run(&mut self, shape: Shape, mode: TensorMode, tasks: u64, threaded: bool) -> Result<f64, String> {
+        self.run_traced(shape, mode, tasks, threaded, TraceConfig::OFF).map(|(ns, _)| ns)
+    }
+
+    /// As [`ThreadedBench::run`] with the run traced as `trace` says; also returns the records
+    /// dropped.
+    pub fn run_traced(
+        &mut self,
+        shape: Shape,
+        mode: TensorMode,
+        tasks: u64,
+        threaded: bool,
+        trace: TraceConfig,
+    ) -> Result<(f64, u64), String> {
+        self.runner.set_trace(trace);
         let args = graph_run_args(shape, mode, 0, tasks);
         let run_mode = if threaded {
             RunMode::Threaded { threads: self.setup.threads, clusters: self.setup.clusters }
@@ -81,7 +121,9 @@ impl ThreadedBench {
             budgets: Budgets::DEFAULT,
         };
         let what = format!("{} {} {}", shape.name(), mode.name(), if threaded { "threaded" } else { "deterministic" });
-        let r = self.runner.run(&req).map_err(|e| format!("{what} run failed: {e}"))?;
+        let r = self.runner.run(&req).map_err(|e| format!("{what} run failed: {e}"));
+        self.runner.set_trace(TraceConfig::OFF);
+        let r = r?;
         let expected = tasks.div_ceil(shape.scope_len()) * shape.scope_len();
         if r.tasks_submitted != expected || r.tasks_completed != expected {
             return Err(format!(
@@ -89,16 +131,39 @@ impl ThreadedBench {
                 r.tasks_submitted, r.tasks_completed
             ));
         }
-        Ok(r.run_time.as_nanos() as f64 / expected as f64)
+        if trace.level > 0 && r.trace.is_none() {
+            return Err(format!("{what}: traced at level {} but the report has no trace", trace.level));
+        }
+        let dropped = r.trace.as_ref().map_or(0, |t| t.total_dropped());
+        Ok((r.run_time.as_nanos() as f64 / expected as f64, dropped))
     }
 
-    /// Both modes for one shape and mode, interleaved, `reps` times each.
-    pub fn measure(&mut self, shape: Shape, mode: TensorMode, tasks: u64, reps: u32) -> Result<ThroughputLine, String> {
-        let mut det = Vec::new();
-        let mut thr = Vec::new();
+    /// Both modes for one shape and mode, interleaved, `reps` times each; with `trace_level`
+    /// above 0 each run is followed by the same run traced at that level.
+    pub fn measure(
+        &mut self,
+        shape: Shape,
+        mode: TensorMode,
+        tasks: u64,
+        reps: u32,
+        trace_level: u32,
+    ) -> Result<ThroughputLine, String> {
+        let trace = if trace_level > 0 { Some(bench_trace(trace_level, tasks + shape.scope_len())?) } else { None };
+        let (mut det, mut thr, mut tdet, mut tthr) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut dropped = 0;
         for _ in 0..reps.max(1) {
             det.push(self.run(shape, mode, tasks, false)?);
+            if let Some(t) = trace {
+                let (ns, d) = self.run_traced(shape, mode, tasks, false, t)?;
+                tdet.push(ns);
+                dropped += d;
+            }
             thr.push(self.run(shape, mode, tasks, true)?);
+            if let Some(t) = trace {
+                let (ns, d) = self.run_traced(shape, mode, tasks, true, t)?;
+                tthr.push(ns);
+                dropped += d;
+            }
         }
         Ok(ThroughputLine {
             shape,
@@ -106,6 +171,12 @@ impl ThreadedBench {
             tasks: tasks.div_ceil(shape.scope_len()) * shape.scope_len(),
             threaded_ns: Sampled::of(&mut thr),
             deterministic_ns: Sampled::of(&mut det),
+            traced: trace.map(|t| TracedThroughput {
+                level: t.level,
+                threaded_ns: Sampled::of(&mut tthr),
+                deterministic_ns: Sampled::of(&mut tdet),
+                dropped,
+            }),
         })
     }
 }
@@ -120,11 +191,23 @@ mod tests {
         let mut b = ThreadedBench::new(sizing, ThreadedSetup { threads: 2, clusters: 1 }).unwrap();
         for shape in Shape::ALL {
             for mode in TensorMode::ALL {
-                let l = b.measure(shape, mode, 600, 1).unwrap();
+                let l = b.measure(shape, mode, 600, 1, 0).unwrap();
                 assert_eq!(l.tasks, 600u64.div_ceil(shape.scope_len()) * shape.scope_len());
                 assert!(l.threaded_ns.median > 0.0 && l.deterministic_ns.median > 0.0);
+                assert!(l.traced.is_none());
             }
         }
+    }
+
+    #[test]
+    fn traced_figures_run_the_same_tasks_traced_without_drops() {
+        let sizing = ArenaSizingKey::uniform(1024, 1 << 20, 2048);
+        let mut b = ThreadedBench::new(sizing, ThreadedSetup { threads: 2, clusters: 1 }).unwrap();
+        let l = b.measure(Shape::Diamond, TensorMode::Ext, 600, 1, 4).unwrap();
+        let t = l.traced.expect("traced figures");
+        assert_eq!((t.level, t.dropped), (4, 0));
+        assert!(t.threaded_ns.median > 0.0 && t.deterministic_ns.median > 0.0);
+        assert_eq!(b.runner.trace_config(), TraceConfig::OFF, "the runner is left untraced");
     }
 
     #[test]

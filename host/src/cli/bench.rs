@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// Tasks of each threaded-throughput run (default 100000; 0 skips the threaded figures).
     #[arg(long, value_parser = count::<u64>(0, u64::MAX), conflicts_with = "structures_only")]
     pub threaded_tasks: Option<u64>,
+    /// Also measure each threaded-throughput figure (both modes) with the run traced at this
+    /// level, beside the untraced one in the same run, and report the ratio (default 0: none).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=4), conflicts_with = "structures_only")]
+    pub trace_level: Option<u32>,
     /// Only the graph figures (deterministic and threaded).
     #[arg(long, conflicts_with = "structures_only")]
     pub graphs_only: bool,
@@ -134,6 +138,9 @@ impl BenchArgs {
         }
         if let Some(n) = self.threaded_tasks {
             plan.threaded_tasks = n;
+        }
+        if let Some(l) = self.trace_level {
+            plan.trace_level = l;
         }
         if self.graphs_only {
             if self.items.is_some() {

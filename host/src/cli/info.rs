@@ -115,6 +115,7 @@ pub fn hint(code: DeviceErrorCode) -> &'static str {
             R::ScopeTasksOverflow => "open scopes hold more tasks than the scope task list tracks; end scopes sooner or enlarge --window",
             R::TensormapOverflow => "the tensor map is full (it holds 2 entries per task-window slot); enlarge --window or end scopes sooner",
             R::SchedulerTimeout => "no progress within the scheduler budget; the stall class says why; raise --sched-timeout if the work is just slow",
+            R::SlotLockTimeout => "a task slot's lock stayed held for the whole scheduler budget (a stuck device thread or overwritten device memory); the failed run's message names the task; reboot the runtime and report it",
         },
         DeviceErrorCode::Boot(c) => match c {
             B::BadLaunchDescriptor => "the host and the firmware disagree on the launch block; rebuild both from the same source",
@@ -133,6 +134,7 @@ pub fn hint(code: DeviceErrorCode) -> &'static str {
             B::BadRuntimeHeader => "the runtime header inside the image is corrupt; rebuild the image",
             B::PointerAuditFailed => "a baked pointer lands outside its region: the image was built for other bases or is corrupt; rebuild it",
             B::BadLaunchParameters => "the launch asks for more AICPU threads or clusters than the ABI supports (see `pto info`)",
+            B::BadTraceRegion => "the trace region the host staged does not match the launch's trace level and size, or its header is corrupt; stage it through the runner (`--trace-level`)",
         },
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! The trace file is Chrome Trace Event JSON (it loads in Perfetto and `chrome://tracing`): one
 //! track per AICPU thread and per AICore core, a complete (`X`) slice per task block named by its
-//! kernel, dispatch and finish instants on the scheduler's track, flow arrows (`s`/`f`) from each
-//! producer's last block to its consumer's first, times in µs of the device clock from the start
-//! of orchestration. `otherData` carries the dependency edges and drop counts the summary reads.
+//! kernel, dispatch and finish instants on the scheduler's track, scheduler-phase slices (idle,
+//! complete, dispatch, release of each productive iteration, end to end) on the AICPU thread
+//! tracks, flow arrows (`s`/`f`) from each producer's last block to its consumer's first, times in
+//! µs of the device clock from the start of orchestration. `otherData` carries the dependency
+//! edges (retired producers flagged), scope stats and drop counts the summary reads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use pto_abi::task::task_id_ring;
-use pto_abi::trace::{EDGE_REASON_CREATOR, EDGE_REASON_EXPLICIT, VIRTUAL_CORE};
+use pto_abi::trace::{EdgeRecord, EDGE_FLAG_RETIRED, EDGE_REASON_CREATOR, EDGE_REASON_EXPLICIT, VIRTUAL_CORE};
 use serde_json::{json, Value};
 
 use super::CliError;
@@ -152,6 +154,19 @@ pub fn chrome_trace(t: &RunTrace, names: &dyn Fn(u32) -> String) -> Value {
             (e.1, e.3) = (b.end_ns, (pid, tid));
         }
     }
+    for p in &t.phases {
+        tracks.entry((PID_AICPU, p.thread)).or_insert_with(|| format!("AICPU thread {}", p.thread));
+        let mut at = p.start_ns;
+        for (name, ns) in
+            [("idle", p.idle_ns), ("complete", p.complete_ns), ("dispatch", p.dispatch_ns), ("release", p.release_ns)]
+        {
+            if ns > 0 {
+                events.push(json!({"name": name, "cat": "phase", "ph": "X", "pid": PID_AICPU, "tid": p.thread,
+                    "ts": us(at), "dur": us(at + ns) - us(at)}));
+            }
+            at += ns;
+        }
+    }
     for s in &t.submits {
         events.push(json!({"name": "submit", "cat": "orch", "ph": "X", "pid": PID_AICPU, "tid": TID_ORCH,
             "ts": us(s.start_ns), "dur": us(s.end_ns) - us(s.start_ns),
@@ -189,11 +204,37 @@ pub fn chrome_trace(t: &RunTrace, names: &dyn Fn(u32) -> String) -> Value {
             "level": t.level,
             "dropped": dropped,
             "edges": t.edges.iter().map(|e| json!([e.producer, e.consumer])).collect::<Vec<_>>(),
+            "retired_edges": t.edges.iter().filter(|e| retired(e)).count(),
+            "phases": phase_totals(t),
             "scopes": t.scopes.iter().map(|s| json!({"serial": s.serial, "ring": s.ring, "tasks": s.tasks,
                 "peak_ring_fill": s.peak_ring_fill, "ring_window": s.ring_window, "peak_heap": s.peak_heap,
                 "heap_size": s.heap_size, "peak_dep_pool": s.peak_dep_pool, "dep_pool_capacity": s.dep_pool_capacity})).collect::<Vec<_>>(),
         },
     })
+}
+
+fn retired(e: &EdgeRecord) -> bool {
+    e.flags & EDGE_FLAG_RETIRED != 0
+}
+
+/// Per AICPU thread: scheduler iterations recorded and µs in each phase.
+fn phase_totals(t: &RunTrace) -> Value {
+    let mut per: BTreeMap<u32, [u64; 5]> = BTreeMap::new();
+    for p in &t.phases {
+        let e = per.entry(p.thread).or_default();
+        e[0] += 1;
+        e[1] += p.complete_ns;
+        e[2] += p.dispatch_ns;
+        e[3] += p.release_ns;
+        e[4] += p.idle_ns;
+    }
+    per.iter()
+        .map(|(th, v)| {
+            json!({"thread": th, "iterations": v[0], "complete_us": v[1] as f64 / 1e3, "dispatch_us": v[2] as f64 / 1e3,
+                   "release_us": v[3] as f64 / 1e3, "idle_us": v[4] as f64 / 1e3})
+        })
+        .collect::<Vec<_>>()
+        .into()
 }
 
 fn task_names(t: &RunTrace, names: &dyn Fn(u32) -> String) -> HashMap<u64, String> {
@@ -207,7 +248,8 @@ pub fn deps_json(t: &RunTrace, names: &dyn Fn(u32) -> String) -> Value {
         "tasks": t.submits.iter().map(|s| json!({"task_id": s.task_id, "ring": task_id_ring(s.task_id),
             "kernel": kn.get(&s.task_id).cloned().unwrap_or_else(|| "dep-only".into()), "producers": s.producers})).collect::<Vec<_>>(),
         "edges": t.edges.iter().map(|e| json!({"producer": e.producer, "consumer": e.consumer,
-            "tensor": if e.tensor == u32::MAX { Value::Null } else { Value::from(e.tensor) }, "reason": reason_name(e.reason)})).collect::<Vec<_>>(),
+            "tensor": if e.tensor == u32::MAX { Value::Null } else { Value::from(e.tensor) }, "reason": reason_name(e.reason),
+            "retired": retired(e)})).collect::<Vec<_>>(),
     })
 }
 
@@ -221,7 +263,14 @@ pub fn deps_dot(t: &RunTrace, names: &dyn Fn(u32) -> String) -> String {
     }
     for e in &t.edges {
         let tensor = if e.tensor == u32::MAX { String::new() } else { format!(" arg {}", e.tensor) };
-        s += &format!("  t{:x} -> t{:x} [label=\"{}{tensor}\"];\n", e.producer, e.consumer, reason_name(e.reason));
+        // An edge to a producer that had already retired is dashed: nothing was left to wait for.
+        let style = if retired(e) { ", style=dashed" } else { "" };
+        s += &format!(
+            "  t{:x} -> t{:x} [label=\"{}{tensor}\"{style}];\n",
+            e.producer,
+            e.consumer,
+            reason_name(e.reason)
+        );
     }
     s + "}\n"
 }
@@ -286,6 +335,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The fraction of a ring's limit (task window, heap, dep pool) a scope's peak must reach for the
+/// summary to name the sizing flag to raise.
+pub const NEAR_LIMIT: f64 = 0.9;
+
+/// The `pto run` sizing flags of the task window, the ring heap and the dep pool.
+const SIZING_FLAGS: [&str; 3] = ["--window", "--heap", "--dep-pool"];
+
 /// The summary of a Chrome trace written by [`chrome_trace`], as JSON.
 pub fn summarize(v: &Value) -> Result<Value, String> {
     let events = v["traceEvents"].as_array().ok_or("no traceEvents array")?;
@@ -336,22 +392,27 @@ pub fn summarize(v: &Value) -> Result<Value, String> {
     for s in v["otherData"]["scopes"].as_array().into_iter().flatten() {
         let frac = |a: &str, b: &str| s[a].as_f64().unwrap_or(0.0) / s[b].as_f64().unwrap_or(1.0).max(1.0);
         let mut flags = Vec::new();
-        if frac("peak_ring_fill", "ring_window") >= 0.9 {
-            flags.push("--task-window");
+        let fills = [
+            ("ring_fill", "peak_ring_fill", "ring_window"),
+            ("heap", "peak_heap", "heap_size"),
+            ("dep_pool", "peak_dep_pool", "dep_pool_capacity"),
+        ];
+        let mut used = serde_json::Map::new();
+        for ((name, peak, limit), flag) in fills.iter().zip(SIZING_FLAGS) {
+            let f = frac(peak, limit);
+            used.insert(name.to_string(), Value::from(f));
+            if f >= NEAR_LIMIT {
+                flags.push(flag);
+            }
         }
-        if frac("peak_heap", "heap_size") >= 0.9 {
-            flags.push("--heap-size");
-        }
-        if frac("peak_dep_pool", "dep_pool_capacity") >= 0.9 {
-            flags.push("--dep-pool");
-        }
-        scopes.push(json!({"scope": s, "raise": flags}));
+        scopes.push(json!({"scope": s, "used": used, "raise": flags}));
     }
     Ok(json!({
         "tasks": tasks.len(), "blocks": blocks.len(), "kernels": kernels,
         "dispatch_to_start_mean_us": mean(&to_start), "end_to_finish_mean_us": mean(&to_finish),
         "makespan_us": makespan, "critical_path_us": length, "critical_path": path,
         "cores": core_rows, "scopes": scopes, "dropped": v["otherData"]["dropped"].clone(),
+        "phases": v["otherData"]["phases"].clone(), "retired_edges": v["otherData"]["retired_edges"].clone(),
     }))
 }
 
@@ -510,14 +571,46 @@ fn write_text(s: &Value, out: &mut dyn Write) -> Result<(), CliError> {
             c["idle_us"].as_f64().unwrap_or(0.0)
         )?;
     }
-    for sc in s["scopes"].as_array().into_iter().flatten() {
+    for p in s["phases"].as_array().into_iter().flatten() {
+        let f = |k: &str| p[k].as_f64().unwrap_or(0.0);
+        writeln!(
+            out,
+            "AICPU thread {}: {} iterations, complete {:.2} µs, dispatch {:.2} µs, release {:.2} µs, idle {:.2} µs",
+            p["thread"],
+            p["iterations"],
+            f("complete_us"),
+            f("dispatch_us"),
+            f("release_us"),
+            f("idle_us")
+        )?;
+    }
+    let scopes = s["scopes"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if !scopes.is_empty() {
+        writeln!(
+            out,
+            "{:>6} {:>4} {:>7} {:>18} {:>24} {:>18}  sizing",
+            "scope", "ring", "tasks", "peak ring fill", "peak heap bytes", "peak dep pool"
+        )?;
+    }
+    for sc in scopes {
+        let c = &sc["scope"];
+        let n = |k: &str| c[k].as_u64().unwrap_or(0);
+        let pct = |k: &str| sc["used"][k].as_f64().unwrap_or(0.0) * 100.0;
         let raise = sc["raise"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
             .unwrap_or_default();
-        if !raise.is_empty() {
-            writeln!(out, "scope {} came close to its limits: raise {raise}", sc["scope"]["serial"])?;
-        }
+        writeln!(
+            out,
+            "{:>6} {:>4} {:>7} {:>18} {:>24} {:>18}  {}",
+            n("serial"),
+            n("ring"),
+            n("tasks"),
+            format!("{}/{} {:.0}%", n("peak_ring_fill"), n("ring_window"), pct("ring_fill")),
+            format!("{}/{} {:.0}%", n("peak_heap"), n("heap_size"), pct("heap")),
+            format!("{}/{} {:.0}%", n("peak_dep_pool"), n("dep_pool_capacity"), pct("dep_pool")),
+            if raise.is_empty() { "ok".to_string() } else { format!("near the limit: raise {raise}") }
+        )?;
     }
     if let Some(d) = s["dropped"].as_object() {
         let lost: Vec<String> =
@@ -533,7 +626,7 @@ fn write_text(s: &Value, out: &mut dyn Write) -> Result<(), CliError> {
 mod tests {
     use std::sync::Arc;
 
-    use pto_abi::trace::{BlockRecord, EdgeRecord, SubmitRecord};
+    use pto_abi::trace::{BlockRecord, SubmitRecord};
 
     use super::*;
     use crate::backend::sim::SimBackend;
@@ -638,7 +731,13 @@ mod tests {
             submits: (1..=4).map(|i| SubmitRecord { task_id: i, ..SubmitRecord::default() }).collect(),
             edges: [(1, 2), (1, 3), (2, 4), (3, 4)]
                 .iter()
-                .map(|&(p, c)| EdgeRecord { producer: p, consumer: c, tensor: 0, reason: EDGE_REASON_CREATOR })
+                .map(|&(p, c)| EdgeRecord {
+                    producer: p,
+                    consumer: c,
+                    tensor: 0,
+                    reason: EDGE_REASON_CREATOR,
+                    ..EdgeRecord::default()
+                })
                 .collect(),
             ..RunTrace::default()
         };

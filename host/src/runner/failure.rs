@@ -87,6 +87,13 @@ impl DeviceFailure {
                 "the tensor map is full (it holds 2 entries per task-window slot); enlarge --window or end scopes sooner"
                     .to_string()
             }
+            Ok(RuntimeErrorCode::SlotLockTimeout) => format!(
+                "the fanout lock of task {detail:#x} (ring {}, task {}) stayed held for the whole budget: a device \
+                 thread stopped while holding it or device memory holding it was overwritten; the run stopped \
+                 without touching that task's slot",
+                pto_abi::task::task_id_ring(detail),
+                pto_abi::task::task_id_local(detail)
+            ),
             Ok(RuntimeErrorCode::SchedulerTimeout) => {
                 let class = match stall {
                     Some(StallClass::RunningStalled) => format!("a kernel of task {detail:#x} ran past the budget"),
@@ -118,5 +125,43 @@ impl fmt::Display for DeviceFailure {
             write!(f, "; {}", self.hint)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pto_abi::task::make_task_id;
+    use zerocopy::FromZeros;
+
+    use super::*;
+
+    #[test]
+    fn a_slot_lock_timeout_is_reported_with_its_task_from_either_error_word() {
+        let task = make_task_id(2, 7);
+        let mut sm = SmHeader::new_zeroed();
+        sm.sched.code = RuntimeErrorCode::SlotLockTimeout as u32;
+        sm.sched.stall_task = task;
+        let f = DeviceFailure::from_sm(&sm).unwrap();
+        assert_eq!((f.name, f.code, f.status()), ("SLOT_LOCK_TIMEOUT", 101, -101));
+        let text = f.to_string();
+        assert!(text.contains("fanout lock stayed held"), "{text}");
+        assert!(text.contains("task 0x200000007 (ring 2, task 7)"), "{text}");
+
+        let mut sm = SmHeader::new_zeroed();
+        sm.orch.code = RuntimeErrorCode::SlotLockTimeout as u32;
+        sm.orch.ring = 2;
+        sm.orch.detail = task;
+        let f = DeviceFailure::from_sm(&sm).unwrap();
+        assert_eq!((f.ring, f.detail), (Some(2), task));
+        assert!(f.to_string().contains("(ring 2, task 7)"), "{f}");
+    }
+
+    #[test]
+    fn pto_error_knows_the_slot_lock_code_by_name_and_number() {
+        use crate::cli::info::{find_code, hint};
+        let c = find_code("slot_lock_timeout").unwrap();
+        assert_eq!(find_code("-101"), Ok(c));
+        assert_eq!(c, DeviceErrorCode::Runtime(RuntimeErrorCode::SlotLockTimeout));
+        assert!(hint(c).contains("lock stayed held"));
     }
 }

@@ -256,7 +256,7 @@ impl Firmware {
     }
 }
 
-fn read_names(path: &Path, section: &[u8], r: &EmuAbiRecord) -> Result<Vec<FirmwareName>, FirmwareError> {
+pub(crate) fn read_names(path: &Path, section: &[u8], r: &EmuAbiRecord) -> Result<Vec<FirmwareName>, FirmwareError> {
     let entry = size_of::<EmuNameEntry>();
     let start = r.names_offset as usize;
     let bad = |i: usize, detail: String| FirmwareError::NameTable { path: path.to_owned(), entry: i, detail };

@@ -35,6 +35,7 @@
 //! * a run's code is what its callable uploaded: kernels and the orchestration run at the device
 //!   addresses of their bytes, as they are (a host function cannot run on the chip).
 
+pub mod aicpu_so;
 pub mod result;
 pub mod safe;
 #[allow(
@@ -60,8 +61,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pto_abi::DevAddr;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::IntoBytes;
 
+pub use aicpu_so::{AicpuSo, AicpuSoReport, AICPU_SO_DEFAULT_PATH};
 pub use result::{RtCode, RtError, RtResult, RT_CODES};
 pub use safe::{Device, Runtime, Stream};
 
@@ -74,12 +76,10 @@ use super::{
 pub const LIBRARY_NAME: &str = "libruntime.so";
 /// Where the vendor toolkit installs by default.
 pub const DEFAULT_TOOLKIT_LIB64: &str = "/usr/local/Ascend/ascend-toolkit/latest/lib64";
-/// Name the AICPU runtime finds the AICPU program under.
-pub const AICPU_SO_NAME: &str = "libpto_aicpu.so";
-/// AICPU entry of the boot-only program ([`DeviceProgram::Boot`]).
-pub const AICPU_INIT_ENTRY: &str = "pto_aicpu_init";
-/// AICPU entry of a run ([`DeviceProgram::Aicpu`]): block `t` is AICPU thread `t`.
-pub const AICPU_EXEC_ENTRY: &str = "pto_aicpu_exec";
+pub use pto_device::onboard::{
+    AicpuLaunchArgs, AicpuStatus, AICPU_EXEC_ENTRY, AICPU_INIT_ENTRY, AICPU_KERNEL_NAME_OFFSET, AICPU_SO_NAME,
+    AICPU_SO_NAME_OFFSET,
+};
 /// Operator name of the AICPU launches (the AICPU runtime's name for a dynamic AICPU kernel).
 pub const AICPU_OP_NAME: &std::ffi::CStr = c"AST_DYN_AICPU";
 
@@ -87,38 +87,6 @@ pub const AICPU_OP_NAME: &std::ffi::CStr = c"AST_DYN_AICPU";
 pub const SIM_AICORE_PROGRAM: &[u8] = super::sim::SIM_AICORE_ENTRY.as_bytes();
 /// The AICPU program of the simulated device, as bytes (what the stand-in runtime recognises).
 pub const SIM_AICPU_PROGRAM: &[u8] = b"\x7fPTO-SIM-AICPU-SO\0";
-
-/// The argument block of an AICPU launch; the vendor runtime copies it to the device and the
-/// entry receives the address of that copy. Names are NUL-terminated.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
-pub struct AicpuLaunchArgs {
-    /// Device address of the launch's `KernelArgs`.
-    pub kernel_args: u64,
-    /// Device address of the AICPU program's bytes.
-    pub so_addr: u64,
-    /// Bytes of the AICPU program.
-    pub so_len: u64,
-    /// Zero.
-    pub reserved: u64,
-    /// The entry to run ([`AICPU_INIT_ENTRY`] or [`AICPU_EXEC_ENTRY`]).
-    pub kernel_name: [u8; 32],
-    /// The shared object's name ([`AICPU_SO_NAME`]).
-    pub so_name: [u8; 32],
-    /// Empty.
-    pub op_name: [u8; 32],
-}
-
-/// Offset of [`AicpuLaunchArgs::kernel_name`] (`kernelNameAddrOffset`).
-pub const AICPU_KERNEL_NAME_OFFSET: u32 = std::mem::offset_of!(AicpuLaunchArgs, kernel_name) as u32;
-/// Offset of [`AicpuLaunchArgs::so_name`] (`soNameAddrOffset`).
-pub const AICPU_SO_NAME_OFFSET: u32 = std::mem::offset_of!(AicpuLaunchArgs, so_name) as u32;
-
-fn name32(s: &str) -> [u8; 32] {
-    let mut b = [0u8; 32];
-    b[..s.len()].copy_from_slice(s.as_bytes());
-    b
-}
 
 /// The NUL-terminated name in `field`, if it is UTF-8.
 pub fn field_name(field: &[u8]) -> Option<&str> {
@@ -635,15 +603,7 @@ impl DeviceBackend for OnboardBackend {
                     detail: "the AICPU program is not registered".into(),
                 })?;
                 let entry = if init { AICPU_INIT_ENTRY } else { AICPU_EXEC_ENTRY };
-                let mut block = AicpuLaunchArgs {
-                    kernel_args: args.get(),
-                    so_addr,
-                    so_len,
-                    reserved: 0,
-                    kernel_name: name32(entry),
-                    so_name: name32(AICPU_SO_NAME),
-                    op_name: [0; 32],
-                };
+                let mut block = pto_device::onboard::launch_block(entry, args, so_addr, so_len);
                 // SAFETY: `raw` is a live stream (see above).
                 unsafe {
                     result::aicpu_launch_kfc(

@@ -140,7 +140,9 @@ pub unsafe fn serve_core<R: KernelResolver + ?Sized, W: CoreWait + ?Sized>(
     wait: &mut W,
 ) -> Result<CoreReport, EndpointError> {
     // SAFETY: forwarded contract: live tables, one server per core.
-    let mut endpoint = unsafe { CoreEndpoint::new(tables, core) }?;
+    // The cores read the clock the AICPU threads read, so their kernel stamps compare with the
+    // AICPU's dispatch and finish times.
+    let mut endpoint = unsafe { CoreEndpoint::new(tables, core) }?.with_clock(&pto_device::platform::HostPlatform);
     if let Some(report) = boot_report {
         // SAFETY: the boot report is live device memory (caller's contract).
         if let Err(exit) = unsafe { wait_for_boot(dev_ptr::<BootReport>(report), wait) } {
