@@ -86,6 +86,8 @@ crate::abi_enum! {
         PointerAuditFailed = 1014 => "BOOT_POINTER_AUDIT_FAILED", "a runtime pointer lands outside the region it must point into",
         /// The launch asks for more threads or clusters than the ABI supports.
         BadLaunchParameters = 1015 => "BOOT_BAD_LAUNCH_PARAMETERS", "the launch asks for more threads or clusters than supported",
+        /// The image's bytes do not hash to the checksum in its header.
+        ImageChecksumMismatch = 1016 => "BOOT_IMAGE_CHECKSUM_MISMATCH", "the image's bytes differ from the ones it was built with (its checksum does not match)",
     }
 }
 

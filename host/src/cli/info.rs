@@ -133,6 +133,7 @@ pub fn hint(code: DeviceErrorCode) -> &'static str {
             B::BadRuntimeHeader => "the runtime header inside the image is corrupt; rebuild the image",
             B::PointerAuditFailed => "a baked pointer lands outside its region: the image was built for other bases or is corrupt; rebuild it",
             B::BadLaunchParameters => "the launch asks for more AICPU threads or clusters than the ABI supports (see `pto info`)",
+            B::ImageChecksumMismatch => "a byte of the image changed after it was built (a corrupted file or copy); rebuild it with `pto image build`, or let the runner upload it again",
         },
     }
 }

@@ -3,7 +3,7 @@
 use std::mem::size_of;
 
 use pto_abi::consts::{READY_QUEUE_COUNT, REGION_BASE_ALIGN};
-use pto_abi::image::{ImageHeader, IMAGE_MAGIC};
+use pto_abi::image::{seal_image, ImageHeader, IMAGE_MAGIC};
 use pto_abi::layout::{heap_layout, sm_layout, HeapLayout, LayoutError, SmLayout};
 use pto_abi::runtime::{MailboxHeader, ReadyQueueHeader, RuntimeHeader, SmHandle, RUNTIME_MAGIC};
 use pto_abi::{DevAddr, RuntimeArenaLayout, ABI_FINGERPRINT, ABI_VERSION};
@@ -49,7 +49,8 @@ pub enum ImageError {
 
 /// An arena image in host memory and the regions it was built for.
 ///
-/// Byte-deterministic: the same layout and bases always give the same bytes. Zero everywhere except
+/// Byte-deterministic: the same layout and bases always give the same bytes, sealed with the
+/// image checksum ([`pto_abi::image::image_checksum`]) as the last step. Zero everywhere except
 /// the image header, the runtime header (class-A pointers for the built arena base, class-B pointers
 /// from the real SM and heap bases), the SM-handle wrapper and the O(1) queue and mailbox headers.
 /// Patterns the device generates itself (queue cell ramps, free lists) are not in the image.
@@ -144,7 +145,8 @@ impl Image {
     }
 
     /// Re-targets the image at other regions without rebuilding it: rewrites the built bases in
-    /// the image header and every class-A and class-B pointer. O(1) in the image size.
+    /// the image header and every class-A and class-B pointer, then re-seals the checksum (one
+    /// pass over the bytes; no allocation, no zeroing).
     pub fn rebase(&mut self, regions: &DeviceRegions) -> Result<(), ImageError> {
         let sm = sm_layout(&self.layout.sizing).map_err(layout_err)?;
         let heap = heap_layout(&self.layout.sizing).map_err(layout_err)?;
@@ -171,7 +173,8 @@ impl Image {
             sm_size: sm.total_size,
             heap_size: heap.total_size,
             runtime_header_offset: o.runtime_header.offset,
-            _pad: [0; 48],
+            checksum: 0,
+            _pad: [0; 40],
             layout: self.layout,
             _pad_tail: [0; 32],
         };
@@ -182,6 +185,8 @@ impl Image {
         rebind_device_pointers_from_layout(&mut rt, &mut handle, &self.regions, sm, heap);
         write_at(&mut self.bytes, o.runtime_header.offset, &rt);
         write_at(&mut self.bytes, o.sm_handle.offset, &handle);
+        // Last: the checksum covers every byte written above.
+        seal_image(&mut self.bytes);
     }
 }
 
