@@ -36,15 +36,18 @@ const fn lane_step(lane: u64, word: u64) -> u64 {
     (lane ^ word).wrapping_mul(FNV_PRIME).rotate_left(29)
 }
 
-/// Little-endian `u64` at `bytes[at..at + 8]` (the caller keeps `at + 8 <= bytes.len()`).
-const fn word_at(bytes: &[u8], at: usize) -> u64 {
-    let mut w = 0u64;
-    let mut i = 0;
-    while i < 8 {
-        w |= (bytes[at + i] as u64) << (8 * i);
-        i += 1;
-    }
-    w
+/// Little-endian `u64` of `block[at..at + 8]` (constant indices into a fixed block: plain loads).
+const fn word(block: &[u8; 32], at: usize) -> u64 {
+    u64::from_le_bytes([
+        block[at],
+        block[at + 1],
+        block[at + 2],
+        block[at + 3],
+        block[at + 4],
+        block[at + 5],
+        block[at + 6],
+        block[at + 7],
+    ])
 }
 
 /// Four-lane word checksum over `bytes`, continuing from `seed` ([`CHECKSUM64_INIT`] for a fresh
@@ -60,15 +63,13 @@ pub const fn checksum64(seed: u64, bytes: &[u8]) -> u64 {
         lanes[l] = lane_step(seed, l as u64 + 1);
         l += 1;
     }
-    let blocks = bytes.len() / (8 * LANES);
-    let mut b = 0;
-    while b < blocks {
-        let at = b * 8 * LANES;
-        lanes[0] = lane_step(lanes[0], word_at(bytes, at));
-        lanes[1] = lane_step(lanes[1], word_at(bytes, at + 8));
-        lanes[2] = lane_step(lanes[2], word_at(bytes, at + 16));
-        lanes[3] = lane_step(lanes[3], word_at(bytes, at + 24));
-        b += 1;
+    let mut rest = bytes;
+    while let Some((block, tail)) = rest.split_first_chunk::<32>() {
+        lanes[0] = lane_step(lanes[0], word(block, 0));
+        lanes[1] = lane_step(lanes[1], word(block, 8));
+        lanes[2] = lane_step(lanes[2], word(block, 16));
+        lanes[3] = lane_step(lanes[3], word(block, 24));
+        rest = tail;
     }
     let mut h = fnv1a64(seed, &(bytes.len() as u64).to_le_bytes());
     let mut l = 0;
@@ -76,8 +77,7 @@ pub const fn checksum64(seed: u64, bytes: &[u8]) -> u64 {
         h = fnv1a64(h, &lanes[l].to_le_bytes());
         l += 1;
     }
-    let (_, tail) = bytes.split_at(blocks * 8 * LANES);
-    fnv1a64(h, tail)
+    fnv1a64(h, rest)
 }
 
 #[cfg(test)]

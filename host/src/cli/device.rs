@@ -117,6 +117,23 @@ impl CliDevice {
         self.backend.clone()
     }
 
+    /// Checks that an image built with ABI fingerprint `fingerprint` (file `name`) can boot on this
+    /// device: the emulated device's firmware must carry the same fingerprint (the simulated and
+    /// onboard devices run this build's device code, whose fingerprint the image was checked
+    /// against when it was read).
+    pub fn check_image_fingerprint(&self, name: &str, fingerprint: u64) -> Result<(), CliError> {
+        let Some(e) = &self.emu else { return Ok(()) };
+        let firmware = e.firmware().record().abi_fingerprint;
+        if firmware != fingerprint {
+            return Err(CliError::bad_input(format!(
+                "{name}: the image was built with ABI fingerprint {fingerprint:#018x} but the emulated device's firmware \
+                 ({}) has {firmware:#018x}; rebuild the image or the firmware from the same source",
+                e.firmware().path().display()
+            )));
+        }
+        Ok(())
+    }
+
     /// One line about the emulated device (nothing for the simulated one).
     pub fn describe(&self) -> Option<String> {
         match &self.emu {

@@ -19,7 +19,7 @@ use zerocopy::FromBytes;
 use super::layout::human_bytes;
 use super::sizing_args::SizingArgs;
 use super::{input, json as jsonout, CliError};
-use crate::image::{build_runtime_image, nominal_regions};
+use crate::image::{build_runtime_image, nominal_regions, Image};
 
 /// Flags of `pto image`.
 #[derive(Args, Debug, Clone)]
@@ -148,6 +148,13 @@ impl input::Bounded for ImageFormat {
 /// the pointer audit.
 pub fn read_image(path: &Path) -> Result<ValidatedImage, CliError> {
     Ok(load(path)?.1)
+}
+
+/// Reads and validates an image file as [`read_image`] does and keeps its bytes, to upload them.
+pub fn read_image_file(path: &Path) -> Result<Image, CliError> {
+    let name = input::shown(path, true);
+    let (bytes, _) = load(path)?;
+    Image::from_bytes(bytes).map_err(|e| CliError::bad_input(format!("{name}: {e}")))
 }
 
 fn load(path: &Path) -> Result<(Vec<u8>, ValidatedImage), CliError> {

@@ -45,6 +45,14 @@ pub enum ImageError {
     /// A byte image failed validation.
     #[error("{0}")]
     Invalid(BootError),
+    /// A byte image whose length is not its header's `image_size`.
+    #[error("{len} bytes but the image header says image_size = {image_size}")]
+    WrongLength {
+        /// Bytes given.
+        len: u64,
+        /// `ImageHeader::image_size`.
+        image_size: u64,
+    },
 }
 
 /// An arena image in host memory and the regions it was built for.
@@ -119,6 +127,17 @@ pub fn build_runtime_image(layout: &RuntimeArenaLayout, regions: &DeviceRegions)
 }
 
 impl Image {
+    /// An image from its bytes (for example a file written by `pto image build`), after the
+    /// device's own checks of fresh bytes (checksum included): its layout and the regions it was
+    /// built for come from its header. The bytes are kept unchanged.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Image, ImageError> {
+        let v = validate_image(&bytes, bytes.len() as u64).map_err(ImageError::Invalid)?;
+        if v.header.image_size != bytes.len() as u64 {
+            return Err(ImageError::WrongLength { len: bytes.len() as u64, image_size: v.header.image_size });
+        }
+        Ok(Image { bytes, layout: v.layout, regions: v.built_regions() })
+    }
+
     /// The image bytes (what is uploaded to the arena base).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes

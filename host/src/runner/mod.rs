@@ -45,7 +45,7 @@ use crate::backend::{BackendError, DeviceBackend, DeviceIo, DeviceProgram, Kerne
 use crate::callable::CallableRegistry;
 use pto_abi::launch::LAUNCH_FLAG_VERIFY_IMAGE;
 
-use crate::image::{build_runtime_image, CacheKey, ImageCache, ImageError, ImageLru, ResidentImage};
+use crate::image::{build_runtime_image, CacheKey, Image, ImageCache, ImageError, ImageLru, ResidentImage};
 pub use allocator::TrackingAllocator;
 pub use callables::{CallableCounters, CallableRunConfig, CallableRunError};
 pub use failure::DeviceFailure;
@@ -331,6 +331,34 @@ impl DeviceRunner {
             regions,
             image_size,
             runtime_header_offset: resident.runtime_header_offset,
+            cache_hit: false,
+        })
+    }
+
+    /// Makes `image` (for example one read from a file) the resident image with its bytes
+    /// unchanged: sets up the static regions for its layout and uploads it in one copy. Boot
+    /// rewires every pointer for this runner's regions, and the first launch verifies the image's
+    /// checksum on the device, as after any upload. A later [`DeviceRunner::bind`] of its sizing
+    /// is a hit on it.
+    pub fn bind_image(&mut self, image: &Image) -> Result<BoundImage, RunnerError> {
+        let header = image.header();
+        let layout = *image.layout();
+        let key = CacheKey::with_fingerprint(&layout.sizing, header.abi_fingerprint);
+        self.stats.misses += 1;
+        self.cache.invalidate();
+        let regions = self.setup_static_arena(header.heap_size, header.sm_size, layout.offsets.arena_size)?;
+        let upload = self.alloc.backend().copy_to_device(regions.arena.base, image.bytes());
+        self.note(upload)?;
+        self.stats.uploads += 1;
+        let image_size = image.bytes().len() as u64;
+        let resident =
+            ResidentImage { key, regions, layout, runtime_header_offset: header.runtime_header_offset, image_size };
+        self.cache.mark(resident);
+        Ok(BoundImage {
+            layout,
+            regions,
+            image_size,
+            runtime_header_offset: header.runtime_header_offset,
             cache_hit: false,
         })
     }
