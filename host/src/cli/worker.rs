@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::device::BackendKind;
 use super::CliError;
 use crate::pool::worker::{run_worker, WorkerOptions};
 
@@ -18,10 +17,9 @@ pub struct WorkerArgs {
     /// The device index this worker owns.
     #[arg(long)]
     pub chip: u32,
-    /// The backend (`sim|emu|onboard`, parsed as by `pto run`; a chip worker serves `sim` and
-    /// reports any other as its start-up failure).
-    #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
-    pub backend: BackendKind,
+    /// The backend (`sim`).
+    #[arg(long, default_value = "sim")]
+    pub backend: String,
     /// Device memory of the simulated device, bytes.
     #[arg(long, default_value_t = crate::backend::sim::DEFAULT_POOL_CAPACITY)]
     pub device_memory: u64,
@@ -32,7 +30,7 @@ pub fn run(args: &WorkerArgs) -> Result<(), CliError> {
     let opts = WorkerOptions {
         mailbox: args.mailbox.clone(),
         chip: args.chip,
-        backend: args.backend.name().to_string(),
+        backend: args.backend.clone(),
         device_memory: args.device_memory,
     };
     match run_worker(&opts) {
