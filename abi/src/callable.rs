@@ -1,5 +1,11 @@
 //! Headers of the `ChipCallable` blob (one task graph: orchestration + child kernels) and of each
 //! child `CoreCallable`.
+//!
+//! A blob's [`ChipCallableHeader::checksum`] is its content hash ([`callable_checksum`]: FNV-1a 64
+//! over every byte of the blob, the checksum field read as zero). [`ChipCallableView::parse`]
+//! refuses a blob whose bytes do not hash to it, so a changed byte anywhere is refused with
+//! [`CallableError::ChecksumMismatch`]. Patching a device copy (each child's `resolved_addr`)
+//! re-seals that copy with [`seal_callable`]; the caller's blob never changes.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -42,8 +48,10 @@ pub struct ChipCallableHeader {
     pub orchestration_offset: u64,
     /// Bytes of the orchestration.
     pub orchestration_size: u64,
+    /// The content hash: [`callable_checksum`] of the blob.
+    pub checksum: u64,
     /// Explicit padding to one cache line.
-    pub _pad0: [u8; 24],
+    pub _pad0: [u8; 16],
     /// `TensorDirection` value of each argument.
     pub signature: [u8; MAX_CHIP_ARGS],
     /// Orchestration name, NUL-padded UTF-8.
@@ -83,6 +91,30 @@ pub const CORE_HEADER_SIZE: u64 = core::mem::size_of::<CoreCallableHeader>() as 
 
 const _: () = assert!(CHIP_HEADER_SIZE % CHILD_ALIGN == 0);
 const _: () = assert!(CORE_HEADER_SIZE <= CORE_CODE_OFFSET && CORE_CODE_OFFSET % CHILD_ALIGN == 0);
+
+/// Offset of [`ChipCallableHeader::checksum`] in a blob.
+pub const CALLABLE_CHECKSUM_OFFSET: usize = core::mem::offset_of!(ChipCallableHeader, checksum);
+
+/// The content hash of a blob: FNV-1a 64 over all of `bytes` with the checksum field read as
+/// zero. `None` when `bytes` ends before the checksum field.
+pub fn callable_checksum(bytes: &[u8]) -> Option<u64> {
+    use crate::hash::{fnv1a64, FNV1A64_INIT};
+    let end = CALLABLE_CHECKSUM_OFFSET + 8;
+    let (head, rest) = (bytes.get(..CALLABLE_CHECKSUM_OFFSET)?, bytes.get(end..)?);
+    Some(fnv1a64(fnv1a64(fnv1a64(FNV1A64_INIT, head), &[0u8; 8]), rest))
+}
+
+/// Writes [`callable_checksum`] of `bytes` into its checksum field; `false` (nothing written)
+/// when `bytes` ends before that field.
+pub fn seal_callable(bytes: &mut [u8]) -> bool {
+    match callable_checksum(bytes) {
+        Some(sum) => {
+            bytes[CALLABLE_CHECKSUM_OFFSET..CALLABLE_CHECKSUM_OFFSET + 8].copy_from_slice(&sum.to_le_bytes());
+            true
+        }
+        None => false,
+    }
+}
 
 mod view;
 

@@ -91,6 +91,8 @@ crate::abi_enum! {
         BadLaunchParameters = 1015 => "BOOT_BAD_LAUNCH_PARAMETERS", "the launch asks for more threads or clusters than supported",
         /// The launch's trace region (level, base, size or header) fails its checks.
         BadTraceRegion = 1016 => "BOOT_BAD_TRACE_REGION", "the launch's trace region is malformed",
+        /// The image's bytes do not hash to the checksum in its header.
+        ImageChecksumMismatch = 1017 => "BOOT_IMAGE_CHECKSUM_MISMATCH", "the image's bytes differ from the ones it was built with (its checksum does not match)",
     }
 }
 

@@ -75,6 +75,9 @@ pub const LAUNCH_FLAG_DETERMINISTIC: u64 = 1 << 0;
 /// `LaunchDescriptor::flags`, with [`LAUNCH_FLAG_DETERMINISTIC`]: virtual cores complete a task
 /// without running its kernels (scheduling-cost measurements).
 pub const LAUNCH_FLAG_NOOP_CORES: u64 = 1 << 1;
+/// `LaunchDescriptor::flags`: the image's bytes arrived fresh (the first boot after an upload):
+/// boot checks `ImageHeader::checksum` before trusting anything past the header.
+pub const LAUNCH_FLAG_VERIFY_IMAGE: u64 = 1 << 2;
 
 /// `OrchArg::kind`: a tensor (`value` = device address, `bytes` = size).
 pub const ORCH_ARG_TENSOR: u32 = 0;

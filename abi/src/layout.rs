@@ -182,7 +182,8 @@ pub fn reserve_layout(sizing: &ArenaSizingKey) -> Result<RuntimeArenaLayout, Lay
 
 /// The [`ImageHeader`] of an image of `layout` built for the given region bases: this ABI's
 /// magic, version, header size and fingerprint, the image size and runtime-header offset of the
-/// layout, and the SM and heap sizes of the sizing ([`sm_layout`], [`heap_layout`] totals).
+/// layout, and the SM and heap sizes of the sizing ([`sm_layout`], [`heap_layout`] totals). Its
+/// checksum is 0 until the image is sealed ([`crate::image::seal_image`]).
 pub const fn image_header(
     layout: &RuntimeArenaLayout,
     built_arena_base: DevAddr,
@@ -203,7 +204,9 @@ pub const fn image_header(
         sm_size,
         heap_size,
         runtime_header_offset: layout.offsets.runtime_header.offset,
-        _pad: [0; 48],
+        // Sealed by the image builder once every byte of the image is written.
+        checksum: 0,
+        _pad: [0; 40],
         layout: *layout,
         _pad_tail: [0; 32],
     }

@@ -1,13 +1,14 @@
 //! The callable parser on arbitrary bytes: it returns an error or a view whose every part lies
 //! inside the blob, and never panics. Inputs whose first byte is odd are byte patches (3-byte
 //! offset, value) of the vector example's valid blob, so the fuzzer reaches the checks past the
-//! magic; the others are parsed as they are.
+//! magic (when the flag byte's bit 1 is set too, the patched blob is re-sealed with its checksum, so
+//! the patches reach the checks past the checksum); the others are parsed as they are.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use pto_abi::callable::ChipCallableView;
+use pto_abi::callable::{seal_callable, ChipCallableView};
 
 fn example() -> &'static [u8] {
     static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
@@ -45,6 +46,9 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     blob[at] = p[3];
                 }
+            }
+            if flag & 2 == 2 {
+                seal_callable(&mut blob);
             }
             check(&blob);
         }

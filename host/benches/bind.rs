@@ -1,7 +1,8 @@
 //! Bind and boot costs on the simulated device, each reported against a baseline measured in the
 //! same run:
 //!
-//! * cold bind (build + upload of the default-sizing image) vs a plain `memcpy` of `arena_size` bytes;
+//! * cold bind (build + seal + upload of the default-sizing image) vs a plain `memcpy` of
+//!   `arena_size` bytes, and the image checksum the first boot after an upload verifies;
 //! * hit bind (resident image, no device write) vs a `HashMap<u64, u64>` lookup;
 //! * boot of a resident image (validate + wire + rebind + O(1) reset) at window 4 vs window 16384.
 //!
@@ -46,6 +47,8 @@ fn cold_bind_vs_memcpy(c: &mut Criterion) {
             black_box(runner.bind(black_box(&sizing)).unwrap());
         })
     });
+    // What the first boot after an upload adds: one checksum pass over the image.
+    g.bench_function("image_checksum", |b| b.iter(|| black_box(pto_abi::image::image_checksum(black_box(&src)))));
     g.finish();
 }
 
@@ -69,7 +72,10 @@ fn boot(c: &mut Criterion) {
         let block = runner.prepare_launch(&bound, &LaunchParams::default()).unwrap();
         let desc = pto_device::boot::dev_ptr::<LaunchDescriptor>(block.descriptor());
         // SAFETY: the descriptor and regions live in this runner's sim pool; nothing else runs.
-        unsafe { pto_device::boot::boot(desc) }.unwrap(); // first boot: the full slot clear
+        unsafe { pto_device::boot::boot(desc) }.unwrap(); // first boot: checksum, full slot clear
+                                                          // The later launches reuse the resident image: no checksum.
+        let block = runner.prepare_launch(&bound, &LaunchParams::default()).unwrap();
+        let desc = pto_device::boot::dev_ptr::<LaunchDescriptor>(block.descriptor());
         g.bench_function(format!("window_{window}"), |b| {
             // SAFETY: as above.
             b.iter(|| black_box(unsafe { pto_device::boot::boot(black_box(desc)) }.unwrap().epoch()))
@@ -84,6 +90,11 @@ fn report() {
             figure: ("cold_bind", "bind_build_upload"),
             base: ("cold_bind", "memcpy_arena_size"),
             label: "cold bind / memcpy of arena_size (aim <= 3x)",
+        },
+        Ratio {
+            figure: ("cold_bind", "image_checksum"),
+            base: ("cold_bind", "memcpy_arena_size"),
+            label: "image checksum (first boot after an upload) / memcpy of arena_size",
         },
         Ratio {
             figure: ("hit_bind", "bind_hit"),

@@ -14,9 +14,12 @@ use pto_host::{BoundImage, DeviceIo, DeviceRunner, LaunchParams, RunnerError};
 
 use image_support::*;
 
+/// Plants `value` in a runtime header field and re-seals the image checksum, so the first boot
+/// (which verifies the checksum) reaches the audit.
 fn plant(r: &DeviceRunner, b: &BoundImage, field_offset: usize, value: u64) {
     let at = b.regions.arena.base.get() + b.runtime_header_offset + field_offset as u64;
     r.backend().copy_to_device(DevAddr(at), &value.to_le_bytes()).unwrap();
+    reseal(r, b);
 }
 
 #[test]

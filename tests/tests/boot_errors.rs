@@ -1,5 +1,9 @@
 //! Every way an image or a launch can be wrong gives its own boot error, reported back to the host
 //! in words; none panics, and the runner stays usable.
+//!
+//! The first boot after an upload verifies the image checksum, so a poked byte is refused as a
+//! checksum mismatch; the cases re-seal the checksum after their poke so the check they are about
+//! is the one that refuses (one case keeps the poke unsealed).
 
 mod image_support;
 
@@ -26,7 +30,14 @@ struct Case {
     corrupt: fn(&DeviceRunner, &mut BoundImage, &mut LaunchParams),
 }
 
+/// Writes `bytes` into the resident image at `offset`, then re-seals its checksum.
 fn poke(r: &DeviceRunner, b: &BoundImage, offset: usize, bytes: &[u8]) {
+    poke_unsealed(r, b, offset, bytes);
+    reseal(r, b);
+}
+
+/// Writes `bytes` into the resident image at `offset`, leaving the checksum as built.
+fn poke_unsealed(r: &DeviceRunner, b: &BoundImage, offset: usize, bytes: &[u8]) {
     r.backend().copy_to_device(DevAddr(b.regions.arena.base.get() + offset as u64), bytes).unwrap();
 }
 
@@ -157,6 +168,16 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "a changed byte in the arena body",
+            expect: BootErrorCode::ImageChecksumMismatch,
+            subject: "image",
+            words: &["bytes hash to", "but its header's checksum is", "a byte changed after the image was built"],
+            corrupt: |r, b, _| {
+                let at = b.layout.offsets.mailbox.offset as usize + 100;
+                poke_unsealed(r, b, at, &[0x5A])
+            },
+        },
+        Case {
             name: "too many AICPU threads",
             expect: BootErrorCode::BadLaunchParameters,
             subject: "aicpu_thread_count",
@@ -260,4 +281,54 @@ fn the_runner_boots_again_after_a_failed_boot() {
     assert!(matches!(r.boot_resident(&bad, &LaunchParams::default()), Err(RunnerError::Boot(_))));
     let ok = r.boot_resident(&bound, &LaunchParams::default()).unwrap();
     assert_eq!(ok.boot_count, 1);
+}
+
+#[test]
+fn a_changed_byte_anywhere_in_a_fresh_image_is_refused_by_the_checksum_and_uploaded_again() {
+    let sim = sim();
+    let probe = runner(&sim).bind(&sizing(8)).unwrap();
+    let positions = [
+        ("header: built SM base", offset_of!(ImageHeader, built_sm_base) + 1),
+        ("header: trailing padding", offset_of!(ImageHeader, _pad_tail) + 5),
+        ("runtime header", probe.runtime_header_offset as usize + 72),
+        ("arena body", probe.image_size as usize / 2),
+        ("last byte", probe.image_size as usize - 1),
+    ];
+    for (name, at) in positions {
+        let mut r = runner(&sim);
+        let bound = r.bind(&sizing(8)).unwrap();
+        let mut byte = read_bytes(&r, DevAddr(bound.regions.arena.base.get() + at as u64), 1);
+        byte[0] ^= 0x20;
+        poke_unsealed(&r, &bound, at, &byte);
+        let e = r.boot_resident(&bound, &LaunchParams::default()).unwrap_err();
+        let RunnerError::Boot(f) = &e else { panic!("{name}: {e}") };
+        assert_eq!(f.code(), Some(BootErrorCode::ImageChecksumMismatch), "{name}: {e}");
+        assert!(e.to_string().contains("BOOT_IMAGE_CHECKSUM_MISMATCH: image bytes hash to"), "{name}: {e}");
+        // The failed fresh image is no longer resident: the next bind uploads it again and boots.
+        assert!(r.cache().is_empty(), "{name}");
+        let again = r.bind(&sizing(8)).unwrap();
+        assert!(!again.cache_hit, "{name}");
+        assert_eq!(r.bind_stats().uploads, 2, "{name}");
+        r.boot_resident(&again, &LaunchParams::default()).unwrap_or_else(|e| panic!("{name}: after re-upload: {e}"));
+    }
+}
+
+#[test]
+fn only_the_first_boot_after_an_upload_hashes_the_image() {
+    let sim = sim();
+    let mut r = runner(&sim);
+    let bound = r.bind(&sizing(8)).unwrap();
+    assert!(r.cache().unverified(), "an uploaded image waits for its verifying boot");
+    r.boot_resident(&bound, &LaunchParams::default()).unwrap();
+    assert!(!r.cache().unverified());
+    // A byte the reuse checks do not read: a reuse boot does not hash the image (O(1)) and boots.
+    poke_unsealed(&r, &bound, offset_of!(ImageHeader, _pad_tail), &[0xEE]);
+    let hit = r.bind(&sizing(8)).unwrap();
+    assert!(hit.cache_hit);
+    assert_eq!(r.boot_resident(&hit, &LaunchParams::default()).unwrap().boot_count, 2);
+    // Asked to verify again (the bytes were rewritten from outside), the next boot refuses them.
+    assert!(r.reverify_resident_image());
+    let e = r.boot_resident(&hit, &LaunchParams::default()).unwrap_err();
+    let RunnerError::Boot(f) = &e else { panic!("{e}") };
+    assert_eq!(f.code(), Some(BootErrorCode::ImageChecksumMismatch), "{e}");
 }

@@ -65,12 +65,17 @@ fn vector_example_layout_golden() {
 }
 
 #[test]
-fn content_hash_is_fnv1a_over_the_whole_blob_and_stable() {
+fn content_hash_is_fnv1a_over_the_whole_blob_and_stored_as_its_checksum() {
     let a = vector_example_callable().unwrap();
     let b = vector_example_callable().unwrap();
     assert_eq!(a.as_bytes(), b.as_bytes(), "the builder is deterministic");
     let layout = compute_chip_callable_layout(a.as_bytes()).unwrap();
-    assert_eq!(layout.content_hash, reference_fnv1a64(a.as_bytes()));
+    // The hash of the blob with its checksum field read as zero, and the value that field holds.
+    let at = pto_abi::callable::CALLABLE_CHECKSUM_OFFSET;
+    let mut zeroed = a.as_bytes().to_vec();
+    zeroed[at..at + 8].fill(0);
+    assert_eq!(layout.content_hash, reference_fnv1a64(&zeroed));
+    assert_eq!(layout.content_hash.to_le_bytes(), a.as_bytes()[at..at + 8]);
     assert_eq!(layout.content_hash, a.content_hash());
     // Golden: moves only when the blob format or the example changes.
     assert_eq!(layout.content_hash, 0x434c_c05b_7cb7_7986, "got {:#x}", layout.content_hash);
@@ -120,7 +125,8 @@ fn patching_writes_a_scratch_copy_and_never_the_callers_blob() {
         assert_eq!(&before[at..at + 8], &[0u8; 8], "the caller's blob holds null addresses");
         expected[at..at + 8].copy_from_slice(&(base.get() + c.code_offset).to_le_bytes());
     }
-    assert_eq!(scratch, expected, "only the resolved addresses differ");
+    assert!(pto_abi::callable::seal_callable(&mut expected));
+    assert_eq!(scratch, expected, "only the resolved addresses differ, and the copy is re-sealed");
     let patched = ChipCallable::from_bytes(scratch).unwrap();
     for (c, view) in layout.children.iter().zip(patched.view().children()) {
         assert_eq!(view.resolved_addr, DevAddr(base.get() + c.code_offset));

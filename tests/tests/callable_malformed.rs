@@ -1,11 +1,15 @@
 //! Malformed ChipCallable blobs are rejected with a specific error, never a panic.
+//!
+//! A changed byte is refused by the checksum before anything else past the size checks; the cases
+//! that test a deeper check re-seal the checksum after their edit, so that check is what refuses.
 
 use std::mem::offset_of;
 
 use proptest::prelude::*;
 use pto_abi::callable::{
-    BlobPart, CallableError, ChipCallableHeader, ChipCallableView, CoreCallableHeader, NameField, NameRule,
-    CHIP_CALLABLE_MAGIC, CHIP_HEADER_SIZE, CORE_CALLABLE_MAGIC,
+    callable_checksum, seal_callable, BlobPart, CallableError, ChipCallableHeader, ChipCallableView,
+    CoreCallableHeader, NameField, NameRule, CALLABLE_CHECKSUM_OFFSET, CHIP_CALLABLE_MAGIC, CHIP_HEADER_SIZE,
+    CORE_CALLABLE_MAGIC,
 };
 use pto_abi::task::TensorDirection::{Input, Output};
 use pto_host::{ChipCallable, CoreCallable, Orchestration};
@@ -46,15 +50,37 @@ fn parse(bytes: &[u8]) -> Result<(), CallableError> {
     ChipCallableView::parse(bytes).map(|_| ())
 }
 
+/// `edit` applied to the valid blob, re-sealed, parsed.
 fn with(edit: impl FnOnce(&mut Vec<u8>)) -> Result<(), CallableError> {
     let mut bytes = valid();
     edit(&mut bytes);
+    seal_callable(&mut bytes);
     parse(&bytes)
 }
 
 #[test]
 fn the_fixture_is_valid() {
     assert_eq!(parse(&valid()), Ok(()));
+}
+
+#[test]
+fn a_changed_byte_anywhere_is_refused_by_the_checksum() {
+    let good = valid();
+    let stored = get_u64(&good, CALLABLE_CHECKSUM_OFFSET);
+    assert_eq!(callable_checksum(&good), Some(stored));
+    for at in (0..good.len()).step_by(97).chain([CALLABLE_CHECKSUM_OFFSET, good.len() - 1]) {
+        if (offset_of!(ChipCallableHeader, total_size)..offset_of!(ChipCallableHeader, total_size) + 8).contains(&at)
+            || at < 16
+        {
+            continue; // magic, version and counts are checked first, total_size bounds the hash
+        }
+        let mut b = good.clone();
+        b[at] ^= 0x01;
+        match parse(&b) {
+            Err(CallableError::ChecksumMismatch { .. }) => {}
+            other => panic!("byte {at}: {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -228,6 +254,7 @@ proptest! {
     fn random_corruption_never_panics(
         edits in proptest::collection::vec((0usize..14_000, any::<u64>(), 0u8..3), 1..6),
         cut in proptest::option::of(0usize..14_000),
+        reseal in any::<bool>(),
     ) {
         let mut bytes = valid();
         let hot = [
@@ -249,6 +276,10 @@ proptest! {
             };
             let width = if mode == 2 { 1 } else { 8.min(bytes.len() - at) };
             bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+        }
+        // Half the cases re-seal, so the checks past the checksum see the edits too.
+        if reseal {
+            seal_callable(&mut bytes);
         }
         if let Some(cut) = cut {
             bytes.truncate(cut.min(bytes.len()));

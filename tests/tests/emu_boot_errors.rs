@@ -23,7 +23,19 @@ struct Case {
     corrupt: fn(&DeviceRunner, &mut BoundImage, &mut LaunchParams),
 }
 
+/// Writes `bytes` into the resident image at `offset`, then re-seals its checksum so the first
+/// boot (which verifies it) reaches the check the case is about.
 fn poke(r: &DeviceRunner, b: &BoundImage, offset: usize, bytes: &[u8]) {
+    poke_unsealed(r, b, offset, bytes);
+    let mut image = vec![0u8; b.image_size as usize];
+    r.backend().copy_from_device(b.regions.arena.base, &mut image).unwrap();
+    assert!(pto_abi::image::seal_image(&mut image));
+    let at = pto_abi::image::IMAGE_CHECKSUM_OFFSET;
+    poke_unsealed(r, b, at, &image[at..at + 8]);
+}
+
+/// Writes `bytes` into the resident image at `offset`, leaving the checksum as built.
+fn poke_unsealed(r: &DeviceRunner, b: &BoundImage, offset: usize, bytes: &[u8]) {
     r.backend().copy_to_device(DevAddr(b.regions.arena.base.get() + offset as u64), bytes).unwrap();
 }
 
@@ -86,6 +98,21 @@ fn cases() -> Vec<Case> {
                 let at = SIZING + offset_of!(ArenaSizingKey, task_window_sizes) + 2 * 8;
                 poke(r, b, at, &12u64.to_le_bytes())
             },
+        },
+        Case {
+            name: "a changed byte in the arena body",
+            expect: BootErrorCode::ImageChecksumMismatch,
+            subject: "image",
+            corrupt: |r, b, _| {
+                let at = b.layout.offsets.mailbox.offset as usize + 100;
+                poke_unsealed(r, b, at, &[0x5A])
+            },
+        },
+        Case {
+            name: "a changed byte in the image header's padding",
+            expect: BootErrorCode::ImageChecksumMismatch,
+            subject: "image",
+            corrupt: |r, b, _| poke_unsealed(r, b, offset_of!(ImageHeader, _pad_tail) + 3, &[0x01]),
         },
         Case {
             name: "too many AICPU threads",

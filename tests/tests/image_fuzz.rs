@@ -3,6 +3,12 @@
 //! missing. Every run after a patch either gives the right results or fails with a specific boot
 //! or runtime error code.
 //!
+//! A patched image reaches the device three ways, chosen by case number: most cases as fresh bytes
+//! with the checksum as built (the first boot after an upload verifies it, so they are refused as
+//! a checksum mismatch); some as fresh bytes with the checksum re-sealed over the patch (so the
+//! boot's deeper validation is fuzzed on a verifying boot); some as a rewrite of the resident image
+//! that the next boot reuses without hashing it.
+//!
 //! The property test runs `PTO_FUZZ_CASES` cases (default 10,000) at the smallest sizing; a longer
 //! run is `PTO_FUZZ_CASES=200000 cargo test -p pto-tests --test image_fuzz --release`.
 
@@ -72,10 +78,14 @@ impl Fixture {
         f
     }
 
-    /// Writes `image` over the resident image (the runner keeps it as a cache hit).
-    fn place(&mut self, image: &[u8]) -> DevAddr {
+    /// Writes `image` over the resident image (the runner keeps it as a cache hit); with `fresh`
+    /// the next boot verifies its checksum, as after an upload.
+    fn place(&mut self, image: &[u8], fresh: bool) -> DevAddr {
         let bound = self.runner.bind(&self.sizing).expect("bind");
         self.sim.copy_to_device(bound.regions.arena.base, image).expect("write the image");
+        if fresh {
+            assert!(self.runner.reverify_resident_image());
+        }
         bound.regions.arena.base
     }
 
@@ -187,7 +197,8 @@ fn patched_images_boot_within_a_deadline_and_run_correctly_or_fail_with_a_code()
             let f = fixture.borrow();
             (f.layout, f.pristine.len())
         };
-        let counts = RefCell::new((0u64, 0u64));
+        // (correct, checksum refusals, other codes)
+        let counts = RefCell::new((0u64, 0u64, 0u64));
         let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
         let case = RefCell::new(0u64);
         let result = runner.run(&patches(layout, len), |ps| {
@@ -201,15 +212,34 @@ fn patched_images_boot_within_a_deadline_and_run_correctly_or_fail_with_a_code()
             let _ = tick.send(format!("case {n} ({mode:?}): {ps:?}"));
             let mut image = f.pristine.clone();
             apply(&mut image, &ps);
-            f.place(&image);
+            // 5 of 8 cases: fresh, checksum as built; 2 of 8: fresh, re-sealed; 1 of 8: reused.
+            let (fresh, reseal) = match n % 8 {
+                0..=4 => (true, false),
+                5 | 6 => (true, true),
+                _ => (false, false),
+            };
+            if reseal {
+                // Over the bytes the (maybe patched) header says the image has, as boot hashes.
+                let at = std::mem::offset_of!(pto_abi::image::ImageHeader, image_size);
+                let stated = u64::from_le_bytes(image[at..at + 8].try_into().unwrap());
+                let end = usize::try_from(stated).map_or(image.len(), |s| s.min(image.len()));
+                pto_abi::image::seal_image(&mut image[..end]);
+            }
+            f.place(&image, fresh);
             let outcome = f.run(mode).map_err(|e| TestCaseError::fail(format!("{e}; patches {ps:?}")))?;
             match outcome {
                 Outcome::Correct => counts.borrow_mut().0 += 1,
-                Outcome::Code(_) => counts.borrow_mut().1 += 1,
+                Outcome::Code(c) if c.contains("BOOT_IMAGE_CHECKSUM_MISMATCH") => {
+                    if reseal || !fresh {
+                        return Err(TestCaseError::fail(format!("a checksum refusal without a stale checksum: {c}")));
+                    }
+                    counts.borrow_mut().1 += 1
+                }
+                Outcome::Code(_) => counts.borrow_mut().2 += 1,
             }
             // The resident image reruns correctly once the host puts the good bytes back.
             let pristine = f.pristine.clone();
-            f.place(&pristine);
+            f.place(&pristine, fresh);
             match f.run(DETERMINISTIC) {
                 Ok(Outcome::Correct) => Ok(()),
                 other => Err(TestCaseError::fail(format!("the restored image gave {other:?} after patches {ps:?}"))),
@@ -218,9 +248,13 @@ fn patched_images_boot_within_a_deadline_and_run_correctly_or_fail_with_a_code()
         if let Err(e) = result {
             panic!("{e}");
         }
-        let (correct, coded) = *counts.borrow();
-        println!("{correct} patched runs correct, {coded} failed with a specific code");
-        assert!(correct > 0 && coded > 0, "the patches exercise both outcomes");
+        let (correct, checksum, coded) = *counts.borrow();
+        println!(
+            "{correct} patched runs correct, {checksum} refused by the image checksum, {coded} failed with another \
+             specific code"
+        );
+        assert!(correct > 0 && coded > 0, "the patches exercise both outcomes past the checksum");
+        assert!(checksum > correct + coded, "most patches are refused by the checksum");
     });
 }
 
@@ -250,7 +284,7 @@ fn the_known_corruptions_are_regenerated_at_boot() {
                 let _ = tick.send(format!("{name} ({mode:?})"));
                 let mut image = f.pristine.clone();
                 apply(&mut image, &ps);
-                f.place(&image);
+                f.place(&image, false);
                 match f.run(mode) {
                     Ok(Outcome::Correct) => {}
                     other => panic!("{name} ({mode:?}): {other:?}"),

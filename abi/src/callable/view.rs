@@ -12,9 +12,9 @@ use core::mem::offset_of;
 use zerocopy::FromBytes;
 
 use super::{
-    ChipCallableHeader, CoreCallableHeader, CALLABLE_FORMAT_VERSION, CHILD_ALIGN, CHIP_CALLABLE_MAGIC,
-    CHIP_HEADER_SIZE, CORE_CALLABLE_MAGIC, CORE_CODE_OFFSET, CORE_HEADER_SIZE, MAX_CHILDREN, MAX_CHIP_ARGS,
-    MAX_CORE_ARGS, NAME_BYTES,
+    callable_checksum, ChipCallableHeader, CoreCallableHeader, CALLABLE_CHECKSUM_OFFSET, CALLABLE_FORMAT_VERSION,
+    CHILD_ALIGN, CHIP_CALLABLE_MAGIC, CHIP_HEADER_SIZE, CORE_CALLABLE_MAGIC, CORE_CODE_OFFSET, CORE_HEADER_SIZE,
+    MAX_CHILDREN, MAX_CHIP_ARGS, MAX_CORE_ARGS, NAME_BYTES,
 };
 use crate::addr::DevAddr;
 use crate::consts::MAX_FUNC_IDS;
@@ -98,6 +98,14 @@ pub enum CallableError {
         total_size: u64,
         /// Bytes present.
         available: u64,
+    },
+    /// The blob's bytes do not hash to its header's checksum: a byte changed after the blob was
+    /// built.
+    ChecksumMismatch {
+        /// `ChipCallableHeader::checksum` as stored.
+        stored: u64,
+        /// What the bytes hash to.
+        computed: u64,
     },
     /// `total_size` is smaller than the chip header itself.
     TotalSizeTooSmall {
@@ -208,6 +216,11 @@ impl fmt::Display for CallableError {
             CallableError::TrailingBytes { total_size, available } => {
                 write!(f, "blob has {available} bytes but its header says total_size = {total_size}")
             }
+            CallableError::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "checksum mismatch: the blob's bytes hash to {computed:#018x} but its header says {stored:#018x} \
+                 (a byte changed after the blob was built)"
+            ),
             CallableError::TotalSizeTooSmall { total_size } => {
                 write!(f, "total_size = {total_size} is smaller than the chip header ({CHIP_HEADER_SIZE} bytes)")
             }
@@ -307,6 +320,7 @@ const CORE_RESOLVED_ADDR: u64 = offset_of!(CoreCallableHeader, resolved_addr) as
 #[derive(Clone, Copy, Debug)]
 pub struct ChipCallableView<'a> {
     bytes: &'a [u8],
+    content_hash: u64,
     arg_count: u32,
     child_count: u32,
     orchestration_offset: u64,
@@ -389,6 +403,11 @@ impl<'a> ChipCallableView<'a> {
         if available > total_size {
             return Err(CallableError::TrailingBytes { total_size, available });
         }
+        let stored = field_u64(CALLABLE_CHECKSUM_OFFSET)?;
+        let computed = callable_checksum(bytes).ok_or(truncated_header)?;
+        if stored != computed {
+            return Err(CallableError::ChecksumMismatch { stored, computed });
+        }
 
         let signature = slice_at(bytes, CHIP_SIGNATURE as u64, u64::from(arg_count)).ok_or(truncated_header)?;
         check_signature(BlobPart::ChipHeader, signature)?;
@@ -452,6 +471,7 @@ impl<'a> ChipCallableView<'a> {
 
         Ok(ChipCallableView {
             bytes,
+            content_hash: computed,
             arg_count,
             child_count,
             orchestration_offset,
@@ -538,9 +558,10 @@ impl<'a> ChipCallableView<'a> {
         (0..self.child_count).filter_map(|i| self.child(i))
     }
 
-    /// FNV-1a 64 over the whole blob: the dedup key.
+    /// The content hash (the dedup key): FNV-1a 64 over the whole blob with the checksum field
+    /// read as zero, verified by [`ChipCallableView::parse`] against the stored checksum.
     pub fn content_hash(&self) -> u64 {
-        fnv1a64(FNV1A64_INIT, self.bytes)
+        self.content_hash
     }
 
     /// FNV-1a 64 over the children only (count, then per child its func id, its header with

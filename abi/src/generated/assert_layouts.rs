@@ -61,7 +61,8 @@ assert_offset!(image::ImageHeader.built_heap_base == 48);
 assert_offset!(image::ImageHeader.sm_size == 56);
 assert_offset!(image::ImageHeader.heap_size == 64);
 assert_offset!(image::ImageHeader.runtime_header_offset == 72);
-assert_offset!(image::ImageHeader._pad == 80);
+assert_offset!(image::ImageHeader.checksum == 80);
+assert_offset!(image::ImageHeader._pad == 88);
 assert_offset!(image::ImageHeader.layout == 128);
 assert_offset!(image::ImageHeader._pad_tail == 608);
 
@@ -390,7 +391,8 @@ assert_offset!(callable::ChipCallableHeader.child_count == 12);
 assert_offset!(callable::ChipCallableHeader.total_size == 16);
 assert_offset!(callable::ChipCallableHeader.orchestration_offset == 24);
 assert_offset!(callable::ChipCallableHeader.orchestration_size == 32);
-assert_offset!(callable::ChipCallableHeader._pad0 == 40);
+assert_offset!(callable::ChipCallableHeader.checksum == 40);
+assert_offset!(callable::ChipCallableHeader._pad0 == 48);
 assert_offset!(callable::ChipCallableHeader.signature == 64);
 assert_offset!(callable::ChipCallableHeader.orchestration_name == 320);
 assert_offset!(callable::ChipCallableHeader.config_name == 384);
@@ -619,4 +621,4 @@ assert_offset!(trace::ScopeRecord.heap_size == 40);
 assert_offset!(trace::ScopeRecord.peak_dep_pool == 48);
 assert_offset!(trace::ScopeRecord.dep_pool_capacity == 56);
 
-assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0x5e49c582c7169a3c);
+assert_fingerprint!(fingerprint::ABI_FINGERPRINT == 0xfecad844d6e7aaff);

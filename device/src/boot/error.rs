@@ -104,5 +104,10 @@ pub fn write_boot_error(
             }
             Ok(())
         }
+        BootErrorCode::ImageChecksumMismatch => write!(
+            out,
+            "{subject} bytes hash to {found:#018x} but its header's checksum is {expected:#018x}: a byte changed \
+             after the image was built (a corrupted copy or file)"
+        ),
     }
 }

@@ -4,7 +4,10 @@
 //!
 //! 1. **validate** the launch descriptor and the image ([`validate`]): magic, ABI version,
 //!    fingerprint, sizes against the regions of this launch, null and misaligned bases, the stored
-//!    layout against the one computed from the stored sizing;
+//!    layout against the one computed from the stored sizing; and, only when the launch says the
+//!    image's bytes arrived fresh (`LAUNCH_FLAG_VERIFY_IMAGE`: the first boot after an upload), the
+//!    image checksum over every byte. A boot that reuses the resident image (which earlier runs
+//!    mutated) skips the checksum and stays O(1) in the image size;
 //! 2. **wire** class-A pointers, arena base + layout offset ([`wire::wire_arena_pointers`]);
 //! 3. **rebind** class-B pointers from this launch's SM and heap bases
 //!    ([`rebind::rebind_device_pointers_from_layout`]);
@@ -38,7 +41,9 @@ use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use pto_abi::consts::LANE_COUNT;
-use pto_abi::launch::{BootReport, LaunchDescriptor, BOOT_STATE_FAILED, BOOT_STATE_READY, BOOT_SUBJECT_BYTES};
+use pto_abi::launch::{
+    BootReport, LaunchDescriptor, BOOT_STATE_FAILED, BOOT_STATE_READY, BOOT_SUBJECT_BYTES, LAUNCH_FLAG_VERIFY_IMAGE,
+};
 use pto_abi::layout::{HeapLayout, Region, SmLayout};
 use pto_abi::runtime::{RuntimeHeader, SmHandle};
 use pto_abi::sm::SmHeader;
@@ -183,7 +188,13 @@ unsafe fn boot_validated(d: &LaunchDescriptor, regions: &DeviceRegions) -> Resul
     // SAFETY: `image_bytes <= arena_region_size` (validated), and the arena region is device
     // memory nobody writes during boot.
     let bytes = unsafe { core::slice::from_raw_parts(dev_ptr::<u8>(regions.arena.base), d.image_bytes as usize) };
-    let image = validate::validate_image(bytes, regions.arena.size)?;
+    // The checksum covers the image as built: checked when its bytes arrived fresh (the host's
+    // first launch after an upload), not on a boot that reuses an image earlier boots mutated.
+    let image = if d.flags & LAUNCH_FLAG_VERIFY_IMAGE != 0 {
+        validate::validate_image(bytes, regions.arena.size)?
+    } else {
+        validate::validate_resident_image(bytes, regions.arena.size)?
+    };
     validate::validate_regions_fit(&image, regions)?;
 
     let o = &image.layout.offsets;

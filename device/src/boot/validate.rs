@@ -2,13 +2,18 @@
 //!
 //! [`validate_image`] works on plain bytes, so the device (its arena region) and the host
 //! (`pto image inspect` on a file) run the very same checks.
+//!
+//! Two depths: [`validate_image`] checks an image whose bytes arrived fresh (a file, or the first
+//! boot after an upload), the image checksum included; [`validate_resident_image`] checks an image
+//! earlier boots already mutated in place, where the checksum no longer holds, and stays O(1) in the
+//! image size. Boot picks the first when the launch carries `LAUNCH_FLAG_VERIFY_IMAGE`.
 
 use core::mem::size_of;
 
 use pto_abi::callable::MAX_CHIP_ARGS;
 use pto_abi::consts::{MAX_AICPU_THREADS, MAX_CLUSTERS, REGION_BASE_ALIGN};
 use pto_abi::error::BootErrorCode as Code;
-use pto_abi::image::{ImageHeader, IMAGE_MAGIC};
+use pto_abi::image::{image_checksum, ImageHeader, IMAGE_MAGIC};
 use pto_abi::launch::{LaunchDescriptor, LAUNCH_MAGIC};
 use pto_abi::layout::{heap_layout, reserve_layout, sm_layout, HeapLayout, LayoutError, SmLayout};
 use pto_abi::runtime::{RuntimeHeader, RUNTIME_MAGIC};
@@ -61,12 +66,38 @@ fn expect_eq(code: Code, subject: &'static str, expected: u64, found: u64) -> Re
     }
 }
 
-/// Checks an image held in `bytes`, placed in a region of `region_size` bytes.
+/// Checks an image whose bytes arrived fresh, held in `bytes`, placed in a region of
+/// `region_size` bytes.
 ///
 /// Order: header present, magic, ABI version, header size, fingerprint, image size against the
-/// region, image size against the bytes present, sizing, stored layout against the layout computed
-/// from the stored sizing, runtime header magic and fingerprint. The first failing check is returned.
+/// region, image size against the bytes present, **checksum** of the image's `image_size` bytes,
+/// sizing, stored layout against the layout computed from the stored sizing, runtime header magic
+/// and fingerprint. The first failing check is returned.
 pub fn validate_image(bytes: &[u8], region_size: u64) -> Result<ValidatedImage, BootError> {
+    check_image(bytes, region_size, true)
+}
+
+/// Checks a resident image that earlier boots mutated in place: every check of
+/// [`validate_image`] except the checksum (which covers the image as built), so its cost does not
+/// grow with the image.
+pub fn validate_resident_image(bytes: &[u8], region_size: u64) -> Result<ValidatedImage, BootError> {
+    check_image(bytes, region_size, false)
+}
+
+/// Checks that the first `image_size` bytes of `bytes` hash to the header's checksum.
+fn check_checksum(bytes: &[u8], header: &ImageHeader) -> Result<(), BootError> {
+    // In bounds: the caller checked image_size <= bytes.len().
+    let image = &bytes[..header.image_size as usize];
+    let computed = image_checksum(image).ok_or(BootError::new(
+        Code::ImageTruncated,
+        "image header",
+        size_of::<ImageHeader>() as u64,
+        header.image_size,
+    ))?;
+    expect_eq(Code::ImageChecksumMismatch, "image", header.checksum, computed)
+}
+
+fn check_image(bytes: &[u8], region_size: u64, fresh: bool) -> Result<ValidatedImage, BootError> {
     let header_bytes = size_of::<ImageHeader>() as u64;
     let present = bytes.len() as u64;
     let Ok((header, _)) = ImageHeader::read_from_prefix(bytes) else {
@@ -81,6 +112,9 @@ pub fn validate_image(bytes: &[u8], region_size: u64) -> Result<ValidatedImage, 
     }
     if header.image_size > present {
         return Err(BootError::new(Code::ImageTruncated, "image", header.image_size, present));
+    }
+    if fresh {
+        check_checksum(bytes, &header)?;
     }
 
     let layout = reserve_layout(&header.layout.sizing).map_err(layout_error)?;

@@ -7,9 +7,9 @@
 
 use pto_abi::addr::align_up;
 use pto_abi::callable::{
-    CallableError, ChipCallableHeader, ChipCallableView, CoreCallableHeader, CALLABLE_FORMAT_VERSION, CHILD_ALIGN,
-    CHIP_CALLABLE_MAGIC, CHIP_HEADER_SIZE, CORE_CALLABLE_MAGIC, CORE_CODE_OFFSET, MAX_CHILDREN, MAX_CHIP_ARGS,
-    MAX_CORE_ARGS, NAME_BYTES,
+    seal_callable, CallableError, ChipCallableHeader, ChipCallableView, CoreCallableHeader, CALLABLE_FORMAT_VERSION,
+    CHILD_ALIGN, CHIP_CALLABLE_MAGIC, CHIP_HEADER_SIZE, CORE_CALLABLE_MAGIC, CORE_CODE_OFFSET, MAX_CHILDREN,
+    MAX_CHIP_ARGS, MAX_CORE_ARGS, NAME_BYTES,
 };
 use pto_abi::consts::MAX_FUNC_IDS;
 use pto_abi::task::TensorDirection;
@@ -288,6 +288,7 @@ impl ChipCallable {
             let code = at + CORE_CODE_OFFSET as usize;
             bytes[code..code + child.binary.len()].copy_from_slice(&child.binary);
         }
+        seal_callable(&mut bytes);
         ChipCallable::from_bytes(bytes).map_err(BuildError::Invalid)
     }
 
@@ -313,7 +314,8 @@ impl ChipCallable {
         ChipCallableView::parse(&self.bytes).expect("a ChipCallable holds a validated blob")
     }
 
-    /// FNV-1a 64 over the whole blob.
+    /// The content hash: FNV-1a 64 over the whole blob with its checksum field read as zero (the
+    /// value that field holds).
     pub fn content_hash(&self) -> u64 {
         self.view().content_hash()
     }

@@ -41,7 +41,8 @@ pub struct ChipCallableLayout {
     pub signature: Vec<TensorDirection>,
     /// Every child in table order.
     pub children: Vec<ChildLayout>,
-    /// FNV-1a 64 over the whole blob (the dedup key).
+    /// The content hash (the dedup key): FNV-1a 64 over the whole blob with its checksum field read
+    /// as zero, verified against that field.
     pub content_hash: u64,
     /// FNV-1a 64 over the children only (unchanged when only orchestration bytes change).
     pub aicore_image_hash: u64,

@@ -3,7 +3,7 @@
 
 use std::mem::offset_of;
 
-use pto_abi::callable::{BlobPart, CoreCallableHeader};
+use pto_abi::callable::{seal_callable, BlobPart, CoreCallableHeader};
 use pto_abi::consts::MAX_FUNC_IDS;
 use pto_abi::DevAddr;
 use zerocopy::IntoBytes;
@@ -78,7 +78,8 @@ fn child_code_addrs(blob: &ChipCallable, base: DevAddr) -> Result<Vec<(u32, DevA
 }
 
 /// A copy of `blob` in which every child's `resolved_addr` holds its code address for a blob at
-/// `device_base`. `blob` itself is never touched.
+/// `device_base`, re-sealed with its own checksum (so the device copy validates on its own).
+/// `blob` itself is never touched.
 pub fn patch_chip_callable_scratch_for_device(
     blob: &ChipCallable,
     device_base: DevAddr,
@@ -89,6 +90,7 @@ pub fn patch_chip_callable_scratch_for_device(
         let at = child.offset as usize + offset_of!(CoreCallableHeader, resolved_addr);
         scratch[at..at + 8].copy_from_slice(addr.as_bytes());
     }
+    seal_callable(&mut scratch);
     Ok(scratch)
 }
 

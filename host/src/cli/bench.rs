@@ -4,6 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 
+use super::device::BackendKind;
 use super::input::count;
 use super::sizing_args::SizingArgs;
 use super::CliError;
@@ -74,11 +75,21 @@ pub struct BenchArgs {
     /// Runtime sizing of the graph figures (default: default windows and dep pools, 16 MiB heaps).
     #[command(flatten)]
     pub sizing: SizingArgs,
+    /// The device (parsed as by `pto run`): the benchmarks run in host memory and on the simulated
+    /// device, so only `sim` is served.
+    #[arg(long, value_enum, default_value_t = BackendKind::Sim)]
+    pub backend: BackendKind,
 }
 
 impl BenchArgs {
     /// The plan these flags describe.
     pub fn plan(&self) -> Result<Plan, CliError> {
+        super::device::sim_only(
+            self.backend,
+            "pto bench",
+            "its figures run host-function kernels in host memory and on the simulated device; time runs on \
+             another device with `pto run --backend NAME --runs N`",
+        )?;
         let mut plan = if self.quick { Plan::quick() } else { Plan::full() };
         let s = &self.sizing;
         if s.any() {
@@ -284,5 +295,24 @@ mod tests {
             .contains("cannot be used with"));
         assert_eq!(parse(&["--graphs-only", "--items", "9"]).unwrap().plan().unwrap().structure_items, 0);
         assert_eq!(parse(&["--tasks", "5,7"]).unwrap().tasks, [5, 7]);
+    }
+
+    #[test]
+    fn backend_is_parsed_as_by_run_and_only_sim_is_served() {
+        assert_eq!(parse(&[]).unwrap().backend, BackendKind::Sim);
+        assert!(parse(&["--backend", "sim"]).unwrap().plan().is_ok());
+        let e = parse(&["--backend", "gpu"]).unwrap_err().to_string();
+        assert!(
+            e.contains("invalid value 'gpu'") && e.contains("sim") && e.contains("emu") && e.contains("onboard"),
+            "{e}"
+        );
+        for name in ["emu", "onboard"] {
+            let e = parse(&["--backend", name]).unwrap().plan().unwrap_err();
+            assert_eq!(e.exit_code, 2);
+            assert!(
+                e.message.contains(&format!("pto bench runs on the simulated device only, not --backend {name}")),
+                "{e}"
+            );
+        }
     }
 }

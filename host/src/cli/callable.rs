@@ -187,6 +187,7 @@ fn print_json(
         },
         "signature": layout.signature.iter().map(|&d| direction_tag(d)).collect::<Vec<_>>(),
         "content_hash": format!("{:#018x}", layout.content_hash),
+        "content_hash_verified": true,
         "aicore_image_hash": format!("{:#018x}", layout.aicore_image_hash),
         "children": children,
     });
@@ -207,7 +208,11 @@ fn print_table(
         layout.orchestration_name, layout.config_name, layout.orchestration_offset, layout.orchestration_size
     )?;
     writeln!(out, "signature          {} args [{}]", layout.signature.len(), signature_text(&layout.signature))?;
-    writeln!(out, "content hash       {:#018x}", layout.content_hash)?;
+    writeln!(
+        out,
+        "content hash       {:#018x} (verified: the bytes hash to the header's checksum)",
+        layout.content_hash
+    )?;
     writeln!(out, "AICore image hash  {:#018x}", layout.aicore_image_hash)?;
     writeln!(out, "children           {}", layout.children.len())?;
     if layout.children.is_empty() {
@@ -262,5 +267,31 @@ mod tests {
         let e = inspect_bytes(&[0u8; 16384], "zero").unwrap_err();
         assert!(e.message.contains("magic"), "{e}");
         assert_eq!(e.exit_code, 2);
+    }
+
+    #[test]
+    fn a_changed_byte_anywhere_is_refused_with_the_checksum_error() {
+        let blob = vector_example_callable().unwrap();
+        let text = inspect_bytes(blob.as_bytes(), "sum").unwrap();
+        assert!(text.contains(&format!("content hash       {:#018x} (verified", blob.content_hash())), "{text}");
+        let bytes = blob.as_bytes();
+        let view = blob.view();
+        let first = view.children().next().unwrap();
+        // Header padding, the stored checksum, a name, the orchestration, a child's code, the last byte.
+        let positions = [
+            pto_abi::callable::CALLABLE_CHECKSUM_OFFSET + 8,
+            pto_abi::callable::CALLABLE_CHECKSUM_OFFSET,
+            std::mem::offset_of!(pto_abi::callable::ChipCallableHeader, orchestration_name) + 1,
+            first.offset as usize + 8,
+            first.code_offset as usize,
+            bytes.len() - 1,
+        ];
+        for at in positions {
+            let mut b = bytes.to_vec();
+            b[at] ^= 0x10;
+            let e = inspect_bytes(&b, "flip").unwrap_err();
+            assert_eq!(e.exit_code, 2, "byte {at}: {e}");
+            assert!(e.message.contains("checksum mismatch"), "byte {at}: {e}");
+        }
     }
 }

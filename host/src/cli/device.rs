@@ -23,15 +23,41 @@ use crate::backend::DeviceBackend;
 use crate::examples::define_vector_symbols;
 use crate::runner::RunMode;
 
-/// Which device a command runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// Which device a command runs on (`--backend` of `run` and `bench`: one parser, one set of
+/// names; the hidden `pto worker` takes the name as text, so that even an unknown one reaches its
+/// parent as a start-up failure through the mailbox).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     /// The simulated device (threads of this process).
+    #[default]
     Sim,
     /// The emulated aarch64 device: qemu running the real firmware build.
     Emu,
     /// The chip behind the CANN runtime (`libruntime.so`, looked for at run time).
     Onboard,
+}
+
+impl BackendKind {
+    /// The name `--backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Sim => "sim",
+            BackendKind::Emu => "emu",
+            BackendKind::Onboard => "onboard",
+        }
+    }
+}
+
+/// Refuses every backend but the simulated one for `what` (a command that only the simulated
+/// device can serve), as bad input naming the backend asked for and why.
+pub fn sim_only(kind: BackendKind, what: &str, why: &str) -> Result<(), CliError> {
+    match kind {
+        BackendKind::Sim => Ok(()),
+        other => Err(CliError::bad_input(format!(
+            "{what} runs on the simulated device only, not --backend {}: {why}",
+            other.name()
+        ))),
+    }
 }
 
 /// Device flags.
@@ -117,6 +143,23 @@ impl CliDevice {
         self.backend.clone()
     }
 
+    /// Checks that an image built with ABI fingerprint `fingerprint` (file `name`) can boot on this
+    /// device: the emulated device's firmware must carry the same fingerprint (the simulated and
+    /// onboard devices run this build's device code, whose fingerprint the image was checked
+    /// against when it was read).
+    pub fn check_image_fingerprint(&self, name: &str, fingerprint: u64) -> Result<(), CliError> {
+        let Some(e) = &self.emu else { return Ok(()) };
+        let firmware = e.firmware().record().abi_fingerprint;
+        if firmware != fingerprint {
+            return Err(CliError::bad_input(format!(
+                "{name}: the image was built with ABI fingerprint {fingerprint:#018x} but the emulated device's firmware \
+                 ({}) has {firmware:#018x}; rebuild the image or the firmware from the same source",
+                e.firmware().path().display()
+            )));
+        }
+        Ok(())
+    }
+
     /// One line about the emulated device (nothing for the simulated one).
     pub fn describe(&self) -> Option<String> {
         match &self.emu {
@@ -162,5 +205,56 @@ impl CliDevice {
             writeln!(out, "  device: {} log lines could not be decoded or kept", log.lost_lines)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    #[derive(Parser)]
+    enum T {
+        Run(crate::cli::run::RunArgs),
+        Bench(crate::cli::bench::BenchArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<T, clap::Error> {
+        let m = crate::cli::allow_negative_numbers(T::command()).try_get_matches_from(args)?;
+        T::from_arg_matches(&m)
+    }
+
+    fn backend_error(args: &[&str]) -> String {
+        let e = parse(args).err().expect("an unknown backend is refused");
+        assert_eq!(e.exit_code(), 2);
+        // The message past the subcommand's usage line is the same for every subcommand.
+        e.to_string().lines().next().unwrap().to_string()
+    }
+
+    #[test]
+    fn every_device_subcommand_parses_backend_alike() {
+        let run = backend_error(&["t", "run", "--example", "vector", "--backend", "gpu"]);
+        let bench = backend_error(&["t", "bench", "--backend", "gpu"]);
+        assert!(run.contains("invalid value 'gpu' for '--backend <BACKEND>'"), "{run}");
+        assert_eq!(run, bench);
+        for kind in [BackendKind::Sim, BackendKind::Emu, BackendKind::Onboard] {
+            let name = kind.name();
+            let Ok(T::Run(r)) = parse(&["t", "run", "--example", "vector", "--backend", name]) else { panic!() };
+            let Ok(T::Bench(b)) = parse(&["t", "bench", "--backend", name]) else { panic!() };
+            assert_eq!((r.device.backend, b.backend), (kind, kind));
+        }
+    }
+
+    #[test]
+    fn sim_only_commands_name_the_backend_they_refuse() {
+        assert!(sim_only(BackendKind::Sim, "x", "y").is_ok());
+        let e = sim_only(BackendKind::Emu, "--chips", "why").unwrap_err();
+        assert_eq!(e.exit_code, 2);
+        assert_eq!(e.message, "--chips runs on the simulated device only, not --backend emu: why");
+        let Ok(T::Run(r)) = parse(&["t", "run", "--example", "vector", "--chips", "2", "--backend", "onboard"]) else {
+            panic!()
+        };
+        let e = crate::cli::run::run(&r, &mut Vec::new()).unwrap_err();
+        assert!(e.message.contains("--chips runs on the simulated device only, not --backend onboard"), "{e}");
     }
 }

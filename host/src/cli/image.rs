@@ -19,7 +19,7 @@ use zerocopy::FromBytes;
 use super::layout::human_bytes;
 use super::sizing_args::SizingArgs;
 use super::{input, json as jsonout, CliError};
-use crate::image::{build_runtime_image, nominal_regions};
+use crate::image::{build_runtime_image, nominal_regions, Image};
 
 /// Flags of `pto image`.
 #[derive(Args, Debug, Clone)]
@@ -150,6 +150,13 @@ pub fn read_image(path: &Path) -> Result<ValidatedImage, CliError> {
     Ok(load(path)?.1)
 }
 
+/// Reads and validates an image file as [`read_image`] does and keeps its bytes, to upload them.
+pub fn read_image_file(path: &Path) -> Result<Image, CliError> {
+    let name = input::shown(path, true);
+    let (bytes, _) = load(path)?;
+    Image::from_bytes(bytes).map_err(|e| CliError::bad_input(format!("{name}: {e}")))
+}
+
 fn load(path: &Path) -> Result<(Vec<u8>, ValidatedImage), CliError> {
     let name = input::shown(path, true);
     let bytes = input::read_bounded(path, &ImageFormat)?;
@@ -196,6 +203,8 @@ fn inspect(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 "image_size": h.image_size,
                 "header_size": h.header_size,
                 "runtime_header_offset": h.runtime_header_offset,
+                "checksum": format!("{:#018x}", h.checksum),
+                "checksum_verified": true,
                 "built_bases": {"arena": h.built_arena_base.0, "sm": h.built_sm_base.0, "heap": h.built_heap_base.0},
                 "sm_size": h.sm_size,
                 "heap_size": h.heap_size,
@@ -215,6 +224,7 @@ fn inspect(args: &InspectArgs, out: &mut dyn Write) -> Result<(), CliError> {
     writeln!(out, "image size        {} bytes ({})", h.image_size, human_bytes(h.image_size))?;
     writeln!(out, "header size       {} bytes", h.header_size)?;
     writeln!(out, "runtime header at {:#x}", h.runtime_header_offset)?;
+    writeln!(out, "checksum          {:#018x} (verified over all {} bytes)", h.checksum, h.image_size)?;
     writeln!(
         out,
         "built for         arena {} · SM {} · heap {}",
@@ -311,6 +321,36 @@ mod tests {
         let e = inspect_file(&p).unwrap_err();
         assert_eq!(e.exit_code, 2);
         assert!(e.message.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn a_changed_byte_anywhere_is_refused_with_the_checksum_error() {
+        let p = temp_path("sum");
+        build_small(&p);
+        let good = std::fs::read(&p).unwrap();
+        let text = inspect_file(&p).unwrap();
+        assert!(text.contains("checksum          0x") && text.contains("verified"), "{text}");
+        let v = validate_image(&good, u64::MAX).unwrap();
+        let rt = v.layout.offsets.runtime_header.offset as usize;
+        // Header (a built base, the checksum itself, its padding), the runtime header, the arena
+        // body, the trailing byte.
+        let positions = [
+            std::mem::offset_of!(ImageHeader, built_sm_base) + 2,
+            pto_abi::image::IMAGE_CHECKSUM_OFFSET + 3,
+            std::mem::offset_of!(ImageHeader, _pad_tail),
+            rt + 200,
+            good.len() / 2,
+            good.len() - 1,
+        ];
+        for at in positions {
+            let mut b = good.clone();
+            b[at] ^= 0x04;
+            std::fs::write(&p, &b).unwrap();
+            let e = inspect_file(&p).unwrap_err();
+            assert_eq!(e.exit_code, 2, "byte {at}: {e}");
+            assert!(e.message.contains("BOOT_IMAGE_CHECKSUM_MISMATCH"), "byte {at}: {e}");
+        }
+        std::fs::remove_file(&p).unwrap();
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub fn hint(code: DeviceErrorCode) -> &'static str {
             B::PointerAuditFailed => "a baked pointer lands outside its region: the image was built for other bases or is corrupt; rebuild it",
             B::BadLaunchParameters => "the launch asks for more AICPU threads or clusters than the ABI supports (see `pto info`)",
             B::BadTraceRegion => "the trace region the host staged does not match the launch's trace level and size, or its header is corrupt; stage it through the runner (`--trace-level`)",
+            B::ImageChecksumMismatch => "a byte of the image changed after it was built (a corrupted file or copy); rebuild it with `pto image build`, or let the runner upload it again",
         },
     }
 }

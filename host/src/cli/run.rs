@@ -18,6 +18,7 @@ use super::sizing_args::SizingArgs;
 use super::{json as jsonout, CliError};
 use crate::callable::ChipCallable;
 use crate::examples::{vector_args, vector_example_callable, VECTOR_EXPECTED, VECTOR_LEN, VECTOR_RESULT_ARG};
+use crate::image::Image;
 use crate::runner::{CallableRunConfig, CallableRunError, DeviceRunner, RunArg, RunError, RunMode};
 
 pub mod chips;
@@ -62,9 +63,10 @@ pub struct RunArgs {
     /// "fill": 2}, {"dir": "scalar", "value": 4}, …]}` with the keys of `--arg`.
     #[arg(long, value_name = "FILE", group = "args_given", conflicts_with_all = ["example", "arg"])]
     pub args_file: Option<PathBuf>,
-    /// Take the sizing from a saved image file (validated as by `pto image inspect`) instead of the
-    /// sizing flags.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["window", "heap", "dep_pool"])]
+    /// Boot a saved image file (written by `pto image build`): it is validated as by `pto image
+    /// inspect`, its bytes are uploaded unchanged as the arena image, the first boot verifies its
+    /// checksum on the device, and its sizing is the run's (no sizing flags).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["window", "heap", "dep_pool", "chips"])]
     pub image: Option<PathBuf>,
     /// AICPU threads of the threaded mode (the last orchestrates, the others schedule): 2..=4.
     #[arg(long, value_parser = input::count::<u32>(2, pto_abi::consts::MAX_AICPU_THREADS as u64),
@@ -311,16 +313,38 @@ fn plan(args: &RunArgs) -> Result<Plan, CliError> {
     })
 }
 
-fn sizing_of(args: &RunArgs) -> Result<pto_abi::sizing::ArenaSizingKey, CliError> {
-    match &args.image {
-        Some(path) => Ok(super::image::read_image(path)?.layout.sizing),
-        None => args.sizing.to_key().map_err(CliError::bad_input),
+/// A saved image `pto run --image` boots.
+struct LoadedImage {
+    /// The file as shown in messages.
+    name: String,
+    /// Its validated bytes.
+    image: Image,
+}
+
+fn load_image(args: &RunArgs) -> Result<Option<LoadedImage>, CliError> {
+    let Some(path) = &args.image else { return Ok(None) };
+    let image = super::image::read_image_file(path)?;
+    Ok(Some(LoadedImage { name: input::shown(path, true), image }))
+}
+
+/// A run failure's message; for a run on a saved image, a sizing hint names the image instead of
+/// the sizing flags (its sizing is fixed: the image must be rebuilt).
+fn image_hint(message: String, loaded: Option<&LoadedImage>) -> String {
+    match loaded {
+        Some(l) if message.contains("--window") || message.contains("--heap") || message.contains("--dep-pool") => {
+            format!(
+                "{message}\n  (the sizing is the image's: {} was built too small for this callable; rebuild it with \
+                 `pto image build` and the larger sizing flag)",
+                l.name
+            )
+        }
+        _ => message,
     }
 }
 
 /// A run failure as JSON: the device code's name, meaning and hint where there is one.
-fn failure_json(e: &CallableRunError, exit_code: i32) -> Value {
-    let mut v = json!({"exit_code": exit_code, "message": e.to_string()});
+fn failure_json(e: &CallableRunError, message: &str, exit_code: i32) -> Value {
+    let mut v = json!({"exit_code": exit_code, "message": message});
     if let CallableRunError::Run(RunError::Device(f)) = e {
         v["code"] = json!(f.code);
         v["name"] = json!(f.name);
@@ -333,7 +357,11 @@ fn failure_json(e: &CallableRunError, exit_code: i32) -> Value {
 
 /// Runs `pto run`, writing to `out`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let sizing = sizing_of(args)?;
+    let loaded = load_image(args)?;
+    let sizing = match &loaded {
+        Some(l) => l.image.layout().sizing,
+        None => args.sizing.to_key().map_err(CliError::bad_input)?,
+    };
     if let Some(chips) = args.chips {
         return chips::run(args, chips, sizing, out);
     }
@@ -344,6 +372,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let backend_name = format!("{:?}", args.device.backend).to_lowercase();
     let mut runner = DeviceRunner::new(device.backend());
     runner.set_trace(args.trace.config());
+    if let Some(l) = &loaded {
+        device.check_image_fingerprint(&l.name, l.image.header().abi_fingerprint)?;
+        // The file's bytes become the resident image; every run's bind is then a hit on it.
+        runner.bind_image(&l.image).map_err(|e| CliError::failed(format!("{}: uploading the image: {e}", l.name)))?;
+    }
     // The callable is uploaded once and run by callable id; an unknown kernel or orchestration
     // name is refused here, before any device call, with the names the backend carries.
     runner
@@ -369,6 +402,16 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         if let Some(d) = device.describe() {
             writeln!(out, "{d}")?;
         }
+        if let Some(l) = &loaded {
+            writeln!(
+                out,
+                "image {}: {} bytes uploaded unchanged as the arena image (checksum {:#018x}, verified by the first \
+                 boot)",
+                l.name,
+                l.image.bytes().len(),
+                l.image.header().checksum
+            )?;
+        }
     }
     let mut runs = Vec::new();
     let mut failure: Option<(CliError, Value)> = None;
@@ -386,7 +429,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
                     CallableRunError::Bind(_) => CliError::bad_input(format!("run {i}: {e}")),
                     e => CliError::failed(format!("run {i}: {e}")),
                 };
-                let v = failure_json(&e, cli.exit_code);
+                let cli = CliError { message: image_hint(cli.message, loaded.as_ref()), ..cli };
+                let v = failure_json(&e, &cli.message, cli.exit_code);
                 failure = Some((cli, v));
                 break;
             }
@@ -462,6 +506,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 "backend": backend_name,
                 "mode": how,
                 "content_hash": format!("{:#018x}", plan.blob.content_hash()),
+                "image": loaded.as_ref().map(|l| json!({
+                    "file": l.name,
+                    "image_size": l.image.bytes().len(),
+                    "checksum": format!("{:#018x}", l.image.header().checksum),
+                })),
                 "sizing": {
                     "task_window_sizes": sizing.task_window_sizes,
                     "heap_sizes": sizing.heap_sizes,
@@ -614,24 +663,69 @@ mod tests {
     }
 
     #[test]
-    fn a_saved_image_gives_the_run_its_sizing() {
-        use crate::image::{build_runtime_image, nominal_regions};
-        let key = pto_abi::sizing::ArenaSizingKey::uniform(64, 1 << 20, 64);
-        let layout = pto_abi::reserve_layout(&key).unwrap();
-        let image = build_runtime_image(&layout, &nominal_regions(&layout).unwrap()).unwrap();
+    fn a_saved_image_is_booted_from_its_own_bytes_and_a_corrupted_one_is_refused() {
+        use super::super::image::{run as image_run, BuildArgs, ImageArgs, ImageCommand};
         let path = std::env::temp_dir().join(format!("pto-run-image-{}.img", std::process::id()));
-        std::fs::write(&path, image.bytes()).unwrap();
+        let sizing = SizingArgs { window: Some("64".into()), heap: Some("1M".into()), dep_pool: Some("64".into()) };
+        let build = ImageArgs { command: ImageCommand::Build(BuildArgs { sizing, output: path.clone(), json: false }) };
+        image_run(&build, &mut Vec::new()).unwrap();
         let p = path.display().to_string();
-        let a = parse(&["--example", "vector", "--image", &p, "--deterministic", "--runs", "1", "--json"]).unwrap();
+
+        // The runner uploads the file's bytes unchanged and a run's bind is a hit on them.
+        let image = super::super::image::read_image_file(&path).unwrap();
+        assert_eq!(image.bytes(), &std::fs::read(&path).unwrap()[..]);
+        let sim = std::sync::Arc::new(crate::backend::sim::SimBackend::with_capacity(256 << 20).unwrap());
+        let mut runner = DeviceRunner::new(sim.clone() as std::sync::Arc<dyn crate::backend::DeviceBackend>);
+        let bound = runner.bind_image(&image).unwrap();
+        let mut resident = vec![0u8; bound.image_size as usize];
+        crate::backend::DeviceBackend::copy_from_device(sim.as_ref(), bound.regions.arena.base, &mut resident).unwrap();
+        assert_eq!(resident, image.bytes(), "the arena holds the file's bytes");
+        assert!(runner.bind(&image.layout().sizing).unwrap().cache_hit);
+        assert_eq!(runner.bind_stats().images_built, 0);
+
+        let a = parse(&["--example", "vector", "--image", &p, "--deterministic", "--runs", "2", "--json"]).unwrap();
         let mut out = Vec::new();
         run(&a, &mut out).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["sizing"]["task_window_sizes"][0], 64);
-        assert_eq!(v["runs"][0]["check"], "ok");
+        assert_eq!(v["image"]["image_size"], image.bytes().len());
+        for r in 0..2 {
+            assert_eq!(v["runs"][r]["check"], "ok", "{v}");
+            assert_eq!(v["runs"][r]["bind"], "cached", "no run builds an image: {v}");
+        }
+        let text = run_text(&["--example", "vector", "--image", &p, "--deterministic", "--runs", "1"]).unwrap();
+        assert!(text.contains("uploaded unchanged as the arena image"), "{text}");
+
         assert!(parse(&["--example", "vector", "--image", &p, "--window", "8"]).is_err(), "sizing flags conflict");
+        assert!(
+            parse(&["--example", "vector", "--image", &p, "--chips", "2"]).is_err(),
+            "chip workers build their own"
+        );
+        let mut corrupt = image.bytes().to_vec();
+        let mid = corrupt.len() / 2;
+        corrupt[mid] ^= 1;
+        std::fs::write(&path, &corrupt).unwrap();
+        let e = run_text(&["--example", "vector", "--image", &p]).unwrap_err();
+        assert_eq!(e.exit_code, 2);
+        assert!(e.message.contains("BOOT_IMAGE_CHECKSUM_MISMATCH"), "{e}");
         std::fs::write(&path, b"not an image").unwrap();
         let a = parse(&["--example", "vector", "--image", &p]).unwrap();
         assert_eq!(run(&a, &mut Vec::new()).unwrap_err().exit_code, 2);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn an_image_too_small_for_the_callable_says_to_rebuild_the_image() {
+        let l = LoadedImage {
+            name: "small.img".into(),
+            image: {
+                let key = pto_abi::sizing::ArenaSizingKey::uniform(64, 1 << 20, 64);
+                let layout = pto_abi::reserve_layout(&key).unwrap();
+                crate::image::build_runtime_image(&layout, &crate::image::nominal_regions(&layout).unwrap()).unwrap()
+            },
+        };
+        let m = image_hint("HEAP_RING_DEADLOCK: ring 1 … enlarge --heap".into(), Some(&l));
+        assert!(m.contains("small.img was built too small") && m.contains("pto image build"), "{m}");
+        assert_eq!(image_hint("x --heap".into(), None), "x --heap");
     }
 }

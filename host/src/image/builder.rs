@@ -3,7 +3,7 @@
 use std::mem::size_of;
 
 use pto_abi::consts::{READY_QUEUE_COUNT, REGION_BASE_ALIGN};
-use pto_abi::image::{ImageHeader, IMAGE_MAGIC};
+use pto_abi::image::{seal_image, ImageHeader, IMAGE_MAGIC};
 use pto_abi::layout::{heap_layout, sm_layout, HeapLayout, LayoutError, SmLayout};
 use pto_abi::runtime::{MailboxHeader, ReadyQueueHeader, RuntimeHeader, SmHandle, RUNTIME_MAGIC};
 use pto_abi::{DevAddr, RuntimeArenaLayout, ABI_FINGERPRINT, ABI_VERSION};
@@ -45,11 +45,20 @@ pub enum ImageError {
     /// A byte image failed validation.
     #[error("{0}")]
     Invalid(BootError),
+    /// A byte image whose length is not its header's `image_size`.
+    #[error("{len} bytes but the image header says image_size = {image_size}")]
+    WrongLength {
+        /// Bytes given.
+        len: u64,
+        /// `ImageHeader::image_size`.
+        image_size: u64,
+    },
 }
 
 /// An arena image in host memory and the regions it was built for.
 ///
-/// Byte-deterministic: the same layout and bases always give the same bytes. Zero everywhere except
+/// Byte-deterministic: the same layout and bases always give the same bytes, sealed with the
+/// image checksum ([`pto_abi::image::image_checksum`]) as the last step. Zero everywhere except
 /// the image header, the runtime header (class-A pointers for the built arena base, class-B pointers
 /// from the real SM and heap bases), the SM-handle wrapper and the O(1) queue and mailbox headers.
 /// Patterns the device generates itself (queue cell ramps, free lists) are not in the image.
@@ -118,6 +127,17 @@ pub fn build_runtime_image(layout: &RuntimeArenaLayout, regions: &DeviceRegions)
 }
 
 impl Image {
+    /// An image from its bytes (for example a file written by `pto image build`), after the
+    /// device's own checks of fresh bytes (checksum included): its layout and the regions it was
+    /// built for come from its header. The bytes are kept unchanged.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Image, ImageError> {
+        let v = validate_image(&bytes, bytes.len() as u64).map_err(ImageError::Invalid)?;
+        if v.header.image_size != bytes.len() as u64 {
+            return Err(ImageError::WrongLength { len: bytes.len() as u64, image_size: v.header.image_size });
+        }
+        Ok(Image { bytes, layout: v.layout, regions: v.built_regions() })
+    }
+
     /// The image bytes (what is uploaded to the arena base).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
@@ -144,7 +164,8 @@ impl Image {
     }
 
     /// Re-targets the image at other regions without rebuilding it: rewrites the built bases in
-    /// the image header and every class-A and class-B pointer. O(1) in the image size.
+    /// the image header and every class-A and class-B pointer, then re-seals the checksum (one
+    /// pass over the bytes; no allocation, no zeroing).
     pub fn rebase(&mut self, regions: &DeviceRegions) -> Result<(), ImageError> {
         let sm = sm_layout(&self.layout.sizing).map_err(layout_err)?;
         let heap = heap_layout(&self.layout.sizing).map_err(layout_err)?;
@@ -171,7 +192,8 @@ impl Image {
             sm_size: sm.total_size,
             heap_size: heap.total_size,
             runtime_header_offset: o.runtime_header.offset,
-            _pad: [0; 48],
+            checksum: 0,
+            _pad: [0; 40],
             layout: self.layout,
             _pad_tail: [0; 32],
         };
@@ -182,6 +204,8 @@ impl Image {
         rebind_device_pointers_from_layout(&mut rt, &mut handle, &self.regions, sm, heap);
         write_at(&mut self.bytes, o.runtime_header.offset, &rt);
         write_at(&mut self.bytes, o.sm_handle.offset, &handle);
+        // Last: the checksum covers every byte written above.
+        seal_image(&mut self.bytes);
     }
 }
 

@@ -3,6 +3,10 @@
 //! Key = the serialised sizing key + the ABI fingerprint; a hash finds an entry, a full byte
 //! compare confirms it. A probe never mutates. The runner invalidates before every upload and
 //! marks only after a successful one, and any region reallocation or setup failure invalidates.
+//!
+//! An image is marked *unverified* when its bytes arrive fresh (an upload): the next launch asks
+//! the device to check the image checksum (`LAUNCH_FLAG_VERIFY_IMAGE`); later launches reuse the
+//! image, which boots mutate in place, and skip it.
 
 use pto_abi::fingerprint::{fnv1a64, FNV1A64_INIT};
 use pto_abi::sizing::{ArenaSizingKey, SIZING_KEY_BYTES};
@@ -68,6 +72,7 @@ pub struct ResidentImage {
 #[derive(Debug, Default)]
 pub struct ImageCache {
     resident: Option<ResidentImage>,
+    unverified: bool,
 }
 
 impl ImageCache {
@@ -79,11 +84,30 @@ impl ImageCache {
     /// Forgets the resident image (its bytes or bases can no longer be trusted).
     pub fn invalidate(&mut self) {
         self.resident = None;
+        self.unverified = false;
     }
 
-    /// Records `image` as resident; call only after its upload succeeded.
+    /// Records `image` as resident and unverified; call only after its upload succeeded.
     pub fn mark(&mut self, image: ResidentImage) {
         self.resident = Some(image);
+        self.unverified = true;
+    }
+
+    /// True while a resident image's checksum has not been handed to a boot yet.
+    pub fn unverified(&self) -> bool {
+        self.resident.is_some() && self.unverified
+    }
+
+    /// Takes the unverified mark: true (and cleared) when the next launch must verify the image.
+    pub fn take_unverified(&mut self) -> bool {
+        std::mem::take(&mut self.unverified) && self.resident.is_some()
+    }
+
+    /// Marks the resident image unverified again (its bytes were rewritten from outside).
+    /// False when no image is resident.
+    pub fn mark_unverified(&mut self) -> bool {
+        self.unverified = self.resident.is_some();
+        self.unverified
     }
 
     /// The resident image, if any.

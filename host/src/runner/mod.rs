@@ -16,6 +16,11 @@
 //! build, no static-arena setup, no device write) → on a miss, invalidate, set up the static
 //! regions, take the image from the host LRU (rebasing it if the bases moved) or build it, upload
 //! it in one copy, and only then mark it resident.
+//!
+//! Integrity: the first launch after an upload carries `LAUNCH_FLAG_VERIFY_IMAGE`, so that boot
+//! checks the image checksum over the fresh bytes; later launches reuse the image (which boots
+//! mutate in place) without hashing it. A failed boot of a launch that verified forgets the
+//! resident image, so the next bind uploads it again.
 
 mod allocator;
 mod callables;
@@ -38,7 +43,9 @@ use zerocopy::IntoBytes;
 
 use crate::backend::{BackendError, DeviceBackend, DeviceIo, DeviceProgram, KernelHandle, StreamId};
 use crate::callable::CallableRegistry;
-use crate::image::{build_runtime_image, CacheKey, ImageCache, ImageError, ImageLru, ResidentImage};
+use pto_abi::launch::LAUNCH_FLAG_VERIFY_IMAGE;
+
+use crate::image::{build_runtime_image, CacheKey, Image, ImageCache, ImageError, ImageLru, ResidentImage};
 pub use allocator::TrackingAllocator;
 pub use callables::{CallableCounters, CallableRunConfig, CallableRunError};
 pub use failure::DeviceFailure;
@@ -144,6 +151,8 @@ pub struct DeviceRunner {
     deferred_frees: Vec<DevAddr>,
     faulted: bool,
     trace: TraceConfig,
+    /// The launch block last written asks boot to verify the image checksum.
+    verify_launch: bool,
 }
 
 impl DeviceRunner {
@@ -163,6 +172,7 @@ impl DeviceRunner {
             deferred_frees: Vec::new(),
             faulted: false,
             trace: TraceConfig::OFF,
+            verify_launch: false,
         }
     }
 
@@ -218,6 +228,13 @@ impl DeviceRunner {
     pub fn forget_images(&mut self) {
         self.cache.invalidate();
         self.lru.clear();
+    }
+
+    /// Makes the next launch verify the resident image's checksum again, as after an upload (for
+    /// example after something outside the runner wrote image bytes into the arena). False when
+    /// no image is resident.
+    pub fn reverify_resident_image(&mut self) -> bool {
+        self.cache.mark_unverified()
     }
 
     /// Staged buffers whose free failed; the next run retries them (they stay counted in the
@@ -318,6 +335,34 @@ impl DeviceRunner {
         })
     }
 
+    /// Makes `image` (for example one read from a file) the resident image with its bytes
+    /// unchanged: sets up the static regions for its layout and uploads it in one copy. Boot
+    /// rewires every pointer for this runner's regions, and the first launch verifies the image's
+    /// checksum on the device, as after any upload. A later [`DeviceRunner::bind`] of its sizing
+    /// is a hit on it.
+    pub fn bind_image(&mut self, image: &Image) -> Result<BoundImage, RunnerError> {
+        let header = image.header();
+        let layout = *image.layout();
+        let key = CacheKey::with_fingerprint(&layout.sizing, header.abi_fingerprint);
+        self.stats.misses += 1;
+        self.cache.invalidate();
+        let regions = self.setup_static_arena(header.heap_size, header.sm_size, layout.offsets.arena_size)?;
+        let upload = self.alloc.backend().copy_to_device(regions.arena.base, image.bytes());
+        self.note(upload)?;
+        self.stats.uploads += 1;
+        let image_size = image.bytes().len() as u64;
+        let resident =
+            ResidentImage { key, regions, layout, runtime_header_offset: header.runtime_header_offset, image_size };
+        self.cache.mark(resident);
+        Ok(BoundImage {
+            layout,
+            regions,
+            image_size,
+            runtime_header_offset: header.runtime_header_offset,
+            cache_hit: false,
+        })
+    }
+
     /// Writes the launch block for `bound` (one upload) and returns where its parts lie.
     pub fn prepare_launch(&mut self, bound: &BoundImage, params: &LaunchParams) -> Result<LaunchBlock, RunnerError> {
         let block = match self.launch_block {
@@ -329,9 +374,20 @@ impl DeviceRunner {
                 b
             }
         };
-        let bytes = launch::launch_block_bytes(block, &bound.regions, &bound.layout.offsets, bound.image_size, params)?;
+        // The first launch after an upload verifies the image checksum (the bytes are fresh).
+        let verify = self.cache.unverified();
+        let mut params = std::borrow::Cow::Borrowed(params);
+        if verify {
+            params.to_mut().flags |= LAUNCH_FLAG_VERIFY_IMAGE;
+        }
+        let bytes =
+            launch::launch_block_bytes(block, &bound.regions, &bound.layout.offsets, bound.image_size, &params)?;
         let r = self.alloc.backend().copy_to_device(block.base, bytes.as_bytes());
         self.note(r)?;
+        if verify {
+            self.cache.take_unverified();
+        }
+        self.verify_launch = verify;
         Ok(block)
     }
 
@@ -340,7 +396,13 @@ impl DeviceRunner {
         let block = self.launch_block.ok_or(RunnerError::NotBound)?;
         let r = self.alloc.backend().read_obj::<pto_abi::launch::BootReport>(block.boot_report());
         let report = self.note(r)?;
-        Ok(decode_boot_report(&report))
+        let outcome = decode_boot_report(&report);
+        if matches!(outcome, BootOutcome::Failed(_)) && std::mem::take(&mut self.verify_launch) {
+            // A fresh image that failed its boot is not trusted as resident: the next bind uploads
+            // it again (from the host LRU) and its boot verifies again.
+            self.cache.invalidate();
+        }
+        Ok(outcome)
     }
 
     /// Boots the resident image through the backend: writes the launch block, launches the

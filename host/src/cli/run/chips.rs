@@ -40,12 +40,11 @@ fn check(event: PoolEvent) -> Result<usize, CliError> {
 
 /// Runs the multi-chip form of `pto run`.
 pub fn run(args: &RunArgs, chips: u32, sizing: ArenaSizingKey, out: &mut dyn Write) -> Result<(), CliError> {
-    if args.device.backend != crate::cli::device::BackendKind::Sim {
-        return Err(CliError::bad_input(format!(
-            "--chips runs chip workers on the simulated device only, not --backend {:?}",
-            args.device.backend
-        )));
-    }
+    crate::cli::device::sim_only(
+        args.device.backend,
+        "--chips",
+        "each chip worker opens its own simulated device (one process per chip)",
+    )?;
     if args.example.is_none() {
         return Err(CliError::bad_input("--chips runs the vector example: give --example vector".to_string()));
     }
