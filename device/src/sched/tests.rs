@@ -187,10 +187,23 @@ fn probe(_: &KernelInvocation<'_>) {
     }
 }
 
+/// The fanout-lock word [`stick`] sets.
+static STICK_LOCK: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the lock word in [`STICK_LOCK`] and returns without clearing it: a holder that never lets
+/// go.
+fn stick(_: &KernelInvocation<'_>) {
+    let word = STICK_LOCK.load(Ordering::Acquire) as usize as *mut u32;
+    // SAFETY: a slot's lock word in the running test runtime; every access to it is atomic.
+    unsafe { atomic_u32(word) }.store(1, Ordering::Release);
+}
+
 const NOP_ADDR: DevAddr = DevAddr(0x1000);
 const PROBE_ADDR: DevAddr = DevAddr(0x1040);
+const STICK_ADDR: DevAddr = DevAddr(0x1080);
 const PROBE: i32 = 1;
-const FUNCS: [DevAddr; 2] = [NOP_ADDR, PROBE_ADDR];
+const STICK: i32 = 2;
+const FUNCS: [DevAddr; 3] = [NOP_ADDR, PROBE_ADDR, STICK_ADDR];
 
 struct Kernels;
 
@@ -199,6 +212,7 @@ impl KernelResolver for Kernels {
         match kernel {
             NOP_ADDR => Some(nop),
             PROBE_ADDR => Some(probe),
+            STICK_ADDR => Some(stick),
             _ => None,
         }
     }
@@ -486,6 +500,46 @@ fn a_scheduler_stopped_by_a_protocol_error_leaves_no_release_behind() {
         assert_eq!(rt.slot(root).fanout_refcount().load(Ordering::Relaxed), done, "root {root}");
     }
     assert_eq!(run.applied(), expected_applied);
+}
+
+/// One vector task running [`stick`] (ring 0, task 0).
+fn one_sticky_task(o: &mut Orchestrator<'_, '_>, _: &OrchArgs<'_>) -> Result<(), OrchError> {
+    o.submit(&TaskSpec::aiv(STICK, &[Arg::Output(OUT)]))?;
+    Ok(())
+}
+
+#[test]
+fn a_slot_lock_left_held_stops_the_threaded_run_with_its_code_naming_the_task() {
+    // The task's kernel leaves its own slot's fanout lock set; whichever side takes that lock next
+    // (the scheduler completing the task, or the orchestrator dropping its scope reference) waits
+    // out its budget and latches SLOT_LOCK_TIMEOUT naming the task; every scheduler stops.
+    let host = HostRuntime::new(&ArenaSizingKey::uniform(16, 64 << 10, 64)).unwrap();
+    let p = make_task_id(0, 0);
+    let word = manual_runtime(&host).slot(p).fanout_lock().as_ptr();
+    STICK_LOCK.store(word as usize as u64, Ordering::Release);
+    let budgets = Budgets { orch_ns: 1_000_000_000, sched_ns: 50_000_000 };
+    for threads in [(1, 1), (2, 2)] {
+        let (rt, run) = run_threaded(&host, one_sticky_task, &[], threads, RELEASE_BATCH, None, budgets);
+        for s in &run.scheds {
+            assert_eq!((s.exit, s.held), (SchedExit::Stopped, 0), "{threads:?}");
+        }
+        // SAFETY: the SM header of the test runtime; the run is over.
+        let (sched_code, sched_task, orch_code, orch_task) = unsafe {
+            let sm = rt.view.sm;
+            (
+                atomic_u32(addr_of_mut!((*sm).sched.code)).load(Ordering::Acquire),
+                atomic_u64(addr_of_mut!((*sm).sched.stall_task)).load(Ordering::Acquire),
+                atomic_u32(addr_of_mut!((*sm).orch.code)).load(Ordering::Acquire),
+                atomic_u64(addr_of_mut!((*sm).orch.detail)).load(Ordering::Acquire),
+            )
+        };
+        let code = RuntimeErrorCode::SlotLockTimeout as u32;
+        if sched_code == code {
+            assert_eq!(sched_task, p, "{threads:?}");
+        } else {
+            assert_eq!((orch_code, orch_task), (code, p), "{threads:?}: scheduler code {sched_code}");
+        }
+    }
 }
 
 /// `[n]`: `n` independent probe tasks on vector cores.
