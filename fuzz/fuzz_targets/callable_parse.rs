@@ -13,7 +13,7 @@ use pto_abi::callable::{seal_callable, ChipCallableView};
 fn example() -> &'static [u8] {
     static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
     BLOB.get_or_init(|| {
-        pto_host::callable::example::vector_example_callable().expect("the example blob builds").as_bytes().to_vec()
+        pto_host::examples::vector_example_callable().expect("the example blob builds").as_bytes().to_vec()
     })
 }
 
