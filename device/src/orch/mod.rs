@@ -47,6 +47,12 @@ fn lock_error(e: SlotLockTimeout) -> OrchError {
     OrchError::new(RuntimeErrorCode::SlotLockTimeout, task_id_ring(e.task), e.task)
 }
 
+/// The ring that tasks of a scope at `depth` go to: one ring per depth, the deepest ring shared by
+/// every deeper scope.
+fn ring_at(depth: usize) -> usize {
+    depth.min(RING_COUNT - 1)
+}
+
 /// The orchestrator's cursors over one ring.
 #[derive(Clone, Copy, Debug)]
 struct OrchRing {
@@ -158,7 +164,7 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
 
     /// The ring tasks submitted now go to.
     pub fn current_ring(&self) -> usize {
-        (self.depth as usize).min(RING_COUNT - 1)
+        ring_at(self.depth as usize)
     }
 
     fn frame(&self, depth: u32) -> *mut ScopeFrame {
@@ -170,7 +176,7 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
         self.scope_serial = self.scope_serial.wrapping_add(1).max(1);
         let f = ScopeFrame {
             first_task: self.scope_top,
-            ring: (depth as usize).min(RING_COUNT - 1) as u32,
+            ring: ring_at(depth as usize) as u32,
             kind: kind as u32,
             serial: self.scope_serial,
         };

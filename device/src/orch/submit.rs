@@ -408,13 +408,13 @@ impl Orchestrator<'_, '_> {
         }
     }
 
-    fn heap_tail(&self, ring: usize) -> u64 {
+    pub(super) fn heap_tail(&self, ring: usize) -> u64 {
         // SAFETY: flow control is valid for the run.
         unsafe { atomic_u64(core::ptr::addr_of_mut!((*self.rt.view.rings[ring].flow).heap_tail)) }
             .load(Ordering::Acquire)
     }
 
-    fn dep_tail(&self, ring: usize) -> u64 {
+    pub(super) fn dep_tail(&self, ring: usize) -> u64 {
         // SAFETY: the ring's scheduler state is valid for the run.
         unsafe { atomic_u64(core::ptr::addr_of_mut!((*self.rt.view.rings[ring].sched).dep_pool_tail)) }
             .load(Ordering::Acquire)

@@ -2,8 +2,6 @@
 //! every submit, with the reason each producer was found, and one record per closed scope with
 //! the peaks its ring reached while the scope submitted.
 
-use core::sync::atomic::Ordering;
-
 use heapless::Vec;
 use pto_abi::consts::MAX_SCOPE_DEPTH;
 use pto_abi::runtime::ScopeFrame;
@@ -14,7 +12,6 @@ use pto_abi::trace::{
 };
 
 use super::{Arg, Orchestrator, TaskSpec};
-use crate::sync::atomic_u64;
 
 /// What one open scope's submits saw of their ring (level 4).
 #[derive(Clone, Copy, Debug, Default)]
@@ -82,8 +79,8 @@ impl Orchestrator<'_, '_> {
         let ring = self.current_ring();
         let o = &self.rings[ring];
         let fill = o.current.saturating_sub(self.rt.last_alive(ring));
-        let heap = o.heap.head.saturating_sub(self.traced_heap_tail(ring).max(o.heap.floor)).min(o.heap.size);
-        let pool = (o.pool.capacity as u64).saturating_sub(o.pool.free(self.traced_dep_tail(ring)));
+        let heap = o.heap.head.saturating_sub(self.heap_tail(ring).max(o.heap.floor)).min(o.heap.size);
+        let pool = (o.pool.capacity as u64).saturating_sub(o.pool.free(self.dep_tail(ring)));
         let st = &mut self.scope_stats[(self.depth as usize).min(MAX_SCOPE_DEPTH - 1)];
         st.tasks += 1;
         st.peak_fill = st.peak_fill.max(fill);
@@ -123,27 +120,11 @@ impl Orchestrator<'_, '_> {
             dep_pool_capacity: o.pool.capacity as u64,
         };
         self.rt.trace.record(TRACE_KIND_SCOPE, &rec);
-        if d > 0 && self.current_ring_of(d - 1) == ring {
+        if d > 0 && super::ring_at(d - 1) == ring {
             let parent = &mut self.scope_stats[d - 1];
             parent.peak_fill = parent.peak_fill.max(st.peak_fill);
             parent.peak_heap = parent.peak_heap.max(st.peak_heap);
             parent.peak_pool = parent.peak_pool.max(st.peak_pool);
         }
-    }
-
-    fn traced_heap_tail(&self, ring: usize) -> u64 {
-        // SAFETY: flow control is valid for the run; the word is read atomically.
-        unsafe { atomic_u64(core::ptr::addr_of_mut!((*self.rt.view.rings[ring].flow).heap_tail)) }
-            .load(Ordering::Acquire)
-    }
-
-    fn traced_dep_tail(&self, ring: usize) -> u64 {
-        // SAFETY: the ring's scheduler state is valid for the run; the word is read atomically.
-        unsafe { atomic_u64(core::ptr::addr_of_mut!((*self.rt.view.rings[ring].sched).dep_pool_tail)) }
-            .load(Ordering::Acquire)
-    }
-
-    fn current_ring_of(&self, depth: usize) -> usize {
-        depth.min(pto_abi::consts::RING_COUNT - 1)
     }
 }

@@ -111,18 +111,7 @@ impl Firmware {
     }
 
     fn from_elf(elf: ElfFile) -> Result<Firmware, FirmwareError> {
-        let path = elf.path().to_owned();
-        let section = elf.section_data(EMU_ABI_SECTION)?;
-        let needed = size_of::<EmuAbiRecord>();
-        let Ok((record, _)) = EmuAbiRecord::read_from_prefix(section) else {
-            return Err(FirmwareError::ShortRecord { path, found: section.len(), needed });
-        };
-        let names = if record.name_entry_size as usize == size_of::<EmuNameEntry>() {
-            read_names(&path, section, &record)?
-        } else {
-            // `check` refuses the record; the names cannot be read with this host's layout.
-            Vec::new()
-        };
+        let (record, names) = read_abi_section(&elf)?;
         Ok(Firmware { elf, record, names })
     }
 
@@ -256,7 +245,25 @@ impl Firmware {
     }
 }
 
-pub(crate) fn read_names(path: &Path, section: &[u8], r: &EmuAbiRecord) -> Result<Vec<FirmwareName>, FirmwareError> {
+/// Reads the `.pto_abi` section of `elf`: its record, and its name table when the record's entry
+/// size is this host's (otherwise the names cannot be read with this layout, and the record's
+/// check refuses the file).
+pub(crate) fn read_abi_section(elf: &ElfFile) -> Result<(EmuAbiRecord, Vec<FirmwareName>), FirmwareError> {
+    let path = elf.path();
+    let section = elf.section_data(EMU_ABI_SECTION)?;
+    let needed = size_of::<EmuAbiRecord>();
+    let Ok((record, _)) = EmuAbiRecord::read_from_prefix(section) else {
+        return Err(FirmwareError::ShortRecord { path: path.to_owned(), found: section.len(), needed });
+    };
+    let names = if record.name_entry_size as usize == size_of::<EmuNameEntry>() {
+        read_names(path, section, &record)?
+    } else {
+        Vec::new()
+    };
+    Ok((record, names))
+}
+
+fn read_names(path: &Path, section: &[u8], r: &EmuAbiRecord) -> Result<Vec<FirmwareName>, FirmwareError> {
     let entry = size_of::<EmuNameEntry>();
     let start = r.names_offset as usize;
     let bad = |i: usize, detail: String| FirmwareError::NameTable { path: path.to_owned(), entry: i, detail };

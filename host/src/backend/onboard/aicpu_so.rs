@@ -9,13 +9,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectKind, ObjectSymbol};
-use pto_abi::emu::{EmuAbiError, EmuAbiRecord, EmuNameEntry, EmuNameKind, EMU_ABI_MAGIC, EMU_ABI_SECTION};
+use pto_abi::emu::{EmuAbiError, EmuAbiRecord, EmuNameEntry, EmuNameKind, EMU_ABI_MAGIC};
 use pto_abi::{ABI_FINGERPRINT, ABI_VERSION};
-use zerocopy::FromBytes;
 
 use super::{AICPU_EXEC_ENTRY, AICPU_INIT_ENTRY};
 use crate::backend::emu::elf::{ElfError, ElfFile};
-use crate::backend::emu::firmware::{read_names, FirmwareError, FirmwareName};
+use crate::backend::emu::firmware::{read_abi_section, FirmwareError, FirmwareName};
 
 /// Where `cargo aicpu-build` puts the shared object, relative to the workspace root.
 pub const AICPU_SO_DEFAULT_PATH: &str = "target/aarch64-unknown-linux-gnu/release/libpto_aicpu.so";
@@ -72,16 +71,7 @@ impl AicpuSo {
         }
         exports.sort();
         imports.sort();
-        let section = elf.section_data(EMU_ABI_SECTION)?;
-        let needed = size_of::<EmuAbiRecord>();
-        let Ok((record, _)) = EmuAbiRecord::read_from_prefix(section) else {
-            return Err(FirmwareError::ShortRecord { path, found: section.len(), needed });
-        };
-        let names = if record.name_entry_size as usize == size_of::<EmuNameEntry>() {
-            read_names(&path, section, &record)?
-        } else {
-            Vec::new()
-        };
+        let (record, names) = read_abi_section(&elf)?;
         Ok(AicpuSo { elf, record, names, exports, imports })
     }
 
