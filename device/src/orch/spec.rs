@@ -1,6 +1,8 @@
 //! What an orchestration hands to `submit`: tensors, arguments with their direction, kernels per
 //! lane, SPMD block count, scalars and explicit dependencies; and what it gets back.
 
+use core::mem::MaybeUninit;
+
 use pto_abi::consts::LANE_COUNT;
 use pto_abi::launch::{OrchArg, ORCH_ARG_SCALAR, ORCH_ARG_TENSOR};
 use pto_abi::task::{DType, Lane, TaskPayload, INACTIVE_KERNEL, NO_TASK};
@@ -171,11 +173,13 @@ pub const INLINE_OUTPUTS: usize = 2;
 /// Small on purpose (it is returned by value on every submit): the first `INLINE_OUTPUTS`
 /// outputs are stored inline, the others are rebuilt from the task's payload in SM, which stays
 /// valid while the task's scope is open.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Submitted {
     /// The new task.
     pub task: TaskId,
-    inline: [Tensor; INLINE_OUTPUTS],
+    /// Entries below `count` (at most `INLINE_OUTPUTS`) are initialised; left uninitialised
+    /// otherwise so a submit without outputs writes nothing here.
+    inline: [MaybeUninit<Tensor>; INLINE_OUTPUTS],
     count: u32,
     /// Bit `i` set when argument `i` is an [`Arg::Output`].
     output_args: u32,
@@ -184,13 +188,13 @@ pub struct Submitted {
 
 impl Submitted {
     pub(crate) fn new(task: TaskId, payload: *const TaskPayload) -> Self {
-        let none = Tensor::external(DevAddr::NULL, 0, DType::U8);
-        Submitted { task, inline: [none; INLINE_OUTPUTS], count: 0, output_args: 0, payload }
+        Submitted { task, inline: [MaybeUninit::uninit(); INLINE_OUTPUTS], count: 0, output_args: 0, payload }
     }
 
+    #[inline(always)]
     pub(crate) fn push_output(&mut self, arg: usize, t: Tensor) {
         if (self.count as usize) < INLINE_OUTPUTS {
-            self.inline[self.count as usize] = t;
+            self.inline[self.count as usize] = MaybeUninit::new(t);
         }
         self.count += 1;
         self.output_args |= 1 << arg;
@@ -207,7 +211,8 @@ impl Submitted {
             return None;
         }
         if i < INLINE_OUTPUTS {
-            return Some(self.inline[i]);
+            // SAFETY: `i < count` and `i < INLINE_OUTPUTS`: `push_output` initialised entry `i`.
+            return Some(unsafe { self.inline[i].assume_init() });
         }
         let mut mask = self.output_args;
         for _ in 0..i {
@@ -234,6 +239,22 @@ impl Submitted {
             Some(t) => t,
             None => panic!("task has {} outputs, asked for output {i}", self.count),
         }
+    }
+}
+
+impl core::fmt::Debug for Submitted {
+    /// Shows the task, the output count and the inline outputs (never reads the payload).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let inline = (self.count as usize).min(INLINE_OUTPUTS);
+        let mut shown: [Option<Tensor>; INLINE_OUTPUTS] = [None; INLINE_OUTPUTS];
+        for (i, s) in shown.iter_mut().enumerate().take(inline) {
+            *s = self.get(i);
+        }
+        f.debug_struct("Submitted")
+            .field("task", &self.task)
+            .field("outputs", &self.count)
+            .field("inline", &&shown[..inline])
+            .finish()
     }
 }
 

@@ -35,6 +35,9 @@ struct Plan {
 struct Fanin {
     count: u32,
     spill_head: NodeRef,
+    /// Listed producers seen pending when listed (an upper bound of the fanout nodes wiring
+    /// takes: a producer seen pending may complete before wiring, never the reverse).
+    pending: u32,
 }
 
 impl Orchestrator<'_, '_> {
@@ -181,7 +184,7 @@ impl Orchestrator<'_, '_> {
         let frame = unsafe { *self.frame(self.depth) };
 
         // Producers: explicit dependencies, creators, and earlier overlapping writers.
-        let mut fanin = Fanin { count: 0, spill_head: NodeRef::NULL };
+        let mut fanin = Fanin { count: 0, spill_head: NodeRef::NULL, pending: 0 };
         if let Err(mut e) = self.collect_producers(ring, payload, &mut fanin, spec, &frame) {
             if e.code == RuntimeErrorCode::DepPoolOverflow {
                 // The pool ran out part-way: report every edge the task needs, not the one that
@@ -193,7 +196,7 @@ impl Orchestrator<'_, '_> {
 
         // Room for one fanout node per producer still pending (wiring appends to those lists
         // only; a producer seen pending now may complete before wiring, never the reverse).
-        let mut need = self.pending_producers(payload, &fanin);
+        let mut need = u64::from(fanin.pending);
         if need > self.rings[ring].pool.capacity as u64 {
             return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, need));
         }
@@ -422,6 +425,7 @@ impl Orchestrator<'_, '_> {
 
     /// Adds producer `p` to the new task's fanin unless it is no task, already consumed, or
     /// already listed.
+    #[inline(always)]
     fn add_producer(&mut self, ring: usize, payload: *mut TaskPayload, f: &mut Fanin, p: u64) -> Result<(), OrchError> {
         if p == NO_TASK || !self.rt.is_live(p) {
             return Ok(());
@@ -435,31 +439,48 @@ impl Orchestrator<'_, '_> {
         if (f.count as usize) < INLINE_FANIN {
             // SAFETY: as above.
             unsafe { (*payload).fanin[f.count as usize] = p };
+            f.count += 1;
+            f.pending += u32::from(self.is_pending(p));
+            Ok(())
         } else {
-            let mut node = f.spill_head;
-            let mut left = self.rt.view.dep_pools.max_list_len();
-            while !node.is_null() && left > 0 {
-                let (q, next) = self.rt.view.dep_pools.read(node);
-                if q == p {
-                    return Ok(());
-                }
-                node = next;
-                left -= 1;
-            }
-            // A spill node now, and room for the fanout nodes later.
-            let mut w = Waiter::new();
-            while self.rings[ring].pool.free(self.dep_tail(ring)) < 1 {
-                if self.rings[ring].pool.capacity == 0 {
-                    return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, f.count as u64));
-                }
-                self.wait_step(ring, Resource::DepPool, 1, &mut w)?;
-            }
-            let index = self.rings[ring].pool.take();
-            let node = NodeRef::new(ring as u32, index);
-            self.rt.view.dep_pools.write(node, p, f.spill_head);
-            f.spill_head = node;
+            self.add_spilled_producer(ring, f, p)
         }
+    }
+
+    /// True when live task `p` has not completed yet.
+    #[inline(always)]
+    fn is_pending(&self, p: u64) -> bool {
+        self.rt.slot(p).task_state().load(Ordering::Acquire) == TaskState::Pending as u32
+    }
+
+    /// [`Orchestrator::add_producer`] past the inline fanin: the producer joins the spill list
+    /// unless it is already there.
+    #[inline(never)]
+    fn add_spilled_producer(&mut self, ring: usize, f: &mut Fanin, p: u64) -> Result<(), OrchError> {
+        let mut node = f.spill_head;
+        let mut left = self.rt.view.dep_pools.max_list_len();
+        while !node.is_null() && left > 0 {
+            let (q, next) = self.rt.view.dep_pools.read(node);
+            if q == p {
+                return Ok(());
+            }
+            node = next;
+            left -= 1;
+        }
+        // A spill node now, and room for the fanout nodes later.
+        let mut w = Waiter::new();
+        while self.rings[ring].pool.free(self.dep_tail(ring)) < 1 {
+            if self.rings[ring].pool.capacity == 0 {
+                return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, f.count as u64));
+            }
+            self.wait_step(ring, Resource::DepPool, 1, &mut w)?;
+        }
+        let index = self.rings[ring].pool.take();
+        let node = NodeRef::new(ring as u32, index);
+        self.rt.view.dep_pools.write(node, p, f.spill_head);
+        f.spill_head = node;
         f.count += 1;
+        f.pending += u32::from(self.is_pending(p));
         Ok(())
     }
 
@@ -495,8 +516,7 @@ impl Orchestrator<'_, '_> {
 
     /// How many listed producers are still pending (each needs a fanout node when wired).
     fn pending_producers(&self, payload: *mut TaskPayload, f: &Fanin) -> u64 {
-        let pending =
-            |p: u64| p != NO_TASK && self.rt.slot(p).task_state().load(Ordering::Acquire) == TaskState::Pending as u32;
+        let pending = |p: u64| p != NO_TASK && self.is_pending(p);
         let inline = (f.count as usize).min(INLINE_FANIN);
         // SAFETY: the payload is the new task's (its slot is free); `i < INLINE_FANIN`.
         let mut n = (0..inline).filter(|i| pending(unsafe { (*payload).fanin[*i] })).count() as u64;
