@@ -98,6 +98,11 @@ impl DType {
             DType::I8 | DType::U8 => 1,
         }
     }
+
+    /// `log2` of [`DType::size`] (every element size is a power of two).
+    pub const fn size_log2(self) -> u32 {
+        self.size().trailing_zeros()
+    }
 }
 
 /// One dimension of a tensor view.

@@ -371,7 +371,7 @@ impl<'p> Runtime<'p> {
 
     /// Adds `n` completed-producer observations to `task`'s fanin refcount and routes it when the
     /// count is reached.
-    #[inline]
+    #[inline(always)]
     pub fn add_fanin(&self, task: u64, n: u32) {
         let slot = self.slot(task);
         let before = self.add_u32(slot.fanin_refcount(), n);
@@ -441,6 +441,7 @@ impl<'p> Runtime<'p> {
 
     /// Records a release of every producer of `task` in `batch`; returns the rings of the tasks a
     /// flush of a full batch consumed.
+    #[inline(always)]
     fn defer_producers(&self, task: u64, batch: &mut ReleaseBatch) -> Result<RingSet, SlotLockTimeout> {
         let mut rings = RingSet::default();
         let payload = self.view.payload(task);
@@ -473,7 +474,7 @@ impl<'p> Runtime<'p> {
     /// # Errors
     /// [`SlotLockTimeout`] from applying the full batch (see [`Runtime::flush_releases`]); this
     /// release is then not recorded.
-    #[inline]
+    #[inline(always)]
     pub fn defer_release(&self, producer: u64, batch: &mut ReleaseBatch) -> Result<RingSet, SlotLockTimeout> {
         if batch.record(producer) {
             return Ok(RingSet::default());

@@ -214,6 +214,7 @@ impl TensorMap {
         }
     }
 
+    #[inline(always)]
     fn unlink(&mut self, i: u32) {
         let Some(p) = self.e(i) else { return };
         // SAFETY: every pointer comes from `e` or `head`, which only yield memory of the map.

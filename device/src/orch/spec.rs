@@ -57,8 +57,9 @@ impl Tensor {
     }
 
     /// Number of elements of the view.
+    #[inline]
     pub fn elements(&self) -> u64 {
-        self.bytes / self.dtype.size()
+        self.bytes >> self.dtype.size_log2()
     }
 }
 

@@ -156,20 +156,13 @@ impl Orchestrator<'_, '_> {
         // Task window: the slot to use must be free (its previous task consumed). A full window
         // is refilled in a burst once it is free again (see `wait_for_refill`).
         if !self.rings[ring].window_has_room(self.rt.last_alive(ring)) {
-            let mut w = Waiter::new();
-            while !self.rings[ring].window_has_room(self.rt.last_alive(ring)) {
-                self.wait_step(ring, Resource::Window, 1, &mut w)?;
-            }
-            self.wait_for_refill(ring, &mut w);
+            self.wait_for_window(ring)?;
         }
         self.cleanup_ring(ring);
 
         // Tensor-map room for the writes of this task.
         if self.tensor_map.capacity() - self.tensor_map.used() < plan.writes {
-            let mut w = Waiter::new();
-            while self.tensor_map.capacity() - self.tensor_map.used() < plan.writes {
-                self.wait_step(ring, Resource::TensorMap, plan.writes as u64, &mut w)?;
-            }
+            self.wait_for_tensor_map(ring, plan.writes)?;
         }
 
         // The packed output block.
@@ -185,27 +178,18 @@ impl Orchestrator<'_, '_> {
 
         // Producers: explicit dependencies, creators, and earlier overlapping writers.
         let mut fanin = Fanin { count: 0, spill_head: NodeRef::NULL, pending: 0 };
-        if let Err(mut e) = self.collect_producers(ring, payload, &mut fanin, spec, &frame) {
-            if e.code == RuntimeErrorCode::DepPoolOverflow {
-                // The pool ran out part-way: report every edge the task needs, not the one that
-                // did not fit.
-                e.detail = self.count_producers(spec, &frame);
-            }
-            return Err(e);
+        if let Err(e) = self.collect_producers(ring, payload, &mut fanin, spec, &frame) {
+            return Err(self.collect_failed(e, spec, &frame));
         }
 
         // Room for one fanout node per producer still pending (wiring appends to those lists
         // only; a producer seen pending now may complete before wiring, never the reverse).
-        let mut need = u64::from(fanin.pending);
+        let need = u64::from(fanin.pending);
         if need > self.rings[ring].pool.capacity as u64 {
             return Err(OrchError::new(RuntimeErrorCode::DepPoolOverflow, ring as u32, need));
         }
         if self.rings[ring].pool.free(self.dep_tail(ring)) < need {
-            let mut w = Waiter::new();
-            while self.rings[ring].pool.free(self.dep_tail(ring)) < need {
-                self.wait_step(ring, Resource::DepPool, need, &mut w)?;
-                need = self.pending_producers(payload, &fanin);
-            }
+            self.wait_for_fanout_nodes(ring, payload, &fanin)?;
         }
 
         // Commit: prepare the slot, then publish the new submit counter.
@@ -309,6 +293,58 @@ impl Orchestrator<'_, '_> {
         // Drop the wiring guard: the task is routed here if every producer was already done.
         self.rt.add_fanin(id, observed + 1);
         Ok(submitted)
+    }
+
+    /// Waits until the slot of the next task of `ring` is free, then for the refill burst.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_window(&mut self, ring: usize) -> Result<(), OrchError> {
+        let mut w = Waiter::new();
+        while !self.rings[ring].window_has_room(self.rt.last_alive(ring)) {
+            self.wait_step(ring, Resource::Window, 1, &mut w)?;
+        }
+        self.wait_for_refill(ring, &mut w);
+        Ok(())
+    }
+
+    /// Waits until the tensor map has room for `writes` entries.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_tensor_map(&mut self, ring: usize, writes: u32) -> Result<(), OrchError> {
+        let mut w = Waiter::new();
+        while self.tensor_map.capacity() - self.tensor_map.used() < writes {
+            self.wait_step(ring, Resource::TensorMap, writes as u64, &mut w)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `ring`'s dep pool has a fanout node for every listed producer still pending.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_fanout_nodes(
+        &mut self,
+        ring: usize,
+        payload: *mut TaskPayload,
+        fanin: &Fanin,
+    ) -> Result<(), OrchError> {
+        let mut w = Waiter::new();
+        let mut need = self.pending_producers(payload, fanin);
+        while self.rings[ring].pool.free(self.dep_tail(ring)) < need {
+            self.wait_step(ring, Resource::DepPool, need, &mut w)?;
+            need = self.pending_producers(payload, fanin);
+        }
+        Ok(())
+    }
+
+    /// The error of a failed [`Orchestrator::collect_producers`]: a dep pool that ran out
+    /// part-way reports every edge the task needs, not the one that did not fit.
+    #[cold]
+    #[inline(never)]
+    fn collect_failed(&self, mut e: OrchError, spec: &TaskSpec<'_>, frame: &ScopeFrame) -> OrchError {
+        if e.code == RuntimeErrorCode::DepPoolOverflow {
+            e.detail = self.count_producers(spec, frame);
+        }
+        e
     }
 
     /// Lists every producer of the new task in its fanin (explicit dependencies, creators, and
