@@ -84,7 +84,8 @@ impl DepPool {
     /// Node `index`, or `None` for the sentinel and for any index outside the pool.
     #[inline(always)]
     fn entry(&self, index: u32) -> Option<*mut DepListEntry> {
-        if index == 0 || index > self.capacity {
+        // One compare: index 0 wraps to u32::MAX.
+        if index.wrapping_sub(1) >= self.capacity {
             return None;
         }
         // SAFETY: `1 <= index <= capacity`, inside the `capacity + 1` entries.

@@ -132,7 +132,8 @@ impl TensorMap {
     /// Entry `index`, or `None` for 0 (the end of a list) and for any index outside the pool.
     #[inline(always)]
     fn e(&self, index: u32) -> Option<*mut TensorMapEntry> {
-        if index == 0 || index > self.capacity {
+        // One compare: index 0 wraps to u32::MAX.
+        if index.wrapping_sub(1) >= self.capacity {
             return None;
         }
         // SAFETY: `1 <= index <= capacity`, inside the pool of `capacity + 1` entries.
