@@ -30,6 +30,15 @@ struct Plan {
     writes: u32,
 }
 
+/// Where a task being submitted lives.
+struct NewTask {
+    ring: usize,
+    id: u64,
+    payload: *mut TaskPayload,
+    /// Device address of its packed output block.
+    block_base: u64,
+}
+
 /// The producers a new task waits for: the first `INLINE_FANIN` in its payload, the rest in a
 /// spill list of its ring's dep pool.
 struct Fanin {
@@ -176,9 +185,14 @@ impl Orchestrator<'_, '_> {
         // SAFETY: the frame at the current depth was written by `push_frame`.
         let frame = unsafe { *self.frame(self.depth) };
 
-        // Producers: explicit dependencies, creators, and earlier overlapping writers.
+        // Tensor descriptors and producers: explicit dependencies, creators, and earlier
+        // overlapping writers. The payload is not visible to anyone before the task is
+        // published, so a failure past this point leaves nothing behind.
+        let block_base = rv.heap_base + heap_offset;
+        let mut submitted = Submitted::new(TaskId(id), payload);
         let mut fanin = Fanin { count: 0, spill_head: NodeRef::NULL, pending: 0 };
-        if let Err(e) = self.collect_producers(ring, payload, &mut fanin, spec, &frame) {
+        let task = NewTask { ring, id, payload, block_base };
+        if let Err(e) = self.collect_producers(&task, &mut fanin, &mut submitted, spec, &frame) {
             return Err(self.collect_failed(e, spec, &frame));
         }
 
@@ -217,8 +231,7 @@ impl Orchestrator<'_, '_> {
         unsafe { *self.rt.view.scope_tasks.add(self.scope_top as usize) = id };
         self.scope_top += 1;
 
-        // Descriptor and payload.
-        let block_base = rv.heap_base + heap_offset;
+        // Descriptor and payload counts.
         let mut kernel_ids = [INACTIVE_KERNEL; LANE_COUNT];
         kernel_ids.copy_from_slice(&spec.kernels);
         // SAFETY: the slot's descriptor and payload belong to the new task, not yet visible to
@@ -242,32 +255,6 @@ impl Orchestrator<'_, '_> {
             p.fanin_spill_head = fanin.spill_head.0;
             p.scalars[..spec.scalars.len()].copy_from_slice(spec.scalars);
         }
-        let mut submitted = Submitted::new(TaskId(id), payload);
-        let mut out_at = block_base;
-        for (i, a) in spec.args.iter().enumerate() {
-            let (t, dir) = match a {
-                Arg::Input(t) => (*t, TensorDirection::Input),
-                Arg::InOut(t) => (*t, TensorDirection::InOut),
-                Arg::OutputExisting(t) => (*t, TensorDirection::OutputExisting),
-                Arg::NoDep(t) => (*t, TensorDirection::NoDep),
-                Arg::Output(o) => {
-                    let t = Tensor {
-                        buffer: DevAddr(out_at),
-                        buffer_bytes: o.bytes,
-                        offset: 0,
-                        bytes: o.bytes,
-                        creator: TaskId(id),
-                        dtype: o.dtype,
-                    };
-                    out_at += o.bytes.next_multiple_of(HEAP_OUTPUT_ALIGN);
-                    submitted.push_output(i, t);
-                    (t, TensorDirection::Output)
-                }
-            };
-            // SAFETY: `i < MAX_TENSOR_ARGS` (validated); the payload is the new task's.
-            unsafe { write_tensor(&mut (*payload).tensors[i], &t, dir) };
-        }
-
         if self.rt.trace.on(4) {
             self.traced_edges = self.trace_edges(id, spec, &frame);
         }
@@ -347,25 +334,47 @@ impl Orchestrator<'_, '_> {
         e
     }
 
-    /// Lists every producer of the new task in its fanin (explicit dependencies, creators, and
-    /// earlier overlapping writers), taking spill nodes from the ring's dep pool as needed.
+    /// Writes the new task's tensor descriptors (placing its runtime-allocated outputs in its
+    /// packed block and recording them in `submitted`) and lists every producer in its fanin
+    /// (explicit dependencies, creators, and earlier overlapping writers), taking spill nodes from
+    /// the ring's dep pool as needed.
     fn collect_producers(
         &mut self,
-        ring: usize,
-        payload: *mut TaskPayload,
+        task: &NewTask,
         fanin: &mut Fanin,
+        submitted: &mut Submitted,
         spec: &TaskSpec<'_>,
         frame: &ScopeFrame,
     ) -> Result<(), OrchError> {
+        let (ring, payload) = (task.ring, task.payload);
         for d in spec.deps {
             self.add_producer(ring, payload, fanin, d.0)?;
         }
-        for a in spec.args {
-            let (t, lookup) = match a {
-                Arg::Input(t) | Arg::InOut(t) => (t, true),
-                Arg::OutputExisting(t) | Arg::NoDep(t) => (t, false),
-                Arg::Output(_) => continue,
+        let mut out_at = task.block_base;
+        for (i, a) in spec.args.iter().enumerate() {
+            let (t, dir, lookup) = match a {
+                Arg::Input(t) => (t, TensorDirection::Input, true),
+                Arg::InOut(t) => (t, TensorDirection::InOut, true),
+                Arg::OutputExisting(t) => (t, TensorDirection::OutputExisting, false),
+                Arg::NoDep(t) => (t, TensorDirection::NoDep, false),
+                Arg::Output(o) => {
+                    let t = Tensor {
+                        buffer: DevAddr(out_at),
+                        buffer_bytes: o.bytes,
+                        offset: 0,
+                        bytes: o.bytes,
+                        creator: TaskId(task.id),
+                        dtype: o.dtype,
+                    };
+                    out_at += o.bytes.next_multiple_of(HEAP_OUTPUT_ALIGN);
+                    submitted.push_output(i, t);
+                    // SAFETY: `i < MAX_TENSOR_ARGS` (validated); the payload is the new task's.
+                    unsafe { write_tensor(&mut (*payload).tensors[i], &t, TensorDirection::Output) };
+                    continue;
+                }
             };
+            // SAFETY: as above.
+            unsafe { write_tensor(&mut (*payload).tensors[i], t, dir) };
             if self.manual_local(frame, t) {
                 continue;
             }
