@@ -293,6 +293,7 @@ impl TensorMap {
     }
 
     /// Returns every entry of a task chain to the pool (unlinking those still in a bucket).
+    #[inline]
     pub fn release_chain(&mut self, head: u32) {
         let mut i = head;
         let mut steps = 0u32;

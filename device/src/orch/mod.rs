@@ -402,7 +402,17 @@ impl<'a, 'p> Orchestrator<'a, 'p> {
 
     /// Reclaims the tensor-map chains of ring `ring`'s tasks behind its watermark. Runs before a
     /// slot is reused, so a chain is always read from its own task's slot.
+    #[inline(always)]
     fn cleanup_ring(&mut self, ring: usize) {
+        if self.rings[ring].tm_cleaned < self.rt.last_alive(ring) {
+            self.release_dead_chains(ring);
+        }
+    }
+
+    /// The loop of [`Orchestrator::cleanup_ring`] once its watermark has moved (in bursts: a
+    /// whole drained scope at a time).
+    #[inline(never)]
+    fn release_dead_chains(&mut self, ring: usize) {
         let alive = self.rt.last_alive(ring);
         let rv = &self.rt.view.rings[ring];
         let o = &mut self.rings[ring];
