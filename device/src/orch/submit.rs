@@ -658,6 +658,7 @@ fn prefetch_task_lines(rv: &crate::view::RingView, local: u32, tensors: usize) {
     }
 }
 
+#[inline(always)]
 fn write_tensor(d: &mut TensorDesc, t: &Tensor, dir: TensorDirection) {
     d.buffer = t.buffer;
     d.buffer_bytes = t.buffer_bytes;
