@@ -155,12 +155,11 @@ impl<'a> TaskSpec<'a> {
     }
 
     /// Bit `l` set when lane `l` has a kernel.
+    #[inline]
     pub fn lane_mask(&self) -> u32 {
         let mut m = 0;
         for (l, k) in self.kernels.iter().enumerate() {
-            if *k != INACTIVE_KERNEL {
-                m |= 1 << l;
-            }
+            m |= u32::from(*k != INACTIVE_KERNEL) << l;
         }
         m
     }
@@ -180,7 +179,7 @@ pub struct Submitted {
     pub task: TaskId,
     /// Entries below `count` (at most `INLINE_OUTPUTS`) are initialised; left uninitialised
     /// otherwise so a submit without outputs writes nothing here.
-    inline: [MaybeUninit<Tensor>; INLINE_OUTPUTS],
+    inline: [MaybeUninit<InlineOutput>; INLINE_OUTPUTS],
     count: u32,
     /// Bit `i` set when argument `i` is an [`Arg::Output`].
     output_args: u32,
@@ -192,10 +191,14 @@ impl Submitted {
         Submitted { task, inline: [MaybeUninit::uninit(); INLINE_OUTPUTS], count: 0, output_args: 0, payload }
     }
 
+    /// Records output `t` of argument `arg`: a whole runtime-allocated buffer created by this
+    /// task.
     #[inline(always)]
     pub(crate) fn push_output(&mut self, arg: usize, t: Tensor) {
+        debug_assert!(t.offset == 0 && t.bytes == t.buffer_bytes && t.creator == self.task);
         if (self.count as usize) < INLINE_OUTPUTS {
-            self.inline[self.count as usize] = MaybeUninit::new(t);
+            let o = InlineOutput { buffer: t.buffer, bytes: t.bytes, dtype: t.dtype };
+            self.inline[self.count as usize] = MaybeUninit::new(o);
         }
         self.count += 1;
         self.output_args |= 1 << arg;
@@ -213,7 +216,15 @@ impl Submitted {
         }
         if i < INLINE_OUTPUTS {
             // SAFETY: `i < count` and `i < INLINE_OUTPUTS`: `push_output` initialised entry `i`.
-            return Some(unsafe { self.inline[i].assume_init() });
+            let o = unsafe { self.inline[i].assume_init() };
+            return Some(Tensor {
+                buffer: o.buffer,
+                buffer_bytes: o.bytes,
+                offset: 0,
+                bytes: o.bytes,
+                creator: self.task,
+                dtype: o.dtype,
+            });
         }
         let mut mask = self.output_args;
         for _ in 0..i {
@@ -241,6 +252,15 @@ impl Submitted {
             None => panic!("task has {} outputs, asked for output {i}", self.count),
         }
     }
+}
+
+/// A runtime-allocated output as [`Submitted`] keeps it: the rest of its [`Tensor`] follows
+/// (the whole buffer, created by the submitted task).
+#[derive(Clone, Copy)]
+struct InlineOutput {
+    buffer: DevAddr,
+    bytes: u64,
+    dtype: DType,
 }
 
 impl core::fmt::Debug for Submitted {
