@@ -172,39 +172,7 @@ impl<'k> DeterministicScheduler<'k> {
     fn run(&mut self, rt: &Runtime<'_>, task: u64) -> Result<RingSet, SlotLockTimeout> {
         self.dispatched += 1;
         if let VirtualCores::RunKernels(resolver) = self.cores {
-            let d = rt.view.descriptor(task);
-            // SAFETY: the descriptor belongs to a ready task held by this thread.
-            let (kernels, blocks, mask) = unsafe { ((*d).kernel_ids, (*d).block_num, (*d).lane_mask) };
-            if mask != 0 {
-                let mut args = [0u64; MAX_KERNEL_ARGS];
-                // SAFETY: the payload of a ready task held by this thread, published at submit.
-                let n = super::kernel_args(unsafe { &*rt.view.payload(task) }, &mut args);
-                let dispatch_ns = if rt.trace.on(1) { rt.platform.now_ns() } else { 0 };
-                for block_idx in 0..blocks {
-                    let start_ns = if rt.trace.on(1) { rt.platform.now_ns() } else { 0 };
-                    for (lane, kernel) in kernels.iter().enumerate().take(LANE_COUNT) {
-                        if mask & (1 << lane) == 0 {
-                            continue;
-                        }
-                        let inv = KernelInvocation { args: &args[..n], block_idx, block_num: blocks };
-                        let ran = rt
-                            .funcs
-                            .get(*kernel)
-                            .and_then(|addr| resolver.resolve(addr))
-                            .map(|f| resolver.invoke(f, &inv).is_ok())
-                            .unwrap_or(false);
-                        if !ran {
-                            if self.kernel_faults == 0 {
-                                self.first_fault_task = task;
-                            }
-                            self.kernel_faults += 1;
-                        }
-                    }
-                    if rt.trace.on(1) {
-                        record_virtual_block(rt, task, &kernels, mask, (block_idx, blocks), dispatch_ns, start_ns);
-                    }
-                }
-            }
+            self.run_kernels(rt, task, resolver);
         }
         let t = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
         let rings = rt.complete(task, &mut self.releases)?;
@@ -213,6 +181,45 @@ impl<'k> DeterministicScheduler<'k> {
         }
         self.completed += 1;
         Ok(rings)
+    }
+
+    /// Runs every block of `task`'s kernels on the virtual cores, counting the ones that could
+    /// not run.
+    #[inline(never)]
+    fn run_kernels(&mut self, rt: &Runtime<'_>, task: u64, resolver: &dyn KernelResolver) {
+        let d = rt.view.descriptor(task);
+        // SAFETY: the descriptor belongs to a ready task held by this thread.
+        let (kernels, blocks, mask) = unsafe { ((*d).kernel_ids, (*d).block_num, (*d).lane_mask) };
+        if mask != 0 {
+            let mut args = [0u64; MAX_KERNEL_ARGS];
+            // SAFETY: the payload of a ready task held by this thread, published at submit.
+            let n = super::kernel_args(unsafe { &*rt.view.payload(task) }, &mut args);
+            let dispatch_ns = if rt.trace.on(1) { rt.platform.now_ns() } else { 0 };
+            for block_idx in 0..blocks {
+                let start_ns = if rt.trace.on(1) { rt.platform.now_ns() } else { 0 };
+                for (lane, kernel) in kernels.iter().enumerate().take(LANE_COUNT) {
+                    if mask & (1 << lane) == 0 {
+                        continue;
+                    }
+                    let inv = KernelInvocation { args: &args[..n], block_idx, block_num: blocks };
+                    let ran = rt
+                        .funcs
+                        .get(*kernel)
+                        .and_then(|addr| resolver.resolve(addr))
+                        .map(|f| resolver.invoke(f, &inv).is_ok())
+                        .unwrap_or(false);
+                    if !ran {
+                        if self.kernel_faults == 0 {
+                            self.first_fault_task = task;
+                        }
+                        self.kernel_faults += 1;
+                    }
+                }
+                if rt.trace.on(1) {
+                    record_virtual_block(rt, task, &kernels, mask, (block_idx, blocks), dispatch_ns, start_ns);
+                }
+            }
+        }
     }
 
     /// Records one pass over the ready tasks that started at `t0` and finished running and
