@@ -155,14 +155,9 @@ impl<'k> DeterministicScheduler<'k> {
                 }
             }
             let t1 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
-            match rt.flush_releases(&mut self.releases) {
-                Ok(r) => rings.merge(r),
-                Err(e) => {
-                    self.stop(rt, e);
-                    return any;
-                }
+            if !self.end_pass(rt, rings) {
+                return any;
             }
-            rt.advance(rings);
             if rt.trace.on(3) {
                 self.trace_phase(rt, t0, t1);
             }
@@ -222,6 +217,21 @@ impl<'k> DeterministicScheduler<'k> {
         }
     }
 
+    /// Ends a pass over the ready tasks: applies the releases it held and advances the
+    /// watermarks of `rings` and of the rings the flush consumed in. False when a lock stayed
+    /// held (the scheduler has stopped; nothing is advanced).
+    fn end_pass(&mut self, rt: &Runtime<'_>, mut rings: RingSet) -> bool {
+        match rt.flush_releases(&mut self.releases) {
+            Ok(r) => rings.merge(r),
+            Err(e) => {
+                self.stop(rt, e);
+                return false;
+            }
+        }
+        rt.advance(rings);
+        true
+    }
+
     /// Records one pass over the ready tasks that started at `t0` and finished running and
     /// completing them at `t1`, its releases ending now. The virtual cores run at dispatch, so
     /// the dispatch time includes the kernels; the time since the previous record (the thread
@@ -278,14 +288,9 @@ impl Drain for DeterministicScheduler<'_> {
             let t1 = if rt.trace.on(3) { rt.platform.now_ns() } else { 0 };
             // Nothing ready is left on this pass: apply the releases before the orchestrator
             // (which may be waiting for them) looks at the watermarks again.
-            match rt.flush_releases(&mut self.releases) {
-                Ok(r) => rings.merge(r),
-                Err(e) => {
-                    self.stop(rt, e);
-                    return any;
-                }
+            if !self.end_pass(rt, rings) {
+                return any;
             }
-            rt.advance(rings);
             if !progressed {
                 return any;
             }
