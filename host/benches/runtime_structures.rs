@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use criterion::Criterion;
-use pto_host::bench::ready_queue::{default_capacity, PlainRing, QueueBench, SpscRing};
+use pto_host::bench::ready_queue::{default_capacity, CasFloor, PlainRing, QueueBench, SpscRing};
 use pto_host::bench::tensor_map::{TaskArray, TensorMapBench, IN_FLIGHT};
 
 fn total(ns_per_item: f64, iters: u64) -> Duration {
@@ -36,8 +36,10 @@ fn ready_queue(c: &mut Criterion) {
     let cap = default_capacity();
     let q = QueueBench::new(cap);
     let mut plain = PlainRing::new(cap);
+    let floor = CasFloor::new(cap);
     let spsc = SpscRing::new(cap);
     g.bench_function("pair_one_thread", |b| b.iter_custom(|n| total(q.pairs(n).expect("items intact"), n)));
+    g.bench_function("baseline_two_cas_pair", |b| b.iter_custom(|n| total(floor.pairs(n).expect("items intact"), n)));
     g.bench_function("pair_exclusive", |b| b.iter_custom(|n| total(q.exclusive_pairs(n).expect("items intact"), n)));
     g.bench_function("baseline_plain_pair", |b| b.iter_custom(|n| total(plain.pairs(n), n)));
     g.bench_function("batch_32_one_thread", |b| b.iter_custom(|n| total(q.batches(n).expect("items intact"), n)));

@@ -2,8 +2,9 @@
 //! MPMC path, and the exclusive path of the deterministic mode), pushes and pops in batches of 32
 //! on one thread, and one producer and one consumer thread.
 //!
-//! Baselines: a plain (non-atomic) ring buffer doing the same pushes and pops on one thread, and
-//! a single-producer single-consumer ring (one atomic cursor per side, each side reading the
+//! Baselines: the two compare-and-swaps an MPMC pair cannot avoid (one per cursor) with the
+//! pair's cell writes and nothing else, a plain (non-atomic) ring buffer doing the same pushes and
+//! pops on one thread, and a single-producer single-consumer ring (one atomic cursor per side, each side reading the
 //! other's only when the ring looks full or empty, no compare-and-swap) between two threads that
 //! wait the same way.
 
@@ -213,6 +214,61 @@ impl PlainRing {
     }
 }
 
+/// A cursor alone on its cache line.
+#[repr(align(64))]
+struct LineCursor(AtomicU64);
+
+/// The floor of the atomic pair: per push+pop, one compare-and-swap on the producer cursor and
+/// one on the consumer cursor (each on its own line), the task and sequence writes of the cell,
+/// and the task read; no sequence checks, no full or empty handling. An MPMC queue whose
+/// producers and consumers each claim a cell with one compare-and-swap (as the ready queue and
+/// the peer's do) cannot do a pair in less.
+pub struct CasFloor {
+    enqueue: LineCursor,
+    dequeue: LineCursor,
+    cells: Vec<[AtomicU64; 2]>,
+}
+
+impl CasFloor {
+    /// Cursors at zero over `capacity` cells (a power of two).
+    pub fn new(capacity: u64) -> Self {
+        debug_assert!(capacity.is_power_of_two());
+        CasFloor {
+            enqueue: LineCursor(AtomicU64::new(0)),
+            dequeue: LineCursor(AtomicU64::new(0)),
+            cells: (0..capacity).map(|_| [AtomicU64::new(0), AtomicU64::new(0)]).collect(),
+        }
+    }
+
+    /// `items` push+pop pairs; Err if an item comes back wrong.
+    pub fn pairs(&self, items: u64) -> Result<f64, String> {
+        let mask = self.cells.len() as u64 - 1;
+        let mut bad = 0u64;
+        let ns = super::ns_per_item(items, || {
+            for i in 0..items {
+                let e = self.enqueue.0.load(Ordering::Relaxed);
+                if self.enqueue.0.compare_exchange_weak(e, e + 1, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                    let [seq, task] = &self.cells[(e & mask) as usize];
+                    task.store(i, Ordering::Relaxed);
+                    seq.store(e + 1, Ordering::Release);
+                }
+                let d = self.dequeue.0.load(Ordering::Relaxed);
+                if self.dequeue.0.compare_exchange_weak(d, d + 1, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                    let [seq, task] = &self.cells[(d & mask) as usize];
+                    bad += u64::from(black_box(task.load(Ordering::Relaxed)) != i);
+                    seq.store(d + mask + 1, Ordering::Release);
+                } else {
+                    bad += 1;
+                }
+            }
+        });
+        // A spurious failure of the first swap leaves a cell behind; the cursors must agree.
+        bad += u64::from(self.enqueue.0.load(Ordering::Relaxed) != self.dequeue.0.load(Ordering::Relaxed));
+        check(bad, "two compare-and-swap floor")?;
+        Ok(ns)
+    }
+}
+
 /// The two-thread baseline: a single-producer single-consumer ring.
 pub struct SpscRing {
     cells: Vec<AtomicU64>,
@@ -291,6 +347,7 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
     let cap = default_capacity();
     let q = QueueBench::new(cap);
     let mut plain = PlainRing::new(cap);
+    let floor = CasFloor::new(cap);
     let spsc = SpscRing::new(cap);
     let line = |name: &str, baseline: &'static str, (ns, baseline_ns): (Sampled, Sampled)| Line {
         name: name.to_string(),
@@ -302,7 +359,21 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
     // Warm the cells once around the ring.
     q.pairs(cap)?;
     plain.pairs(cap);
-    let pair = super::interleaved(reps, || plain.pairs(items), || q.pairs(items))?;
+    floor.pairs(cap)?;
+    let mut floor_err = None;
+    let pair = super::interleaved(
+        reps,
+        || {
+            floor.pairs(items).unwrap_or_else(|e| {
+                floor_err = Some(e);
+                f64::NAN
+            })
+        },
+        || q.pairs(items),
+    )?;
+    if let Some(e) = floor_err {
+        return Err(e);
+    }
     let exclusive = super::interleaved(reps, || plain.pairs(items), || q.exclusive_pairs(items))?;
     let batch = super::interleaved(reps, || plain.batches(items), || q.batches(items))?;
     let mut spsc_err = None;
@@ -320,7 +391,7 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
         return Err(e);
     }
     Ok(vec![
-        line("push+pop pair, one thread", "plain ring push+pop", pair),
+        line("push+pop pair, one thread", "its two compare-and-swaps alone", pair),
         line("pair, exclusive (deterministic)", "plain ring push+pop", exclusive),
         line("batch of 32, one thread", "plain ring, 32-item copies", batch),
         line("producer/consumer, two threads", "SPSC ring, two threads", two),
@@ -340,6 +411,9 @@ mod tests {
         q.two_threads(5_000).unwrap();
         assert!(q.queue.is_empty());
         SpscRing::new(64).two_threads(5_000).unwrap();
+        let floor = CasFloor::new(64);
+        floor.pairs(300).unwrap();
+        assert_eq!(floor.dequeue.0.load(Ordering::Relaxed), 300);
         let mut p = PlainRing::new(64);
         p.pairs(100);
         p.batches(100);
