@@ -139,12 +139,22 @@ impl Sampled {
 pub fn interleaved(
     reps: u32,
     mut baseline: impl FnMut() -> f64,
+    figure: impl FnMut() -> Result<f64, String>,
+) -> Result<(Sampled, Sampled), String> {
+    interleaved_checked(reps, || Ok(baseline()), figure)
+}
+
+/// [`interleaved`] with a baseline that checks its own work too: the first error of either ends
+/// the measurement.
+pub fn interleaved_checked(
+    reps: u32,
+    mut baseline: impl FnMut() -> Result<f64, String>,
     mut figure: impl FnMut() -> Result<f64, String>,
 ) -> Result<(Sampled, Sampled), String> {
     let mut fig = Vec::new();
     let mut base = Vec::new();
     for _ in 0..reps.max(1) {
-        base.push(baseline());
+        base.push(baseline()?);
         fig.push(figure()?);
     }
     Ok((Sampled::of(&mut fig), Sampled::of(&mut base)))

@@ -360,36 +360,10 @@ pub fn measure_all(items: u64, reps: u32) -> Result<Vec<Line>, String> {
     q.pairs(cap)?;
     plain.pairs(cap);
     floor.pairs(cap)?;
-    let mut floor_err = None;
-    let pair = super::interleaved(
-        reps,
-        || {
-            floor.pairs(items).unwrap_or_else(|e| {
-                floor_err = Some(e);
-                f64::NAN
-            })
-        },
-        || q.pairs(items),
-    )?;
-    if let Some(e) = floor_err {
-        return Err(e);
-    }
+    let pair = super::interleaved_checked(reps, || floor.pairs(items), || q.pairs(items))?;
     let exclusive = super::interleaved(reps, || plain.pairs(items), || q.exclusive_pairs(items))?;
     let batch = super::interleaved(reps, || plain.batches(items), || q.batches(items))?;
-    let mut spsc_err = None;
-    let two = super::interleaved(
-        reps,
-        || {
-            spsc.two_threads(items).unwrap_or_else(|e| {
-                spsc_err = Some(e);
-                f64::NAN
-            })
-        },
-        || q.two_threads(items),
-    )?;
-    if let Some(e) = spsc_err {
-        return Err(e);
-    }
+    let two = super::interleaved_checked(reps, || spsc.two_threads(items), || q.two_threads(items))?;
     Ok(vec![
         line("push+pop pair, one thread", "its two compare-and-swaps alone", pair),
         line("pair, exclusive (deterministic)", "plain ring push+pop", exclusive),
