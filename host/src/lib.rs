@@ -95,6 +95,6 @@ pub use pool::{ChipExit, ChipPool, ChipSpec, PoolConfig, PoolError, PoolEvent, P
 pub use runner::{
     f32s, BindStats, BootFailure, BootOutcome, BootSummary, BoundImage, CallableCounters, CallableRunConfig,
     CallableRunError, DeviceFailure, DeviceRunner, KernelLauncher, LaunchBlock, LaunchCounters, LaunchError,
-    LaunchParams, LaunchShape, LaunchStep, Quiesced, RegionKind, RunArg, RunError, RunMode, RunReport, RunRequest,
-    RunTrace, RunnerError, StaticArenaError, TraceConfig, TrackingAllocator, TRACE_KIND_NAMES,
+    LaunchParams, LaunchShape, LaunchStep, RegionKind, RunArg, RunError, RunMode, RunReport, RunRequest, RunTrace,
+    RunnerError, StaticArenaError, TraceConfig, TrackingAllocator, TRACE_KIND_NAMES,
 };

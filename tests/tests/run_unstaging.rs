@@ -127,23 +127,3 @@ fn after_a_failed_aicpu_synchronize_the_staged_tensors_are_abandoned_not_freed_u
     let report = runner.run(&vector_request(&args)).unwrap();
     assert!(report.output_f32(VECTOR_RESULT_ARG).iter().all(|&f| f == VECTOR_EXPECTED));
 }
-
-/// A device fault reported by the wait for a launch (the AICPU kernel trapped) is a device fault
-/// of the runner like any other: the run's staged tensors are abandoned, not freed, and finalize
-/// abandons the rest.
-#[test]
-fn a_device_fault_reported_while_waiting_for_the_aicpu_kernel_abandons_the_staged_tensors() {
-    let (sim, mut runner) = setup();
-    sim.register_entry(pto_host::sim::SIM_AICPU_ENTRY, |_| Err("the AICPU kernel trapped".into()));
-    let args = vector_args();
-    let err = runner.run(&vector_request(&args)).unwrap_err();
-    assert!(runner.faulted(), "the wait's device fault is remembered: {err}");
-    let RunError::Abandoned { error, buffers, .. } = &err else { panic!("the runner says it abandoned: {err}") };
-    assert!(error.to_string().contains("the AICPU kernel trapped"), "{err}");
-    assert_eq!(*buffers, 4, "the three tensors and the argument records block are abandoned");
-    let (tracked, backend, _, _) = accounts(&sim, &runner);
-    assert_eq!(backend - tracked, runner.allocator().abandoned_bytes(), "abandoned bytes stay allocated");
-    runner.finalize().unwrap();
-    assert_eq!(sim.live_allocations(), accounts(&sim, &runner).3, "finalize frees nothing after a fault");
-    assert!(sim.live_allocations() > 0, "the device memory was abandoned, not freed");
-}

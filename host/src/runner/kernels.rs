@@ -180,33 +180,25 @@ impl LazyKernel {
 }
 
 impl LazyKernel {
-    /// After a failed wait: aborts the stream's launches and waits `grace` for them. Launches
-    /// that may still run stay behind on a stream this kernel stops using.
-    fn quiesce(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> Quiesced {
+    /// After a failed wait: aborts the stream's launches and waits `grace` for them; true when
+    /// they ended, so the device no longer touches what they were given. Launches that may still
+    /// run stay behind on a stream this kernel stops using.
+    fn quiesce(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> bool {
         if std::mem::take(&mut self.left_running) {
-            return Quiesced { idle: false, device_fault: false };
+            return false;
         }
-        let Some(stream) = self.stream else { return Quiesced { idle: true, device_fault: false } };
+        let Some(stream) = self.stream else { return true };
         // A device fault collected while waiting means the launch ended (it failed).
-        let q = match backend.stream_abort(stream).and_then(|()| backend.stream_synchronize_timeout(stream, grace)) {
-            Ok(()) => Quiesced { idle: true, device_fault: false },
-            Err(e) if e.is_device_fault() => Quiesced { idle: true, device_fault: true },
-            Err(_) => Quiesced { idle: false, device_fault: false },
-        };
-        if !q.idle {
+        let ended = backend.stream_abort(stream).is_ok()
+            && matches!(
+                backend.stream_synchronize_timeout(stream, grace),
+                Ok(()) | Err(BackendError::DeviceFault { .. })
+            );
+        if !ended {
             self.stream = None;
         }
-        q
+        ended
     }
-}
-
-/// What aborting a kernel after a failed wait found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Quiesced {
-    /// The kernel's launches ended: the device no longer touches what they were given.
-    pub idle: bool,
-    /// Collecting them reported a device fault.
-    pub device_fault: bool,
 }
 
 /// The launch state of one runner: the backend's AICore and AICPU programs with cached handles
@@ -267,16 +259,16 @@ impl KernelLauncher {
         self.aicpu.launch(backend, LaunchStep::RegisterAicpu, LaunchStep::LaunchAicpu, shape, args)
     }
 
-    /// After a failed wait for the AICPU kernel: aborts it and waits `grace`. When it may still
-    /// run ([`Quiesced::idle`] false) its stream is left behind and the next AICPU launch gets a
-    /// fresh one.
-    pub fn quiesce_aicpu(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> Quiesced {
+    /// After a failed wait for the AICPU kernel: aborts it and waits `grace`; true when it ended
+    /// (the device no longer touches the run's memory), false when it may still run (its stream
+    /// is left behind and the next AICPU launch gets a fresh one).
+    pub fn quiesce_aicpu(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> bool {
         self.aicpu.quiesce(backend, grace)
     }
 
-    /// After a failed wait for the AICore kernel: as [`KernelLauncher::quiesce_aicpu`]; not idle
-    /// at once when the wait already left the kernel running.
-    pub fn quiesce_aicore(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> Quiesced {
+    /// After a failed wait for the AICore kernel: as [`KernelLauncher::quiesce_aicpu`]; false at
+    /// once when the wait already left the kernel running.
+    pub fn quiesce_aicore(&mut self, backend: &dyn DeviceBackend, grace: Duration) -> bool {
         self.aicore.quiesce(backend, grace)
     }
 

@@ -49,7 +49,7 @@ use crate::image::{build_runtime_image, CacheKey, Image, ImageCache, ImageError,
 pub use allocator::TrackingAllocator;
 pub use callables::{CallableCounters, CallableRunConfig, CallableRunError};
 pub use failure::DeviceFailure;
-pub use kernels::{KernelLauncher, LaunchCounters, LaunchError, LaunchShape, LaunchStep, Quiesced};
+pub use kernels::{KernelLauncher, LaunchCounters, LaunchError, LaunchShape, LaunchStep};
 use launch::decode_boot_report;
 pub use launch::{BootFailure, BootOutcome, BootSummary, LaunchBlock, LaunchParams};
 pub use request::{f32s, RunArg, RunError, RunMode, RunReport, RunRequest};

@@ -16,12 +16,12 @@ use pto_abi::DevAddr;
 use zerocopy::FromZeros;
 
 use super::failure::DeviceFailure;
-use super::kernels::{LaunchError, LaunchShape};
+use super::kernels::LaunchShape;
 use super::launch::{BootOutcome, LaunchParams};
 use super::request::{RunArg, RunError, RunMode, RunReport, RunRequest, RunShape};
 use super::staging::Staged;
 use super::{BoundImage, DeviceRunner, RunnerError};
-use crate::backend::{func_table, BackendError, DeviceIo, DeviceProgram, RunCode};
+use crate::backend::{func_table, DeviceIo, RunCode};
 
 /// Extra time the host gives the AICore kernel beyond the scheduler budget, after the AICPU
 /// kernel ended, before aborting it.
@@ -146,16 +146,24 @@ impl DeviceRunner {
         let backend = self.backend().clone();
         let backend = backend.as_ref();
         let started = self.launch_kernels(threads, clusters, idle)?;
-        let aicpu = self.launcher.wait_aicpu(backend);
+        let launcher = &mut self.launcher;
+        let aicpu = launcher.wait_aicpu(backend);
         let run_time = started.elapsed();
-        let aicpu = self.settle(aicpu, DeviceProgram::Aicpu, idle);
+        // A failed wait says nothing about whether the kernel still runs: abort it and confirm.
+        let aicpu = aicpu.map_err(|e| {
+            let confirmed = launcher.quiesce_aicpu(backend, STOP_GRACE);
+            *idle &= confirmed;
+            let after = if confirmed { "aborted, the device is idle" } else { "still running after an abort" };
+            format!("{e} ({after})")
+        });
         let aicore = if clusters > 0 {
-            let r = self.launcher.wait_aicore(
-                backend,
-                Duration::from_nanos(req.budgets.sched_ns) + JOIN_MARGIN,
-                STOP_GRACE,
-            );
-            self.settle(r, DeviceProgram::Aicore, idle)
+            let r = launcher.wait_aicore(backend, Duration::from_nanos(req.budgets.sched_ns) + JOIN_MARGIN, STOP_GRACE);
+            r.map_err(|e| {
+                let confirmed = launcher.quiesce_aicore(backend, STOP_GRACE);
+                *idle &= confirmed;
+                let after = if confirmed { "aborted, the device is idle" } else { "still running after an abort" };
+                format!("{e} ({after})")
+            })
         } else {
             Ok(())
         };
@@ -226,28 +234,6 @@ impl DeviceRunner {
         })
     }
 
-    /// The outcome of a wait for `program`'s kernel as text. A failed wait says nothing about
-    /// whether the kernel still runs: it is aborted and confirmed, `idle` is cleared unless the
-    /// device is confirmed idle, and a device fault from the wait or the abort is remembered.
-    fn settle(
-        &mut self,
-        waited: Result<(), LaunchError>,
-        program: DeviceProgram,
-        idle: &mut bool,
-    ) -> Result<(), String> {
-        let Err(e) = waited else { return Ok(()) };
-        self.faulted |= e.backend_error().is_some_and(BackendError::is_device_fault);
-        let backend = self.backend().clone();
-        let q = match program {
-            DeviceProgram::Aicore => self.launcher.quiesce_aicore(backend.as_ref(), STOP_GRACE),
-            _ => self.launcher.quiesce_aicpu(backend.as_ref(), STOP_GRACE),
-        };
-        self.faulted |= q.device_fault;
-        *idle &= q.idle;
-        let after = if q.idle { "aborted, the device is idle" } else { "still running after an abort" };
-        Err(format!("{e} ({after})"))
-    }
-
     /// Launches the AICore kernel (threaded mode only), then the AICPU kernel, both with the
     /// launch block's `KernelArgs`, and returns when the AICPU launch started (the start of the
     /// run's time). If the AICPU launch fails, the AICore kernel (whose cores wait for a boot that
@@ -260,8 +246,9 @@ impl DeviceRunner {
         if let Err(e) = self.launch_aicpu_kernel(LaunchShape { block_dim: threads }) {
             if clusters > 0 {
                 let backend = self.backend().clone();
-                let r = self.launcher.wait_aicore(backend.as_ref(), Duration::ZERO, STOP_GRACE);
-                let _ = self.settle(r, DeviceProgram::Aicore, idle);
+                if self.launcher.wait_aicore(backend.as_ref(), Duration::ZERO, STOP_GRACE).is_err() {
+                    *idle &= self.launcher.quiesce_aicore(backend.as_ref(), STOP_GRACE);
+                }
             }
             return Err(e.into());
         }
