@@ -127,3 +127,22 @@ fn after_a_failed_aicpu_synchronize_the_staged_tensors_are_abandoned_not_freed_u
     let report = runner.run(&vector_request(&args)).unwrap();
     assert!(report.output_f32(VECTOR_RESULT_ARG).iter().all(|&f| f == VECTOR_EXPECTED));
 }
+
+/// A launch that ended with a failure (here every AICPU block returns an error) is collected by
+/// the wait: the device no longer touches the run's memory, so the staged tensors are freed, not
+/// abandoned, and the runner is not faulted.
+#[test]
+fn a_launch_that_ended_with_a_failure_frees_the_staged_tensors_and_leaves_the_runner_usable() {
+    let (sim, mut runner) = setup();
+    sim.register_entry(pto_host::sim::SIM_AICPU_ENTRY, |_| Err("the AICPU program failed".into()));
+    let args = vector_args();
+    let err = runner.run(&vector_request(&args)).unwrap_err();
+    assert!(matches!(err, RunError::Stuck(ref m) if m.contains("the AICPU program failed")), "{err}");
+    assert!(!runner.faulted(), "a launch that ended is no device fault");
+    assert_eq!(runner.allocator().abandoned_bytes(), 0);
+    let (tracked, backend, tracked_n, backend_n) = accounts(&sim, &runner);
+    assert_eq!((tracked, tracked_n), (backend, backend_n), "tracked and backend agree");
+    assert_eq!(tracked_n, 4, "regions (3) and the launch block: every staged buffer was freed");
+    runner.finalize().unwrap();
+    assert_eq!(sim.live_allocations(), 0, "finalize freed everything");
+}

@@ -27,7 +27,10 @@
 //! writing memory the host handed it, so a runner *abandons* its memory: it forgets every
 //! allocation without freeing it (a freed block could be handed out again while the device still
 //! writes it) and stops using the device; the backend reclaims the memory when it is dropped or
-//! reset. Every other error leaves the device usable and the runner frees normally.
+//! reset. The one exception is a fault a stream synchronize collects: it is the outcome of a
+//! launch that has ended (it failed), so the device no longer touches that launch's memory and
+//! the runner frees it as usual. Every other error leaves the device usable and the runner frees
+//! normally.
 
 use std::time::Duration;
 
